@@ -1,0 +1,45 @@
+# Fresh-machine entry points: `make demo` and `make test`. Both create and reuse .venv/.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: venv install lint test test-unit test-contract test-integration test-chaos crds demo bench clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+lint: $(STAMP)
+	$(BIN)/ruff check operator tests
+	$(BIN)/ruff format --check operator tests
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+test: $(STAMP)
+	$(BIN)/pytest -q -p no:cacheprovider
+
+test-unit: $(STAMP)
+	$(BIN)/pytest -q tests/unit
+
+test-contract: $(STAMP)
+	$(BIN)/pytest -q tests/contract
+
+test-integration: $(STAMP)
+	$(BIN)/pytest -q tests/integration
+
+crds: $(STAMP)
+	$(BIN)/python -m twilio_video_operator.crdgen crds
+
+demo: $(STAMP)
+	$(BIN)/python -m twilio_video_operator.dev.demo
+
+clean:
+	rm -rf $(VENV) .dev .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,3 @@
+from twilio_video_operator.cli import main
+
+raise SystemExit(main())

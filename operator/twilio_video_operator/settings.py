@@ -1,0 +1,95 @@
+"""Operator settings, read from the environment (names as in a typical Twilio service env file)."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from twilio_video_operator.models.duration import parse_duration
+
+ACCOUNT_SID_PATTERN = r"^AC[0-9a-fA-F]{32}$"
+API_KEY_PATTERN = r"^SK[0-9a-fA-F]{32}$"
+
+RoomType = Literal["group", "group-small", "peer-to-peer", "go"]
+
+
+class SettingsError(Exception):
+    """A setting is missing or malformed; the message is one line naming it."""
+
+
+class Settings(BaseSettings):
+    """Everything the operator process reads from its environment."""
+
+    model_config = SettingsConfigDict(env_prefix="", case_sensitive=True, extra="ignore")
+
+    TWILIO_ACCOUNT_SID: str = Field(pattern=ACCOUNT_SID_PATTERN, description="Twilio Account SID (AC...)")
+    TWILIO_API_KEY: str | None = Field(default=None, pattern=API_KEY_PATTERN, description="API key SID (SK...)")
+    TWILIO_API_SECRET: SecretStr | None = Field(default=None, description="API key secret")
+    TWILIO_AUTH_TOKEN: SecretStr | None = Field(
+        default=None, description="Auth Token: verifies webhook signatures; may also authenticate REST calls"
+    )
+    TWILIO_BASE_URL: str | None = Field(
+        default=None, description="Send every Twilio host to this base URL (an emulator); unset in production"
+    )
+    PUBLIC_BASE_URL: str = Field(description="Externally visible base URL Twilio calls back")
+    VIDEO_ROOM_TYPE: RoomType = "group"
+    VIDEO_MAX_PARTICIPANTS: int = Field(default=25, ge=1, le=50)
+    VIDEO_TOKEN_TTL_SECONDS: int = Field(default=3600, ge=60, le=86400)
+    LOG_LEVEL: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    TWILIO_MAX_CONCURRENCY: int = Field(default=10, ge=1, le=1000)
+    RESYNC_INTERVAL: timedelta = Field(default=timedelta(minutes=10))
+    HTTP_HOST: str = Field(default="127.0.0.1", description="Address the operator's HTTP server binds")
+    HTTP_PORT: int = Field(default=8080, ge=0, le=65535)
+    WATCH_NAMESPACES: str = Field(default="", description="Comma-separated namespaces; empty watches all")
+
+    @field_validator("LOG_LEVEL", mode="before")
+    @classmethod
+    def _upper_log_level(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("RESYNC_INTERVAL", mode="before")
+    @classmethod
+    def _parse_resync(cls, value: object) -> object:
+        if isinstance(value, str):
+            text = value.strip()
+            return timedelta(seconds=int(text)) if text.isdigit() else parse_duration(text)
+        return value
+
+    @field_validator("PUBLIC_BASE_URL", "TWILIO_BASE_URL")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError("must be an absolute http(s) URL")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _credentials(self) -> Settings:
+        has_key = self.TWILIO_API_KEY is not None and self.TWILIO_API_SECRET is not None
+        if (self.TWILIO_API_KEY is None) != (self.TWILIO_API_SECRET is None):
+            raise ValueError("TWILIO_API_KEY and TWILIO_API_SECRET must be set together")
+        if not has_key and self.TWILIO_AUTH_TOKEN is None:
+            raise ValueError("set TWILIO_API_KEY and TWILIO_API_SECRET, or TWILIO_AUTH_TOKEN")
+        return self
+
+    @property
+    def watch_namespaces(self) -> list[str]:
+        return [ns.strip() for ns in self.WATCH_NAMESPACES.split(",") if ns.strip()]
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the settings; raise :class:`SettingsError` with one line naming the first bad setting."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = ".".join(str(part) for part in first["loc"]) or "settings"
+        message = first["msg"].removeprefix("Value error, ")
+        if first["type"] == "missing":
+            message = "is required but not set"
+        raise SettingsError(f"setting {name}: {message}") from None
