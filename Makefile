@@ -35,8 +35,12 @@ test-contract: $(STAMP)
 test-integration: $(STAMP)
 	$(BIN)/pytest -q tests/integration
 
+CHART_CRDS := charts/twilio-video-operator/files/crds
+
 crds: $(STAMP)
 	$(BIN)/python -m twilio_video_operator.crdgen crds
+	rm -f $(CHART_CRDS)/*.yaml
+	cp crds/*.yaml $(CHART_CRDS)/
 
 demo: $(STAMP)
 	$(BIN)/python -m twilio_video_operator.dev.demo

@@ -1,0 +1,103 @@
+-- Argo CD health check for video.openclaw.io/VideoRoom (Lua 5.1; Argo CD sets the global `obj`).
+local hs = {}
+
+-- Ready=False reasons that retrying will not fix (the operator's terminal reasons): the object needs a new
+-- spec or new credentials. Every other Ready=False reason is a step on the way (Creating, Scheduled,
+-- WaitingForRoom, Processing, ...).
+local TERMINAL_READY_REASONS = {
+  Failed = true,
+  Deleted = true,
+  InvalidSpec = true,
+  ForeignRoom = true,
+  RoomNotFound = true,
+  RejectedByTwilio = true,
+  ProcessingTimeout = true,
+  CredentialsInvalid = true,
+}
+
+local function condition(status, conditionType)
+  if status == nil or status.conditions == nil then
+    return nil
+  end
+  for _, c in ipairs(status.conditions) do
+    if c.type == conditionType then
+      return c
+    end
+  end
+  return nil
+end
+
+local function describe(c)
+  local reason = c.reason or ""
+  local message = c.message or ""
+  if reason ~= "" and message ~= "" then
+    return reason .. ": " .. message
+  end
+  if reason ~= "" then
+    return reason
+  end
+  return message
+end
+
+local metadata = obj.metadata or {}
+local annotations = metadata.annotations or {}
+local status = obj.status
+local generation = metadata.generation
+
+if annotations["video.openclaw.io/paused"] == "true" then
+  hs.status = "Suspended"
+  hs.message = "reconciliation is paused (annotation video.openclaw.io/paused)"
+  return hs
+end
+
+if status == nil or (generation ~= nil and (status.observedGeneration == nil or status.observedGeneration < generation)) then
+  hs.status = "Progressing"
+  if generation ~= nil then
+    hs.message = "waiting for the operator to observe generation " .. tostring(generation)
+  else
+    hs.message = "waiting for the operator to report a status"
+  end
+  return hs
+end
+
+local stalled = condition(status, "Stalled")
+if stalled ~= nil and stalled.status == "True" then
+  hs.status = "Degraded"
+  hs.message = describe(stalled)
+  return hs
+end
+
+local ready = condition(status, "Ready")
+
+if status.roomStatus == "failed" then
+  hs.status = "Degraded"
+  hs.message = "the Twilio room failed"
+  if ready ~= nil and describe(ready) ~= "" then
+    hs.message = hs.message .. ": " .. describe(ready)
+  end
+  return hs
+end
+
+if ready ~= nil and ready.status == "True" then
+  hs.status = "Healthy"
+  if status.roomStatus == "completed" then
+    hs.message = "the room session is completed"
+  else
+    hs.message = describe(ready)
+  end
+  return hs
+end
+
+if ready ~= nil and ready.status == "False" then
+  if TERMINAL_READY_REASONS[ready.reason or ""] then
+    hs.status = "Degraded"
+  else
+    hs.status = "Progressing"
+  end
+  hs.message = describe(ready)
+  return hs
+end
+
+hs.status = "Progressing"
+hs.message = "waiting for the Ready condition"
+return hs
