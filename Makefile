@@ -38,7 +38,7 @@ test-integration: $(STAMP)
 CHART_CRDS := charts/twilio-video-operator/files/crds
 
 crds: $(STAMP)
-	$(BIN)/python -m twilio_video_operator.crdgen crds
+	$(BIN)/python -m twilio_video_operator.crdgen crds --reference docs/crd-reference.md
 	rm -f $(CHART_CRDS)/*.yaml
 	cp crds/*.yaml $(CHART_CRDS)/
 

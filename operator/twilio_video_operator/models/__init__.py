@@ -1,1 +1,92 @@
-"""models."""
+"""Spec and status models of the custom resources, their conditions and the kinds registry."""
+
+from twilio_video_operator.models.clientprofile import ClientProfile, Degradation, NetworkQuality
+from twilio_video_operator.models.common import LocalObjectReference, SpecModel, StatusModel, model_problems
+from twilio_video_operator.models.composition import (
+    CompositionSpec,
+    CompositionStatus,
+    CompositionTemplate,
+    Delivery,
+    S3Delivery,
+    composition_spec_changes,
+    validate_composition_spec,
+)
+from twilio_video_operator.models.conditions import (
+    Condition,
+    ConditionType,
+    Reason,
+    conditions_to_dicts,
+    get_condition,
+    is_condition_true,
+    set_condition,
+)
+from twilio_video_operator.models.kinds import (
+    API_VERSION,
+    COMPOSITION,
+    GROUP,
+    KINDS,
+    SIGNINGKEYROTATION,
+    VERSION,
+    VIDEOROOM,
+    KindInfo,
+    kind_info,
+)
+from twilio_video_operator.models.signingkeyrotation import (
+    SecretKeys,
+    SigningKeyRotationSpec,
+    SigningKeyRotationStatus,
+    validate_signingkeyrotation_spec,
+)
+from twilio_video_operator.models.videoroom import (
+    Recording,
+    RecordingRule,
+    Schedule,
+    VideoRoomSpec,
+    VideoRoomStatus,
+    default_unique_name,
+    validate_videoroom_spec,
+)
+
+__all__ = [
+    "API_VERSION",
+    "COMPOSITION",
+    "GROUP",
+    "KINDS",
+    "SIGNINGKEYROTATION",
+    "VERSION",
+    "VIDEOROOM",
+    "ClientProfile",
+    "CompositionSpec",
+    "CompositionStatus",
+    "CompositionTemplate",
+    "Condition",
+    "ConditionType",
+    "Degradation",
+    "Delivery",
+    "KindInfo",
+    "LocalObjectReference",
+    "NetworkQuality",
+    "Reason",
+    "Recording",
+    "RecordingRule",
+    "S3Delivery",
+    "Schedule",
+    "SecretKeys",
+    "SigningKeyRotationSpec",
+    "SigningKeyRotationStatus",
+    "SpecModel",
+    "StatusModel",
+    "VideoRoomSpec",
+    "VideoRoomStatus",
+    "composition_spec_changes",
+    "conditions_to_dicts",
+    "default_unique_name",
+    "get_condition",
+    "is_condition_true",
+    "kind_info",
+    "model_problems",
+    "set_condition",
+    "validate_composition_spec",
+    "validate_signingkeyrotation_spec",
+    "validate_videoroom_spec",
+]

@@ -14,7 +14,9 @@ def parse_duration(text: str) -> timedelta:
     """Parse a Go-style duration; raise ``ValueError`` naming the bad text otherwise."""
     value = text.strip()
     if not re.fullmatch(DURATION_PATTERN, value):
-        raise ValueError(f"invalid duration {text!r}: use a number with a unit (ms, s, m, h), e.g. 90s, 5m, 2h")
+        raise ValueError(
+            f"invalid duration {text!r}: use a number with a unit (ms, s, m, h), e.g. 90s, 5m, 2h"
+        )
     seconds = sum(float(number) * _UNIT_SECONDS[unit] for number, unit in _PART.findall(value))
     return timedelta(seconds=seconds)
 

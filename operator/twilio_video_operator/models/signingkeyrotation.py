@@ -1,0 +1,125 @@
+"""SigningKeyRotation: spec, status and the keys of the Secret it maintains."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import ConfigDict, Field, model_validator
+
+from twilio_video_operator.models.common import (
+    OBJECT_NAME_MAX_LENGTH,
+    OBJECT_NAME_PATTERN,
+    Duration,
+    LocalObjectReference,
+    SpecModel,
+    StatusModel,
+    kubernetes_validations,
+    model_problems,
+)
+from twilio_video_operator.models.conditions import CONDITIONS_LIST_SCHEMA, Condition
+from twilio_video_operator.models.duration import parse_duration
+
+
+class SecretKeys:
+    """Names of the keys in the Secret a SigningKeyRotation writes (apps can ``envFrom`` it)."""
+
+    ACCOUNT_SID = "TWILIO_ACCOUNT_SID"
+    API_KEY = "TWILIO_API_KEY"
+    API_SECRET = "TWILIO_API_SECRET"  # noqa: S105 (a key name, not a secret)
+    API_KEY_NEXT = "TWILIO_API_KEY_NEXT"
+    API_SECRET_NEXT = "TWILIO_API_SECRET_NEXT"  # noqa: S105 (a key name, not a secret)
+    API_KEY_PREVIOUS = "TWILIO_API_KEY_PREVIOUS"
+    API_SECRET_PREVIOUS = "TWILIO_API_SECRET_PREVIOUS"  # noqa: S105 (a key name, not a secret)
+
+
+FRIENDLY_NAME_PREFIX_MAX_LENGTH = 48
+
+SPEC_RULES: list[dict[str, str]] = [
+    {
+        "rule": "duration(self.rotationInterval) > duration(self.stagePeriod) + duration(self.overlap)",
+        "message": "rotationInterval must be longer than stagePeriod + overlap",
+    }
+]
+
+
+class SigningKeyRotationSpec(SpecModel):
+    """A Twilio API key kept in a Secret and replaced on a schedule, with staging and overlap."""
+
+    model_config = ConfigDict(json_schema_extra=kubernetes_validations(*SPEC_RULES))
+
+    secret_name: str = Field(
+        min_length=1,
+        max_length=OBJECT_NAME_MAX_LENGTH,
+        pattern=OBJECT_NAME_PATTERN,
+        description="Secret in the same namespace that the operator owns and writes the keys to.",
+    )
+    rotation_interval: Duration = Field(default="720h", description="Time between rotations (Go duration).")
+    stage_period: Duration = Field(
+        default="2m", description="How long a new key sits in the Secret as next before it becomes active."
+    )
+    overlap: Duration = Field(
+        default="2h",
+        description=(
+            "How long the previous key stays valid after the switch; must be at least the longest token TTL."
+        ),
+    )
+    friendly_name_prefix: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=FRIENDLY_NAME_PREFIX_MAX_LENGTH,
+        description="Prefix of the Twilio key FriendlyName; unset means <namespace>-<name>.",
+    )
+    credentials_ref: LocalObjectReference | None = Field(
+        default=None,
+        description=(
+            "Secret with credentials allowed to manage keys (Auth Token or a Main key); unset means the "
+            "operator's credentials."
+        ),
+    )
+    deletion_policy: Literal["Retain", "Revoke"] = Field(
+        default="Retain",
+        description="What deleting the object does to its keys at Twilio: Retain them or Revoke them.",
+    )
+
+    @model_validator(mode="after")
+    def _interval_fits(self) -> SigningKeyRotationSpec:
+        cycle = parse_duration(self.stage_period) + parse_duration(self.overlap)
+        if parse_duration(self.rotation_interval) <= cycle:
+            raise ValueError("rotationInterval must be longer than stagePeriod + overlap")
+        return self
+
+
+class SigningKeyRotationStatus(StatusModel):
+    """Observed state of the rotation (key SIDs only; secrets live in the Secret alone)."""
+
+    active_key_sid: str | None = Field(default=None, description="SID (SK...) of the active key.")
+    next_key_sid: str | None = Field(default=None, description="SID of the staged key, while staging.")
+    previous_key_sid: str | None = Field(default=None, description="SID of the previous key, during overlap.")
+    revision: int | None = Field(default=None, ge=0, description="Number of keys made active so far.")
+    next_key_staged_at: datetime | None = Field(
+        default=None, description="When the staged key was written to the Secret."
+    )
+    last_rotation_time: datetime | None = Field(default=None, description="When a key last became active.")
+    next_rotation_time: datetime | None = Field(default=None, description="When the next rotation starts.")
+    previous_key_revoke_time: datetime | None = Field(
+        default=None, description="When the previous key will be (or was) revoked."
+    )
+    failed_attempts: int | None = Field(
+        default=None, ge=0, description="Consecutive failed rotation attempts (drives the backoff)."
+    )
+    last_attempt_time: datetime | None = Field(default=None, description="When the last attempt was made.")
+    observed_generation: int | None = Field(
+        default=None, ge=0, description="metadata.generation this status reflects."
+    )
+    conditions: list[Condition] = Field(
+        default_factory=list,
+        description="Ready, Rotating, Synced and Stalled.",
+        json_schema_extra=CONDITIONS_LIST_SCHEMA,
+    )
+
+
+def validate_signingkeyrotation_spec(spec: Mapping[str, Any] | None) -> list[str]:
+    """Problems with a SigningKeyRotation spec, as ``spec.<path>: message`` lines (empty when valid)."""
+    return model_problems(SigningKeyRotationSpec, spec)

@@ -1,0 +1,316 @@
+"""VideoRoom: spec and status."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AwareDatetime, ConfigDict, Field, StringConstraints, field_validator, model_validator
+
+from twilio_video_operator.models.clientprofile import ClientProfile
+from twilio_video_operator.models.common import (
+    Duration,
+    LocalObjectReference,
+    SpecModel,
+    StatusModel,
+    kubernetes_validations,
+    model_problems,
+)
+from twilio_video_operator.models.composition import CompositionTemplate
+from twilio_video_operator.models.conditions import CONDITIONS_LIST_SCHEMA, Condition
+
+RoomType = Literal["group", "group-small", "peer-to-peer", "go"]
+RoomCodec = Literal["VP8", "H264"]
+RoomStatusValue = Literal["Scheduled", "in-progress", "completed", "failed"]
+#: Room types that can record (Twilio records Group rooms only).
+RECORDING_ROOM_TYPES = ("group", "group-small")
+
+UNIQUE_NAME_MAX_LENGTH = 128
+#: Identities and identity globs; Twilio identities are short strings.
+Identity = Annotated[str, StringConstraints(min_length=1, max_length=256)]
+
+
+def default_unique_name(namespace: str, name: str) -> str:
+    """``<namespace>:<name>``, shortened with a stable hash suffix when longer than Twilio allows."""
+    full = f"{namespace}:{name}"
+    if len(full) <= UNIQUE_NAME_MAX_LENGTH:
+        return full
+    digest = hashlib.sha256(full.encode()).hexdigest()[:10]
+    return f"{full[: UNIQUE_NAME_MAX_LENGTH - len(digest) - 1]}-{digest}"
+
+
+SCHEDULE_RULES: list[dict[str, str]] = [
+    {
+        "rule": "has(self.startTime) || has(self.endTime)",
+        "message": "schedule needs startTime, endTime or both",
+    },
+    {
+        "rule": "!has(self.startTime) || !has(self.endTime) || self.endTime > self.startTime",
+        "message": "schedule.endTime must be after schedule.startTime",
+    },
+]
+
+
+class Schedule(SpecModel):
+    """When the room should exist."""
+
+    model_config = ConfigDict(json_schema_extra=kubernetes_validations(*SCHEDULE_RULES))
+
+    start_time: AwareDatetime | None = Field(
+        default=None,
+        description="RFC 3339 time the session starts; the room is created provisionAhead earlier.",
+    )
+    end_time: AwareDatetime | None = Field(
+        default=None, description="RFC 3339 time the room is completed; must be after startTime."
+    )
+    provision_ahead: Duration = Field(
+        default="5m", description="How long before startTime to create the room (Go duration)."
+    )
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Schedule:
+        if self.start_time is None and self.end_time is None:
+            raise ValueError("schedule needs startTime, endTime or both")
+        if self.start_time is not None and self.end_time is not None and self.end_time <= self.start_time:
+            raise ValueError("schedule.endTime must be after schedule.startTime")
+        return self
+
+
+RULE_RULES: list[dict[str, str]] = [
+    {
+        "rule": "has(self.all) || has(self.publisher) || has(self.track) || has(self.kind)",
+        "message": "a recording rule needs all, publisher, track or kind",
+    },
+    {
+        "rule": "!has(self.all) || (self.all && !has(self.publisher) && !has(self.track) && !has(self.kind))",
+        "message": "all must be true and is the only filter allowed next to type",
+    },
+]
+
+
+class RecordingRule(SpecModel):
+    """One Twilio recording rule: include or exclude tracks matching the filters."""
+
+    model_config = ConfigDict(json_schema_extra=kubernetes_validations(*RULE_RULES))
+
+    type: Literal["include", "exclude"] = Field(description="include or exclude the matching tracks.")
+    all: bool | None = Field(default=None, description="Match every track; must be true, alone with type.")
+    publisher: str | None = Field(
+        default=None, min_length=1, max_length=256, description="Participant identity or SID."
+    )
+    track: str | None = Field(default=None, min_length=1, max_length=128, description="Track name or SID.")
+    kind: Literal["audio", "video"] | None = Field(default=None, description="Track kind.")
+
+    @model_validator(mode="after")
+    def _filters(self) -> RecordingRule:
+        others = [self.publisher, self.track, self.kind]
+        if self.all is None and all(value is None for value in others):
+            raise ValueError("a recording rule needs all, publisher, track or kind")
+        if self.all is not None and (not self.all or any(value is not None for value in others)):
+            raise ValueError("all must be true and is the only filter allowed next to type")
+        return self
+
+
+class Recording(SpecModel):
+    """Recording of the room and, optionally, composing it when the room completes."""
+
+    participants_on_connect: bool = Field(
+        default=False, description="Record every participant's tracks from the moment they connect."
+    )
+    rules: list[RecordingRule] | None = Field(
+        default=None, min_length=1, max_length=20, description="Twilio recording rules (1 to 20)."
+    )
+    compose: CompositionTemplate | None = Field(
+        default=None,
+        description=(
+            "When the room completes, create a Composition named <room>-recording, owned by this room, "
+            "with these settings."
+        ),
+    )
+
+
+class Moderation(SpecModel):
+    """Participant moderation."""
+
+    blocked_identities: list[Identity] = Field(
+        default_factory=list,
+        max_length=1000,
+        description="Identities that are disconnected when connected and refused tokens.",
+    )
+
+
+class Access(SpecModel):
+    """Who may receive tokens for this room."""
+
+    allowed_identities: list[Identity] | None = Field(
+        default=None,
+        max_length=1000,
+        description="Identities (shell-style globs with *) the token service may mint for; unset means any.",
+    )
+
+
+class Tokens(SpecModel):
+    """Access Token settings for this room."""
+
+    signing_key_rotation_ref: LocalObjectReference | None = Field(
+        default=None,
+        description="SigningKeyRotation whose active key signs this room's tokens; unset: the operator key.",
+    )
+    max_ttl_seconds: int = Field(
+        default=3600, ge=60, le=86400, description="Longest token lifetime the token service grants."
+    )
+
+
+RECORDING_TYPE_RULE = {
+    "rule": "!has(self.recording) || !has(self.type) || self.type == 'group' || self.type == 'group-small'",
+    "message": "recording needs a group or group-small room",
+}
+
+
+class VideoRoomSpec(SpecModel):
+    """Desired Twilio Video room. Unset fields take the operator's or Twilio's defaults."""
+
+    model_config = ConfigDict(json_schema_extra=kubernetes_validations(RECORDING_TYPE_RULE))
+
+    unique_name: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=UNIQUE_NAME_MAX_LENGTH,
+        description="Twilio UniqueName of the room; unset means <namespace>:<name>.",
+    )
+    type: RoomType | None = Field(
+        default=None,
+        description="Room type; unset means the operator setting VIDEO_ROOM_TYPE (default group).",
+    )
+    max_participants: int | None = Field(
+        default=None,
+        ge=1,
+        le=50,
+        description="Participant cap; unset means the operator setting VIDEO_MAX_PARTICIPANTS (default 25).",
+    )
+    max_participant_duration: int | None = Field(
+        default=None, ge=600, le=86400, description="Longest a participant may stay, in seconds."
+    )
+    empty_room_timeout: int | None = Field(
+        default=None,
+        ge=1,
+        le=60,
+        description="Minutes an empty room stays open after the last participant left.",
+    )
+    unused_room_timeout: int | None = Field(
+        default=None, ge=1, le=60, description="Minutes a room nobody joined stays open."
+    )
+    media_region: str | None = Field(
+        default=None,
+        max_length=16,
+        pattern=r"^([a-z]{2}[0-9]|gll)$",
+        description="Twilio media region, e.g. us1, ie1, de1, au1, jp1, sg1, in1, br1, us2 or gll.",
+    )
+    video_codecs: list[RoomCodec] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=2,
+        description="Video codecs allowed in the room.",
+        json_schema_extra={"x-kubernetes-list-type": "set"},
+    )
+    audio_only: bool | None = Field(default=None, description="Only audio tracks may be published.")
+    state: Literal["Active", "Completed"] = Field(
+        default="Active",
+        description="Set Completed to end the session now (stops billing); a completed room cannot restart.",
+    )
+    schedule: Schedule | None = Field(default=None, description="Create and complete the room on a schedule.")
+    keep_alive: bool = Field(
+        default=False,
+        description=(
+            "When Twilio completes the room on its own while state is Active (and inside the schedule, if "
+            "any), open a new session."
+        ),
+    )
+    recording: Recording | None = Field(
+        default=None, description="Recording settings; unset records nothing."
+    )
+    moderation: Moderation | None = Field(default=None, description="Participant moderation.")
+    access: Access | None = Field(default=None, description="Who may receive tokens for this room.")
+    client_profile: ClientProfile | None = Field(
+        default=None,
+        description="twilio-video.js connect options returned with every token; unset: operator defaults.",
+    )
+    tokens: Tokens | None = Field(
+        default=None, description="Which key signs tokens and their longest lifetime."
+    )
+    adopt_existing: bool = Field(
+        default=False,
+        description="Adopt an in-progress Twilio room with this uniqueName that the operator did not create.",
+    )
+    deletion_policy: Literal["Complete", "Retain"] = Field(
+        default="Complete",
+        description="What deleting the object does to the Twilio room: Complete it or Retain it.",
+    )
+    credentials_ref: LocalObjectReference | None = Field(
+        default=None,
+        description=(
+            "Secret with TWILIO_ACCOUNT_SID, TWILIO_API_KEY, TWILIO_API_SECRET and optionally "
+            "TWILIO_AUTH_TOKEN; unset means the operator's credentials."
+        ),
+    )
+
+    @field_validator("video_codecs")
+    @classmethod
+    def _codecs_unique(cls, value: list[RoomCodec] | None) -> list[RoomCodec] | None:
+        if value is not None and len(set(value)) != len(value):
+            raise ValueError("videoCodecs lists a codec twice")
+        return value
+
+    @model_validator(mode="after")
+    def _recording_needs_group(self) -> VideoRoomSpec:
+        if self.recording is not None and self.type is not None and self.type not in RECORDING_ROOM_TYPES:
+            raise ValueError(f"recording needs a group or group-small room, not type {self.type}")
+        return self
+
+
+class ParticipantCounts(StatusModel):
+    """Participant counts of the current session."""
+
+    connected: int | None = Field(default=None, ge=0, description="Participants connected now.")
+    peak: int | None = Field(default=None, ge=0, description="Most participants connected at once.")
+
+
+class SessionHistory(StatusModel):
+    """Twilio rooms (sessions) opened for this object."""
+
+    count: int | None = Field(default=None, ge=0, description="Sessions opened so far.")
+    recent_sids: list[str] | None = Field(
+        default=None, description="SIDs of the last few sessions, newest last."
+    )
+
+
+class VideoRoomStatus(StatusModel):
+    """Observed state of the Twilio room."""
+
+    sid: str | None = Field(default=None, description="Twilio Room SID (RM...) of the current session.")
+    unique_name: str | None = Field(default=None, description="UniqueName the room was created with.")
+    room_status: RoomStatusValue | None = Field(
+        default=None, description="Scheduled (not created yet), in-progress, completed or failed."
+    )
+    type: str | None = Field(default=None, description="Room type Twilio reports.")
+    created_at: datetime | None = Field(default=None, description="When Twilio created the room.")
+    ended_at: datetime | None = Field(default=None, description="When the room completed.")
+    duration_seconds: int | None = Field(default=None, ge=0, description="Length of the completed session.")
+    participants: ParticipantCounts | None = Field(default=None, description="Participant counts.")
+    sessions: SessionHistory | None = Field(default=None, description="Sessions opened for this object.")
+    last_synced_at: datetime | None = Field(default=None, description="Last successful sync with Twilio.")
+    observed_generation: int | None = Field(
+        default=None, ge=0, description="metadata.generation this status reflects."
+    )
+    conditions: list[Condition] = Field(
+        default_factory=list,
+        description="Ready, Synced and Stalled.",
+        json_schema_extra=CONDITIONS_LIST_SCHEMA,
+    )
+
+
+def validate_videoroom_spec(spec: Mapping[str, Any] | None) -> list[str]:
+    """Problems with a VideoRoom spec, as ``spec.<path>: message`` lines (empty when valid)."""
+    return model_problems(VideoRoomSpec, spec)
