@@ -3,7 +3,8 @@
 Twilio's SDK builds absolute URLs on fixed hosts (``https://video.twilio.com``, ``https://api.twilio.com``,
 ``https://iam.twilio.com``, and edge/region variants of them). When ``TWILIO_BASE_URL`` is set, these clients
 keep the path and query of every request and replace the scheme and host, so the unmodified SDK talks to an
-emulator. Pagination URLs returned by the server go through the same rewrite.
+emulator. Pagination URLs returned by the server go through the same rewrite. With ``base_url=None`` the
+clients leave URLs alone and behave like the SDK's own clients.
 """
 
 from __future__ import annotations
@@ -27,23 +28,30 @@ def rewrite_twilio_url(url: str, base_url: str) -> str:
     return urlunsplit((base.scheme, base.netloc, prefix + parts.path, parts.query, parts.fragment))
 
 
-class BaseUrlHttpClient(TwilioHttpClient):
-    """Synchronous client that rewrites Twilio hosts to ``base_url``."""
+def _target_url(url: str, base_url: str | None) -> str:
+    return url if base_url is None else rewrite_twilio_url(url, base_url)
 
-    def __init__(self, base_url: str, **kwargs: Any) -> None:
+
+class BaseUrlHttpClient(TwilioHttpClient):
+    """Synchronous client that rewrites Twilio hosts to ``base_url`` (no rewrite when it is ``None``)."""
+
+    def __init__(self, base_url: str | None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.base_url = base_url
 
     def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Response:
-        return super().request(method, rewrite_twilio_url(url, self.base_url), *args, **kwargs)
+        return super().request(method, _target_url(url, self.base_url), *args, **kwargs)
 
 
 class AsyncBaseUrlHttpClient(AsyncTwilioHttpClient):
-    """Async client (aiohttp) that rewrites Twilio hosts to ``base_url``. Build it inside a running loop."""
+    """Async client (aiohttp) that rewrites Twilio hosts to ``base_url`` (no rewrite when it is ``None``).
 
-    def __init__(self, base_url: str, **kwargs: Any) -> None:
+    Build it inside a running event loop: it opens its aiohttp session on construction.
+    """
+
+    def __init__(self, base_url: str | None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.base_url = base_url
 
     async def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Response:
-        return await super().request(method, rewrite_twilio_url(url, self.base_url), *args, **kwargs)
+        return await super().request(method, _target_url(url, self.base_url), *args, **kwargs)

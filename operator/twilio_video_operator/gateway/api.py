@@ -1,0 +1,16 @@
+"""Every gateway operation for one credential set, in one object."""
+
+from __future__ import annotations
+
+from twilio_video_operator.gateway.compositions import CompositionOperations
+from twilio_video_operator.gateway.keys import KeyOperations
+from twilio_video_operator.gateway.rooms import RoomOperations
+
+
+class TwilioApi(RoomOperations, CompositionOperations, KeyOperations):
+    """Rooms, participants, compositions and keys of one Twilio account.
+
+    Obtain it with ``TwilioGateway.api(creds)``; it is cheap, so build one per reconcile with the credential
+    values just read. Every method retries transient failures within the gateway's bounds and raises a
+    :class:`~twilio_video_operator.gateway.errors.GatewayError` subclass otherwise.
+    """

@@ -1,0 +1,70 @@
+"""The Twilio operations the gateway performs, named by their spec operationId (the ``op_id`` label)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+OpType = Literal["create", "read", "list", "update", "delete"]
+Service = str
+"""The Twilio product host label: ``video`` (video.twilio.com) or ``api`` (api.twilio.com)."""
+
+
+@dataclass(frozen=True)
+class Operation:
+    op_id: str
+    service: Service
+    op_type: OpType
+
+    @property
+    def idempotent(self) -> bool:
+        """Whether sending the request twice is harmless.
+
+        Creates are not. Updates and deletes here are: completing a completed room, disconnecting a gone
+        participant or deleting a deleted resource is answered with an error the gateway tolerates.
+        """
+        return self.op_type != "create"
+
+    @property
+    def mutating(self) -> bool:
+        return self.op_type in ("create", "update", "delete")
+
+
+def _op(op_id: str, service: Service, op_type: OpType) -> Operation:
+    return Operation(op_id, service, op_type)
+
+
+CREATE_ROOM = _op("CreateRoom", "video", "create")
+LIST_ROOM = _op("ListRoom", "video", "list")
+FETCH_ROOM = _op("FetchRoom", "video", "read")
+UPDATE_ROOM = _op("UpdateRoom", "video", "update")
+LIST_ROOM_PARTICIPANT = _op("ListRoomParticipant", "video", "list")
+UPDATE_ROOM_PARTICIPANT = _op("UpdateRoomParticipant", "video", "update")
+CREATE_COMPOSITION = _op("CreateComposition", "video", "create")
+FETCH_COMPOSITION = _op("FetchComposition", "video", "read")
+LIST_COMPOSITION = _op("ListComposition", "video", "list")
+DELETE_COMPOSITION = _op("DeleteComposition", "video", "delete")
+# Not a path in the OpenAPI spec: Media exists only as a link of a Composition.
+FETCH_COMPOSITION_MEDIA = _op("FetchCompositionMedia", "video", "read")
+CREATE_NEW_KEY = _op("CreateNewKey", "api", "create")
+LIST_KEY = _op("ListKey", "api", "list")
+FETCH_KEY = _op("FetchKey", "api", "read")
+DELETE_KEY = _op("DeleteKey", "api", "delete")
+
+ALL_OPERATIONS: tuple[Operation, ...] = (
+    CREATE_ROOM,
+    LIST_ROOM,
+    FETCH_ROOM,
+    UPDATE_ROOM,
+    LIST_ROOM_PARTICIPANT,
+    UPDATE_ROOM_PARTICIPANT,
+    CREATE_COMPOSITION,
+    FETCH_COMPOSITION,
+    LIST_COMPOSITION,
+    DELETE_COMPOSITION,
+    FETCH_COMPOSITION_MEDIA,
+    CREATE_NEW_KEY,
+    LIST_KEY,
+    FETCH_KEY,
+    DELETE_KEY,
+)

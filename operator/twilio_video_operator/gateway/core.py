@@ -1,0 +1,85 @@
+"""The gateway: the one object through which the operator talks to Twilio."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from twilio_video_operator import metrics
+from twilio_video_operator.gateway.api import TwilioApi
+from twilio_video_operator.gateway.circuit import CircuitBreaker, CircuitState
+from twilio_video_operator.gateway.config import GatewayConfig
+from twilio_video_operator.gateway.credentials import CredentialSet
+from twilio_video_operator.gateway.executor import Executor
+from twilio_video_operator.gateway.pool import ClientPool
+
+
+class TwilioGateway:
+    """Owns the Twilio clients (one per credential set), the concurrency cap and the circuit breakers.
+
+    Create one per process; it may be built outside an event loop, but its clients are created lazily inside
+    the running loop. ``await close()`` on shutdown closes every HTTP session. ``clock``, ``sleep`` and
+    ``rng`` are injectable for tests.
+    """
+
+    def __init__(
+        self,
+        config: GatewayConfig | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.config = config or GatewayConfig()
+        self._clock = clock
+        self._semaphore = asyncio.Semaphore(self.config.max_concurrency)
+        self._breakers: dict[str, CircuitBreaker] = {}
+        self._pool = ClientPool(
+            base_url=self.config.base_url,
+            semaphore=self._semaphore,
+            request_timeout=self.config.request_timeout,
+            idle_ttl=self.config.idle_client_ttl,
+            clock=clock,
+        )
+        self._executor = Executor(self.config.retry, self.breaker, sleep=sleep, clock=clock, rng=rng)
+
+    def api(self, creds: CredentialSet) -> TwilioApi:
+        """The operations, bound to ``creds`` (pass the values just read; a change replaces the client)."""
+        return TwilioApi(self._pool, self._executor, creds, self.config.base_url)
+
+    def client_for(self, creds: CredentialSet) -> Any:
+        """The async ``twilio.rest.Client`` for REST calls with ``creds`` (API key, else Auth Token).
+
+        Call it inside the running loop. Requests made with it share the concurrency cap and metrics but
+        not the retry policy; prefer :meth:`api`.
+        """
+        return self._pool.entry(creds).rest
+
+    def keys_client_for(self, creds: CredentialSet) -> Any:
+        """The async ``twilio.rest.Client`` for the Keys API with ``creds`` (Auth Token, else Main key)."""
+        return self._pool.entry(creds).keys
+
+    def breaker(self, service: str) -> CircuitBreaker:
+        """The circuit breaker of one Twilio service (``video``, ``api``)."""
+        breaker = self._breakers.get(service)
+        if breaker is None:
+            gauge = metrics.TWILIO_CIRCUIT_STATE.labels(service)
+
+            def on_change(state: CircuitState) -> None:
+                gauge.set(int(state))
+
+            breaker = CircuitBreaker(self.config.circuit, clock=self._clock, on_change=on_change)
+            self._breakers[service] = breaker
+        return breaker
+
+    @property
+    def client_count(self) -> int:
+        """Credential sets with a live client."""
+        return len(self._pool)
+
+    async def close(self) -> None:
+        """Close every client's HTTP session. The gateway cannot be used afterwards."""
+        await self._pool.close()

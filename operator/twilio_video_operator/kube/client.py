@@ -1,0 +1,171 @@
+"""Async Kubernetes API client over aiohttp, authenticated like kopf (kubeconfig or in-cluster)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import ssl
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import kopf
+
+from twilio_video_operator.kube.resources import Resource
+
+MERGE_PATCH = "application/merge-patch+json"
+JSON_PATCH = "application/json-patch+json"
+
+
+class KubeApiError(Exception):
+    """A non-2xx answer from the Kubernetes API, with the ``reason`` of its Status body."""
+
+    def __init__(self, status: int, reason: str, message: str) -> None:
+        super().__init__(f"{status} {reason}: {message}")
+        self.status = status
+        self.reason = reason
+        self.message = message
+
+    @property
+    def not_found(self) -> bool:
+        return self.status == 404
+
+    @property
+    def conflict(self) -> bool:
+        return self.status == 409
+
+
+def _ssl_context(info: kopf.ConnectionInfo) -> ssl.SSLContext | bool:
+    if not info.server.startswith("https"):
+        return False
+    if info.insecure:
+        return False
+    context = ssl.create_default_context()
+    if info.ca_path:
+        context.load_verify_locations(cafile=str(info.ca_path))
+    elif info.ca_data:
+        data = info.ca_data.decode() if isinstance(info.ca_data, bytes) else info.ca_data
+        if "BEGIN CERTIFICATE" not in data:
+            data = base64.b64decode(data).decode()
+        context.load_verify_locations(cadata=data)
+    cert, key = info.certificate_path, info.private_key_path
+    if info.certificate_data and info.private_key_data:
+        with tempfile.TemporaryDirectory() as folder:
+            cert_file, key_file = Path(folder, "tls.crt"), Path(folder, "tls.key")
+            cert_file.write_bytes(_pem(info.certificate_data))
+            key_file.write_bytes(_pem(info.private_key_data))
+            context.load_cert_chain(cert_file, key_file)
+    elif cert and key:
+        context.load_cert_chain(str(cert), str(key))
+    return context
+
+
+def _pem(data: str | bytes) -> bytes:
+    raw = data.encode() if isinstance(data, str) else data
+    return raw if b"-----BEGIN" in raw else base64.b64decode(raw)
+
+
+class KubeClient:
+    """The few verbs the operator needs, on any :class:`Resource`."""
+
+    def __init__(self, info: kopf.ConnectionInfo, *, timeout: float = 30.0) -> None:
+        self._info = info
+        self._base = info.server.rstrip("/")
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._session: aiohttp.ClientSession | None = None
+
+    async def __aenter__(self) -> KubeClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def _get_session(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            connector = aiohttp.TCPConnector(ssl=_ssl_context(self._info), limit=32)
+            headers = {"Accept": "application/json", **self._info.as_http_headers()}
+            self._session = aiohttp.ClientSession(connector=connector, headers=headers, timeout=self._timeout)
+        return self._session
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        content_type: str = "application/json",
+        params: Mapping[str, str] | None = None,
+    ) -> Any:
+        data = None if body is None else json.dumps(body)
+        headers = {"Content-Type": content_type} if body is not None else {}
+        session = self._get_session()
+        async with session.request(
+            method, self._base + path, data=data, headers=headers, params=params
+        ) as resp:
+            text = await resp.text()
+            if resp.status >= 400:
+                try:
+                    status = json.loads(text)
+                except ValueError:
+                    status = {}
+                raise KubeApiError(
+                    resp.status, str(status.get("reason", "Unknown")), str(status.get("message", text))
+                )
+            return json.loads(text) if text else None
+
+    async def get(self, resource: Resource, namespace: str | None, name: str) -> dict[str, Any] | None:
+        try:
+            result: dict[str, Any] = await self.request("GET", resource.path(namespace, name))
+        except KubeApiError as exc:
+            if exc.not_found:
+                return None
+            raise
+        return result
+
+    async def list(
+        self, resource: Resource, namespace: str | None = None, *, label_selector: str | None = None
+    ) -> list[dict[str, Any]]:
+        params = {"labelSelector": label_selector} if label_selector else None
+        result = await self.request("GET", resource.path(namespace), params=params)
+        items: list[dict[str, Any]] = result.get("items", [])
+        return items
+
+    async def create(self, resource: Resource, namespace: str | None, body: dict[str, Any]) -> dict[str, Any]:
+        result: dict[str, Any] = await self.request("POST", resource.path(namespace), body=body)
+        return result
+
+    async def patch(
+        self,
+        resource: Resource,
+        namespace: str | None,
+        name: str,
+        patch: Any,
+        *,
+        subresource: str | None = None,
+        content_type: str = MERGE_PATCH,
+    ) -> dict[str, Any]:
+        path = resource.path(namespace, name, subresource)
+        result: dict[str, Any] = await self.request("PATCH", path, body=patch, content_type=content_type)
+        return result
+
+    async def patch_status(
+        self, resource: Resource, namespace: str | None, name: str, status: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        return await self.patch(resource, namespace, name, {"status": dict(status)}, subresource="status")
+
+    async def delete(self, resource: Resource, namespace: str | None, name: str) -> bool:
+        """Delete an object; ``False`` when it was already gone."""
+        try:
+            await self.request("DELETE", resource.path(namespace, name))
+        except KubeApiError as exc:
+            if exc.not_found:
+                return False
+            raise
+        return True

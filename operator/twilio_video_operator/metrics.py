@@ -1,0 +1,106 @@
+"""Prometheus metrics of the operator process, registered in prometheus-client's default registry.
+
+Naming scheme:
+
+- one prefix per subsystem: ``twilio_`` for calls the operator makes to Twilio (the gateway); other
+  subsystems add their own prefix here (for example ``twilio_video_operator_`` for reconciles);
+- counters end in ``_total``, durations are histograms in seconds ending in ``_seconds``, gauges are plain
+  nouns;
+- labels have a small, fixed set of values (operation ids, HTTP status codes, service names). Room names,
+  SIDs, identities, namespaces and credential fingerprints are never labels.
+
+The objects below are plain module-level metrics so that any module can import and update them.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+# --- Outbound Twilio API calls (one sample per HTTP request, retries and extra pages included) ---
+
+TWILIO_OUTBOUND_API_REQUESTS = Counter(
+    "twilio_outbound_api_requests_total",
+    "HTTP requests sent to Twilio, by Twilio service, operation type and spec operationId.",
+    ["service", "op_type", "op_id"],
+)
+
+TWILIO_OUTBOUND_API_ERRORS = Counter(
+    "twilio_outbound_api_errors_total",
+    "Twilio requests that failed: HTTP status >= 400, or 'network'/'timeout' when no response arrived. "
+    "Expected outcomes such as a 404 on a lookup count too.",
+    ["op_id", "status_code"],
+)
+
+TWILIO_OUTBOUND_API_REQUEST_DURATION = Histogram(
+    "twilio_outbound_api_request_duration_seconds",
+    "Time from sending a Twilio request to reading its whole response (excludes waiting for a slot).",
+    ["op_id"],
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+)
+
+TWILIO_THROTTLED_REQUESTS = Counter(
+    "twilio_throttled_requests_total",
+    "Twilio requests answered with HTTP 429 (error 20429, too many concurrent requests).",
+    ["op_id"],
+)
+
+TWILIO_OUTBOUND_API_RETRIES = Counter(
+    "twilio_outbound_api_retries_total",
+    "Operations the gateway retried after a transient failure, by the reason of the retry.",
+    ["op_id", "reason"],
+)
+
+TWILIO_INFLIGHT_REQUESTS = Gauge(
+    "twilio_inflight_requests",
+    "Twilio requests in flight right now (slots taken from the process-wide concurrency cap).",
+)
+
+TWILIO_CIRCUIT_STATE = Gauge(
+    "twilio_circuit_state",
+    "Circuit breaker state per Twilio service: 0 closed, 1 half-open, 2 open.",
+    ["service"],
+)
+
+# --- Signing keys and the token service ---
+#
+# The two signing-key gauges carry the object's ``namespace`` and ``name``: one series per
+# SigningKeyRotation (a handful per cluster, removed when the object goes away), as cert-manager does for
+# certificate expiry. Every other label below has a fixed set of values.
+
+SIGNING_KEY_ROTATIONS = Counter(
+    "twilio_video_operator_signing_key_rotations_total",
+    "Signing key rotation steps by result: succeeded (a new key became active) or failed (an attempt "
+    "that will be retried after a backoff).",
+    ["result"],
+)
+
+SIGNING_KEY_AGE = Gauge(
+    "twilio_video_operator_signing_key_age_seconds",
+    "Seconds since the active key of a SigningKeyRotation became active.",
+    ["namespace", "name"],
+)
+
+SIGNING_KEY_NEXT_ROTATION = Gauge(
+    "twilio_video_operator_signing_key_next_rotation_timestamp_seconds",
+    "Unix time at which the next rotation of a SigningKeyRotation is due.",
+    ["namespace", "name"],
+)
+
+ACCESS_TOKENS_MINTED = Counter(
+    "twilio_video_operator_access_tokens_minted_total",
+    "Access Tokens minted, by channel (http: POST /v1/token, cli: the token command) and signing key "
+    "source (rotation: a SigningKeyRotation's active key, operator: the operator's default key).",
+    ["channel", "key_source"],
+)
+
+ACCESS_TOKEN_REQUESTS_DENIED = Counter(
+    "twilio_video_operator_access_token_requests_denied_total",
+    "Token requests answered with an error, by reason (the error field of the answer).",
+    ["reason"],
+)
+
+ACCESS_TOKEN_REQUEST_DURATION = Histogram(
+    "twilio_video_operator_access_token_request_duration_seconds",
+    "Time to answer POST /v1/token, whatever the outcome.",
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
+)
