@@ -1,0 +1,164 @@
+"""The emulator's aiohttp application: middleware (clock, faults, auth, errors, counting) and modules."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import importlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+
+from aiohttp import web
+
+from .auth import PRINCIPAL_KEY, authenticate
+from .core import OPERATIONS_KEY, STATE_KEY, EmulatorState, TwilioError, operation_of
+from .faults import RETRY_AFTER_SECONDS, FaultConfig, too_many_requests
+
+log = logging.getLogger(__name__)
+
+CONTROL_PREFIX = "/_emulator/"
+UNKNOWN_OPERATION = "(unknown)"
+SCHEDULER_TICK_SECONDS = 0.1
+
+# Modules whose ``install(app, state)`` registers routes, in order.
+MODULES = (
+    "rooms",
+    "participants",
+    "recordings",
+    "keys",
+    "compositions",
+    "hooks",
+    "composition_settings",
+    "control",
+)
+
+
+@dataclass
+class RequestStats:
+    """Counts of Twilio API requests by operationId and HTTP status, plus requests now in flight."""
+
+    counts: dict[str, collections.Counter[str]] = field(
+        default_factory=lambda: collections.defaultdict(collections.Counter)
+    )
+    in_flight: int = 0
+
+    def record(self, operation: str, status: str) -> None:
+        self.counts[operation][status] += 1
+
+    def to_json(self) -> dict[str, object]:
+        operations = {op: dict(sorted(statuses.items())) for op, statuses in sorted(self.counts.items())}
+        total = sum(sum(statuses.values()) for statuses in self.counts.values())
+        return {"operations": operations, "total": total, "inFlight": self.in_flight}
+
+    def reset(self) -> None:
+        self.counts.clear()
+
+
+STATS_KEY = web.AppKey("emulator_stats", RequestStats)
+FAULTS_KEY = web.AppKey("emulator_faults", FaultConfig)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def twilio_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every request advances due timers; Twilio routes are also faulted, authenticated and counted."""
+    state = request.app[STATE_KEY]
+    state.scheduler.run_due()
+    if request.path.startswith(CONTROL_PREFIX):
+        try:
+            return await handler(request)
+        except TwilioError as error:
+            return error.response()
+    operation = operation_of(request)
+    stats = request.app[STATS_KEY]
+    stats.in_flight += 1
+    try:
+        response = await _serve(request, handler, operation, state, request.app[FAULTS_KEY], stats)
+    finally:
+        stats.in_flight -= 1
+    stats.record(
+        operation or UNKNOWN_OPERATION, "dropped" if isinstance(response, _Dropped) else str(response.status)
+    )
+    return response
+
+
+class _Dropped(web.Response):
+    """Stand-in answer for a deliberately dropped connection: the transport is closed, nothing is sent."""
+
+
+async def _serve(
+    request: web.Request,
+    handler: Handler,
+    operation: str | None,
+    state: EmulatorState,
+    faults: FaultConfig,
+    stats: RequestStats,
+) -> web.StreamResponse:
+    try:
+        if faults.active:
+            if faults.concurrency_limit and stats.in_flight > faults.concurrency_limit:
+                raise too_many_requests()
+            if faults.latency_ms:
+                await asyncio.sleep(faults.latency_ms / 1000)
+            fate = faults.draw()
+            if fate == "drop":
+                if request.transport is not None:
+                    request.transport.abort()
+                return _Dropped(status=499)
+            if fate == "429":
+                raise too_many_requests()
+            if fate == "5xx":
+                raise faults.server_error()
+        if operation is None:
+            raise _route_error(request)
+        request[PRINCIPAL_KEY] = authenticate(state, request)
+        return await handler(request)
+    except TwilioError as error:
+        headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if error.status == 429 else None
+        return error.response(headers)
+    except web.HTTPException:
+        raise
+    except Exception:
+        log.exception("emulator failed on %s %s", request.method, request.path)
+        return TwilioError(500, 20500, "Internal Server Error").response()
+
+
+def _route_error(request: web.Request) -> TwilioError:
+    match_info = request.match_info
+    http_exception = getattr(match_info, "http_exception", None)
+    if isinstance(http_exception, web.HTTPMethodNotAllowed):
+        return TwilioError(405, 20004, "Method not allowed")
+    return TwilioError(404, 20404, f"The requested resource {request.path} was not found")
+
+
+async def _scheduler_ticker(app: web.Application) -> AsyncIterator[None]:
+    state = app[STATE_KEY]
+
+    async def tick() -> None:
+        while True:
+            await asyncio.sleep(SCHEDULER_TICK_SECONDS)
+            state.scheduler.run_due()
+
+    await state.callbacks.start()
+    task = asyncio.create_task(tick(), name="emulator-scheduler")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    await state.callbacks.close()
+
+
+def create_app(state: EmulatorState) -> web.Application:
+    """Build the application serving the Twilio API and the control API for ``state``."""
+    app = web.Application(middlewares=[twilio_middleware], client_max_size=1024**2)
+    app[STATE_KEY] = state
+    app[OPERATIONS_KEY] = {}
+    app[STATS_KEY] = RequestStats()
+    app[FAULTS_KEY] = FaultConfig()
+    for name in MODULES:
+        importlib.import_module(f"{__package__}.{name}").install(app, state)
+    app.cleanup_ctx.append(_scheduler_ticker)
+    return app
