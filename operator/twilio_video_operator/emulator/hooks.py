@@ -1,0 +1,219 @@
+"""Composition hooks: CRUD, and a composition for every completed Group Room while a hook is enabled.
+
+A hook's ``FriendlyName`` is unique in the account; a duplicate is answered ``409`` with code ``20409``.
+Compositions created by a hook report to the hook's ``StatusCallback`` and start with a
+``composition-enqueued`` event that names the hook (``HookSid``, ``HookUri``, ``HookFriendlyName``).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any
+
+from aiohttp import web
+
+from .compositions import GROUP_ROOM_TYPES, CompositionOptions, parse_options, service_of
+from .core import (
+    STATE_KEY,
+    EmulatorState,
+    TwilioError,
+    add_route,
+    iso,
+    new_sid,
+    paginate_v1,
+    param_bool,
+    param_date,
+    read_params,
+)
+from .entities import Room
+
+HOOKS_KEY = "composition_hooks"
+MAX_FRIENDLY_NAME = 100
+
+
+@dataclass
+class CompositionHook:
+    sid: str
+    account_sid: str
+    friendly_name: str
+    enabled: bool
+    date_created: datetime
+    date_updated: datetime
+    options: CompositionOptions
+
+
+def hook_path(sid: str) -> str:
+    return f"/v1/CompositionHooks/{sid}"
+
+
+def render_hook(state: EmulatorState, hook: CompositionHook) -> dict[str, Any]:
+    options = hook.options
+    return {
+        "account_sid": hook.account_sid,
+        "friendly_name": hook.friendly_name,
+        "enabled": hook.enabled,
+        "date_created": iso(hook.date_created),
+        "date_updated": iso(hook.date_updated),
+        "sid": hook.sid,
+        "audio_sources": list(options.audio_sources),
+        "audio_sources_excluded": list(options.audio_sources_excluded),
+        "video_layout": options.video_layout or {},
+        "resolution": options.resolution,
+        "trim": options.trim,
+        "format": options.format,
+        "status_callback": options.status_callback,
+        "status_callback_method": options.status_callback_method,
+        "url": state.url(hook_path(hook.sid)),
+    }
+
+
+def name_filter(pattern: str) -> re.Pattern[str]:
+    """Case-insensitive match of a whole name, where ``*`` stands for any characters."""
+    return re.compile(".*".join(re.escape(piece) for piece in pattern.split("*")), re.IGNORECASE)
+
+
+class HookService:
+    """The account's composition hooks; kept in ``state.extensions``."""
+
+    def __init__(self, state: EmulatorState) -> None:
+        self.state = state
+        self.hooks: dict[str, CompositionHook] = {}
+
+    def check_name(self, name: str | None, exclude_sid: str | None = None) -> str:
+        if name is None or not name.strip():
+            raise TwilioError(400, 20001, "Missing required parameter FriendlyName")
+        if len(name) > MAX_FRIENDLY_NAME:
+            raise TwilioError(400, 20002, f"FriendlyName can be at most {MAX_FRIENDLY_NAME} characters")
+        if any(h.friendly_name == name and h.sid != exclude_sid for h in self.hooks.values()):
+            raise TwilioError(409, 20409, f"A composition hook named {name!r} already exists")
+        return name
+
+    def create(self, name: str, enabled: bool, options: CompositionOptions) -> CompositionHook:
+        now = self.state.clock.now()
+        hook = CompositionHook(
+            sid=new_sid("HK"),
+            account_sid=self.state.account_sid,
+            friendly_name=name,
+            enabled=enabled,
+            date_created=now,
+            date_updated=now,
+            options=options,
+        )
+        self.hooks[hook.sid] = hook
+        return hook
+
+    def on_room_ended(self, room: Room) -> None:
+        """Room-completed listener: every enabled hook composes a completed Group Room."""
+        if room.status != "completed" or room.type not in GROUP_ROOM_TYPES:
+            return
+        compositions = service_of(self.state)
+        for hook in list(self.hooks.values()):
+            if hook.enabled:
+                options = CompositionOptions(**asdict(hook.options))
+                compositions.create(room, options, hook_sid=hook.sid, hook_friendly_name=hook.friendly_name)
+
+    def dump(self) -> dict[str, Any]:
+        records = []
+        for hook in self.hooks.values():
+            record = asdict(hook)
+            record["date_created"] = hook.date_created.isoformat()
+            record["date_updated"] = hook.date_updated.isoformat()
+            records.append(record)
+        return {"hooks": records}
+
+    def load(self, data: dict[str, Any]) -> None:
+        self.hooks = {}
+        for raw in data.get("hooks", []):
+            record = dict(raw)
+            for name in ("date_created", "date_updated"):
+                if isinstance(record[name], str):
+                    record[name] = datetime.fromisoformat(record[name])
+            record["options"] = CompositionOptions(**record["options"])
+            hook = CompositionHook(**record)
+            self.hooks[hook.sid] = hook
+
+
+def hooks_of(state: EmulatorState) -> HookService:
+    service = state.extensions.get(HOOKS_KEY)
+    if not isinstance(service, HookService):
+        raise RuntimeError("composition hooks are not installed")
+    return service
+
+
+def _hook(request: web.Request) -> CompositionHook:
+    hook = hooks_of(request.app[STATE_KEY]).hooks.get(request.match_info["Sid"])
+    if hook is None:
+        raise TwilioError(404, 20404, f"The requested resource {request.path} was not found")
+    return hook
+
+
+async def create_hook(request: web.Request) -> web.Response:
+    state = request.app[STATE_KEY]
+    service = hooks_of(state)
+    params = await read_params(request)
+    name = service.check_name(params.get("FriendlyName"))
+    enabled = param_bool(params, "Enabled", True)
+    options = parse_options(params)
+    options.require_sources()
+    hook = service.create(name, enabled, options)
+    return web.json_response(render_hook(state, hook), status=201)
+
+
+async def list_hooks(request: web.Request) -> web.Response:
+    state = request.app[STATE_KEY]
+    query = request.query
+    enabled = param_bool(query, "Enabled", True) if query.get("Enabled") else None
+    pattern = query.get("FriendlyName")
+    matcher = name_filter(pattern) if pattern else None
+    after = param_date(query, "DateCreatedAfter")
+    before = param_date(query, "DateCreatedBefore")
+    matches = [
+        h
+        for h in hooks_of(state).hooks.values()
+        if (enabled is None or h.enabled == enabled)
+        and (matcher is None or matcher.fullmatch(h.friendly_name))
+        and (after is None or h.date_created >= after)
+        and (before is None or h.date_created < before)
+    ]
+    records = [render_hook(state, h) for h in reversed(matches)]
+    return web.json_response(paginate_v1(request, records, "composition_hooks"))
+
+
+async def fetch_hook(request: web.Request) -> web.Response:
+    return web.json_response(render_hook(request.app[STATE_KEY], _hook(request)))
+
+
+async def update_hook(request: web.Request) -> web.Response:
+    """POST with FriendlyName required; other parameters replace the hook's values when present."""
+    state = request.app[STATE_KEY]
+    hook = _hook(request)
+    params = await read_params(request)
+    name = hooks_of(state).check_name(params.get("FriendlyName"), exclude_sid=hook.sid)
+    enabled = param_bool(params, "Enabled", hook.enabled)
+    options = parse_options(params, base=hook.options)
+    options.require_sources()
+    hook.friendly_name = name
+    hook.enabled = enabled
+    hook.options = options
+    hook.date_updated = state.clock.now()
+    return web.json_response(render_hook(state, hook))
+
+
+async def delete_hook(request: web.Request) -> web.Response:
+    hook = _hook(request)
+    del hooks_of(request.app[STATE_KEY]).hooks[hook.sid]
+    return web.Response(status=204)
+
+
+def install(app: web.Application, state: EmulatorState) -> None:
+    service = HookService(state)
+    state.extensions[HOOKS_KEY] = service
+    state.room_completed_listeners.append(service.on_room_ended)
+    state.persisters[HOOKS_KEY] = (service.dump, service.load)
+    add_route(app, "POST", "/v1/CompositionHooks", create_hook, "CreateCompositionHook")
+    add_route(app, "GET", "/v1/CompositionHooks", list_hooks, "ListCompositionHook")
+    add_route(app, "GET", "/v1/CompositionHooks/{Sid}", fetch_hook, "FetchCompositionHook")
+    add_route(app, "POST", "/v1/CompositionHooks/{Sid}", update_hook, "UpdateCompositionHook")
+    add_route(app, "DELETE", "/v1/CompositionHooks/{Sid}", delete_hook, "DeleteCompositionHook")
