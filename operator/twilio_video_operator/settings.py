@@ -27,7 +27,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="", case_sensitive=True, extra="ignore")
 
     TWILIO_ACCOUNT_SID: str = Field(pattern=ACCOUNT_SID_PATTERN, description="Twilio Account SID (AC...)")
-    TWILIO_API_KEY: str | None = Field(default=None, pattern=API_KEY_PATTERN, description="API key SID (SK...)")
+    TWILIO_API_KEY: str | None = Field(
+        default=None, pattern=API_KEY_PATTERN, description="API key SID (SK...)"
+    )
     TWILIO_API_SECRET: SecretStr | None = Field(default=None, description="API key secret")
     TWILIO_AUTH_TOKEN: SecretStr | None = Field(
         default=None, description="Auth Token: verifies webhook signatures; may also authenticate REST calls"
