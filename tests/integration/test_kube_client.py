@@ -1,0 +1,72 @@
+"""The operator's thin Kubernetes client against the embedded API server."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import kopf
+import pytest
+
+from twilio_video_operator.dev.kube import EmbeddedKubernetes
+from twilio_video_operator.kube import SECRETS, VIDEOROOMS, KubeApiError, KubeClient
+from twilio_video_operator.kube.events import post_event
+from twilio_video_operator.kube.resources import EVENTS
+
+
+@pytest.fixture
+async def client(kube: EmbeddedKubernetes) -> AsyncIterator[KubeClient]:
+    info = kopf.ConnectionInfo(server=kube.url, scheme="Bearer", token=kube.token)
+    async with KubeClient(info) as api:
+        yield api
+
+
+def room(name: str) -> dict[str, object]:
+    return {
+        "apiVersion": "video.openclaw.io/v1alpha1",
+        "kind": "VideoRoom",
+        "metadata": {"name": name, "labels": {"team": "a"}},
+        "spec": {"maxParticipants": 4},
+    }
+
+
+async def test_create_get_list_and_delete(client: KubeClient) -> None:
+    created = await client.create(VIDEOROOMS, "default", room("standup"))
+    assert created["metadata"]["generation"] == 1
+    fetched = await client.get(VIDEOROOMS, "default", "standup")
+    assert fetched is not None and fetched["spec"]["maxParticipants"] == 4
+    await client.create(VIDEOROOMS, "default", {**room("other"), "metadata": {"name": "other"}})
+    labelled = await client.list(VIDEOROOMS, "default", label_selector="team=a")
+    assert [item["metadata"]["name"] for item in labelled] == ["standup"]
+    assert await client.delete(VIDEOROOMS, "default", "standup") is True
+    assert await client.delete(VIDEOROOMS, "default", "standup") is False
+    assert await client.get(VIDEOROOMS, "default", "standup") is None
+
+
+async def test_status_patch_goes_to_the_subresource_only(client: KubeClient) -> None:
+    await client.create(VIDEOROOMS, "default", room("standup"))
+    patched = await client.patch_status(VIDEOROOMS, "default", "standup", {"sid": "RM" + "0" * 32})
+    assert patched["status"]["sid"] == "RM" + "0" * 32
+    assert patched["metadata"]["generation"] == 1
+    merged = await client.patch(VIDEOROOMS, "default", "standup", {"spec": {"maxParticipants": 6}})
+    assert merged["metadata"]["generation"] == 2
+    assert merged["status"]["sid"] == "RM" + "0" * 32
+
+
+async def test_errors_carry_the_status_reason(client: KubeClient) -> None:
+    await client.create(VIDEOROOMS, "default", room("standup"))
+    with pytest.raises(KubeApiError) as conflict:
+        await client.create(VIDEOROOMS, "default", room("standup"))
+    assert conflict.value.conflict and conflict.value.reason == "AlreadyExists"
+    with pytest.raises(KubeApiError) as invalid:
+        await client.patch(VIDEOROOMS, "default", "standup", {"spec": {"maxParticipants": 51}})
+    assert invalid.value.status == 422 and "spec.maxParticipants" in invalid.value.message
+
+
+async def test_secrets_and_events(client: KubeClient) -> None:
+    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "keys"}, "data": {"A": "Yg=="}}
+    await client.create(SECRETS, "default", secret)
+    assert (await client.get(SECRETS, "default", "keys") or {}).get("data") == {"A": "Yg=="}
+    involved = await client.create(VIDEOROOMS, "default", room("standup"))
+    await post_event(client, involved, "Normal", "Created", "created room")
+    events = await client.list(EVENTS, "default")
+    assert [(e["reason"], e["involvedObject"]["name"]) for e in events] == [("Created", "standup")]
