@@ -28,7 +28,7 @@ MODULES = (
     "participants",
     "recordings",
     "keys",
-    "compositions",
+    "composition_routes",
     "hooks",
     "composition_settings",
     "control",

@@ -14,7 +14,8 @@ from typing import Any
 
 from aiohttp import web
 
-from .compositions import GROUP_ROOM_TYPES, CompositionOptions, parse_options, service_of
+from .composition_options import GROUP_ROOM_TYPES, CompositionOptions, parse_options
+from .compositions import service_of
 from .core import (
     STATE_KEY,
     EmulatorState,
