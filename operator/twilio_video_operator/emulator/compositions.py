@@ -1,14 +1,10 @@
-"""Compositions: the REST resource, the processing state machine on the emulator clock, and their media.
+"""Compositions: the resource and its processing state machine on the emulator clock.
 
 A composition is ``enqueued`` until its source room is completed, then ``processing`` (with
 ``composition-started`` and ``composition-progress`` callbacks about every 10%), then ``completed`` with a
 synthesized media file (``composition-available``) or ``failed`` (``composition-failed``). Deleting keeps
-the metadata with ``status=deleted`` and ``date_deleted`` and removes the media.
-
-Media is fetched like on Twilio: ``GET /v1/Compositions/{Sid}/Media`` answers ``302`` with ``Location`` and
-``{"redirect_to": url}``; the URL is an unauthenticated, expiring ``/_emulator/media/compositions/{token}``
-that streams the bytes (``Range`` supported). Control routes under ``/_emulator/compositions`` tune
-processing time and media size and force failures; see ``docs/emulator-compositions.md``.
+the metadata with ``status=deleted`` and ``date_deleted`` and removes the media. The HTTP side (REST,
+media redirects, control endpoints) is in ``composition_routes.py``.
 """
 
 from __future__ import annotations
