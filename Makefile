@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv install lint test test-unit test-contract test-integration test-chaos crds demo bench clean
+.PHONY: system-deps venv install lint test test-unit test-contract test-integration test-chaos crds demo bench clean
 
 venv: $(STAMP)
 
@@ -17,13 +17,20 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# Debian packages the tests use (promtool for alert-rule tests); installed once, as root, on a fresh machine.
+system-deps:
+	@command -v promtool >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; \
+	  else echo "promtool is missing: install Debian's 'prometheus' package" >&2; exit 1; fi; }
+
 lint: $(STAMP)
 	$(BIN)/ruff check operator tests
 	$(BIN)/ruff format --check operator tests
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-test: $(STAMP)
+test: $(STAMP) system-deps
 	$(BIN)/pytest -q -p no:cacheprovider
 
 test-unit: $(STAMP)
