@@ -1,0 +1,435 @@
+"""The operator process end to end: `twilio-video-operator dev` and `run` as users run them, the
+in-process :class:`Playground` and `make demo`, and the HTTP server's ``/healthz`` and ``/metrics``."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import kopf
+import pytest
+import yaml
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from twilio_video_operator import API_GROUP, API_VERSION
+from twilio_video_operator.dev import playground as playground_module
+from twilio_video_operator.dev.demo import run_demo, wait_converged
+from twilio_video_operator.dev.kube import EmbeddedKubernetes
+from twilio_video_operator.dev.playground import (
+    EMULATOR_FILE,
+    KUBECONFIG_FILE,
+    OPERATOR_FILE,
+    AppliedObject,
+    ManifestError,
+    Playground,
+)
+from twilio_video_operator.emulator.server import start_emulator
+from twilio_video_operator.http_server import SETTINGS_KEY, HealthState, build_app
+from twilio_video_operator.kube import EVENTS
+from twilio_video_operator.logs import register_secret
+from twilio_video_operator.runner import handles_resource
+from twilio_video_operator.settings import Settings, load_settings
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLES = REPO / "examples"
+BIN = Path(sys.executable).parent
+KUBECTL = BIN / "kubectl"
+STATE_FILES = (KUBECONFIG_FILE, EMULATOR_FILE, OPERATOR_FILE)
+CREDENTIAL_KEYS = {"url", "account_sid", "auth_token", "api_key", "api_secret"}
+START_TIMEOUT = 60.0
+STOP_TIMEOUT = 30.0
+
+
+def example_objects() -> list[tuple[str, str, str]]:
+    """``(kind, namespace, name)`` of every object in the top-level example manifests."""
+    found = []
+    for path in sorted(EXAMPLES.glob("*.yaml")):
+        for doc in yaml.safe_load_all(path.read_text()):
+            if doc:
+                found.append(
+                    (doc["kind"], doc["metadata"].get("namespace", "default"), doc["metadata"]["name"])
+                )
+    return found
+
+
+def kubectl(kubeconfig: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(KUBECTL), *args],
+        env={**os.environ, "KUBECONFIG": str(kubeconfig)},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+
+
+# --- twilio-video-operator dev, as a subprocess ---------------------------------------------------------
+
+
+def test_dev_command_serves_kubectl_and_stops_cleanly_on_sigint(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    environment = {**os.environ, "LOG_LEVEL": "INFO"}
+    environment.pop("KUBECONFIG", None)
+    process = subprocess.Popen(
+        [str(BIN / "twilio-video-operator"), "dev", "--state-dir", str(state), "--apply", str(EXAMPLES)],
+        cwd=tmp_path,
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + START_TIMEOUT
+        while not all((state / name).exists() for name in STATE_FILES):
+            assert process.poll() is None, f"dev exited early:\n{process.communicate()[1][-4000:]}"
+            assert time.monotonic() < deadline, "the playground files did not appear in time"
+            time.sleep(0.1)
+
+        credentials = json.loads((state / EMULATOR_FILE).read_text())
+        assert set(credentials) == CREDENTIAL_KEYS
+        operator_url = json.loads((state / OPERATOR_FILE).read_text())["url"]
+        assert operator_url.startswith("http://127.0.0.1:")
+
+        for kind, namespace, name in example_objects():
+            result = kubectl(
+                state / KUBECONFIG_FILE, "get", kind.lower(), name, "-n", namespace, "-o", "json"
+            )
+            assert result.returncode == 0, result.stderr
+            assert json.loads(result.stdout)["metadata"]["name"] == name
+        listed = kubectl(state / KUBECONFIG_FILE, "get", "twilio", "-A", "-o", "name")
+        assert listed.returncode == 0, listed.stderr
+        listed_names = {line.rpartition("/")[2] for line in listed.stdout.split()}
+        assert {name for _, _, name in example_objects()} <= listed_names
+
+        with urllib.request.urlopen(f"{operator_url}/healthz", timeout=10) as answer:
+            assert json.loads(answer.read()) == {"status": "ok", "reason": "ok"}
+
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=STOP_TIMEOUT)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 0, stderr[-4000:]
+    assert "export KUBECONFIG=" in stdout
+    assert "kubectl get twilio -A" in stdout
+    assert not any((state / name).exists() for name in STATE_FILES)
+
+
+# --- twilio-video-operator run, as a subprocess ---------------------------------------------------------
+
+
+async def test_run_command_serves_health_and_stops_on_sigterm(tmp_path: Path) -> None:
+    async with EmbeddedKubernetes(REPO / "crds") as kube:
+        kubeconfig = kube.write_kubeconfig(tmp_path / "kubeconfig")
+        emulator = await start_emulator(host="127.0.0.1", port=0)
+        try:
+            credentials = emulator.credentials
+            environment = {
+                "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+                "HOME": str(tmp_path),
+                "KUBECONFIG": str(kubeconfig),
+                "TWILIO_ACCOUNT_SID": credentials["account_sid"],
+                "TWILIO_AUTH_TOKEN": credentials["auth_token"],
+                "TWILIO_API_KEY": credentials["api_key"],
+                "TWILIO_API_SECRET": credentials["api_secret"],
+                "TWILIO_BASE_URL": credentials["url"],
+                "PUBLIC_BASE_URL": "http://127.0.0.1:9",
+                "HTTP_PORT": "0",
+                "LOG_LEVEL": "DEBUG",
+            }
+            process = await asyncio.create_subprocess_exec(
+                str(BIN / "twilio-video-operator"),
+                "run",
+                env=environment,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+            )
+            log_lines: list[str] = []
+            listening = asyncio.get_running_loop().create_future()
+
+            async def read_logs() -> None:
+                assert process.stderr is not None
+                async for raw in process.stderr:
+                    line = raw.decode()
+                    log_lines.append(line)
+                    entry = json.loads(line) if line.startswith("{") else {}
+                    if entry.get("message") == "operator HTTP server is listening" and not listening.done():
+                        listening.set_result(entry["url"])
+
+            reader = asyncio.create_task(read_logs())
+            try:
+                exited = asyncio.ensure_future(process.wait())
+                await asyncio.wait(
+                    {listening, exited}, timeout=START_TIMEOUT, return_when=asyncio.FIRST_COMPLETED
+                )
+                assert listening.done(), "".join(log_lines)[-4000:]
+                url = listening.result()
+                async with aiohttp.ClientSession() as session, asyncio.timeout(START_TIMEOUT):
+                    while True:
+                        async with session.get(f"{url}/healthz") as answer:
+                            if answer.status == 200:
+                                break
+                        await asyncio.sleep(0.1)
+                process.send_signal(signal.SIGTERM)
+                assert await asyncio.wait_for(exited, STOP_TIMEOUT) == 0
+                await asyncio.wait_for(reader, STOP_TIMEOUT)
+            finally:
+                if process.returncode is None:
+                    process.kill()
+                    await process.wait()
+                reader.cancel()
+        finally:
+            await emulator.stop()
+    output = "".join(log_lines)
+    assert all(line.startswith("{") for line in log_lines), output[-2000:]
+    assert "operator stopped" in output
+    assert credentials["auth_token"] not in output
+    assert credentials["api_secret"] not in output
+
+
+# --- the Playground, in process ------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def playground(tmp_path: Path) -> AsyncIterator[Playground]:
+    async with asyncio.timeout(START_TIMEOUT), Playground(tmp_path / "state") as started:
+        yield started
+
+
+async def test_playground_writes_its_files_and_serves_health_and_metrics(playground: Playground) -> None:
+    state = playground.state_dir
+    assert all((state / name).exists() for name in STATE_FILES)
+    assert json.loads((state / OPERATOR_FILE).read_text()) == {"url": playground.operator_url}
+    assert (state / KUBECONFIG_FILE).stat().st_mode & 0o077 == 0
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"{playground.operator_url}/healthz") as answer:
+            assert answer.status == 200
+            assert await answer.json() == {"status": "ok", "reason": "ok"}
+        async with session.get(f"{playground.operator_url}/metrics") as answer:
+            assert answer.status == 200
+            assert answer.headers["Content-Type"].startswith("text/plain")
+            assert "python_info" in await answer.text()
+
+
+async def test_apply_creates_then_updates(playground: Playground) -> None:
+    first = await playground.apply(EXAMPLES)
+    assert {(obj.kind, obj.namespace, obj.name) for obj in first} == set(example_objects())
+    assert {obj.action for obj in first} == {"created"}
+    for obj in first:
+        body = await playground.client.get(obj.resource, obj.namespace, obj.name)
+        assert body is not None
+        assert body["kind"] == obj.kind
+    again = await playground.apply(EXAMPLES)
+    assert {obj.action for obj in again} == {"updated"}
+
+
+async def test_without_the_repository_crds_the_playground_generates_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(playground_module, "default_crd_dir", lambda: None)  # as in an installed wheel
+    async with asyncio.timeout(START_TIMEOUT), Playground(tmp_path / "state") as started:
+        assert started.crd_dir is None
+        applied = await started.apply(EXAMPLES)
+    assert {obj.kind for obj in applied} == {"VideoRoom", "Composition", "SigningKeyRotation"}
+
+
+async def test_apply_reports_an_unknown_kind(playground: Playground, tmp_path: Path) -> None:
+    manifests = tmp_path / "bad"
+    manifests.mkdir()
+    (manifests / "thing.yaml").write_text(
+        "apiVersion: video.openclaw.io/v1alpha1\nkind: Gizmo\nmetadata:\n  name: x\n"
+    )
+    with pytest.raises(ManifestError, match=r"thing\.yaml: kind Gizmo is not served"):
+        await playground.apply(manifests)
+
+
+async def test_handler_warnings_become_redacted_events_and_infos_do_not(tmp_path: Path) -> None:
+    registry = kopf.OperatorRegistry()
+    secret = "sk-test-8f2d6c1e9b7a4d3f"
+
+    @kopf.on.create(API_GROUP, API_VERSION, "videorooms", registry=registry)
+    def log_both(logger: logging.Logger | logging.LoggerAdapter[Any], **_: Any) -> None:
+        register_secret(secret)
+        logger.info("an ordinary step")
+        logger.warning(f"Twilio refused {secret}; Authorization: Basic QUMxMjM6c2VjcmV0")
+
+    async with asyncio.timeout(START_TIMEOUT), Playground(tmp_path / "state", registry=registry) as started:
+        rooms = {obj.name for obj in await started.apply(EXAMPLES) if obj.kind == "VideoRoom"}
+        while True:
+            events = [
+                event
+                for event in await started.client.list(EVENTS, "default")
+                if event["involvedObject"].get("kind") == "VideoRoom"
+            ]
+            if {event["involvedObject"]["name"] for event in events} == rooms:
+                break
+            await asyncio.sleep(0.1)
+    assert {event["type"] for event in events} == {"Warning"}
+    assert {event["message"] for event in events} == {
+        "Twilio refused [REDACTED]; Authorization: Basic [REDACTED]"
+    }
+
+
+async def test_stopping_removes_the_files_and_the_servers(tmp_path: Path) -> None:
+    async with asyncio.timeout(START_TIMEOUT):
+        async with Playground(tmp_path / "state") as started:
+            url = started.operator_url
+        assert not any((tmp_path / "state" / name).exists() for name in STATE_FILES)
+        async with aiohttp.ClientSession() as session:
+            with pytest.raises(aiohttp.ClientConnectionError):
+                await session.get(f"{url}/healthz")
+
+
+# --- make demo --------------------------------------------------------------------------------------------
+
+
+async def test_waiting_distinguishes_processed_pending_and_unhandled_kinds(tmp_path: Path) -> None:
+    registry = kopf.OperatorRegistry()
+
+    @kopf.on.create(API_GROUP, API_VERSION, "videorooms", registry=registry)
+    def report_processed(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
+        patch.status["observedGeneration"] = body.metadata.get("generation", 1)
+
+    @kopf.on.create(API_GROUP, API_VERSION, "compositions", registry=registry)
+    def never_reports(**_: Any) -> None:
+        pass
+
+    async with asyncio.timeout(START_TIMEOUT), Playground(tmp_path / "state", registry=registry) as started:
+        applied = [obj for obj in await started.apply(EXAMPLES) if obj.resource.group == API_GROUP]
+
+        def handled(obj: AppliedObject) -> bool:
+            resource = obj.resource
+            return handles_resource(registry, resource.group, resource.version, resource.plural, obj.kind)
+
+        result = await wait_converged(started.client, applied, handled=handled, wait_seconds=3)
+    assert sorted(obj.name for obj in result.converged) == ["standup", "town-hall"]
+    assert [obj.kind for obj in result.pending] == ["Composition"]
+    assert [obj.kind for obj in result.unhandled] == ["SigningKeyRotation"]
+
+
+def test_handles_resource_follows_the_registered_selectors() -> None:
+    registry = kopf.OperatorRegistry()
+
+    @kopf.timer(API_GROUP, API_VERSION, "signingkeyrotations", interval=60, registry=registry)
+    def rotate(**_: Any) -> None:
+        pass
+
+    @kopf.on.update("VideoRoom", registry=registry)
+    def by_kind(**_: Any) -> None:
+        pass
+
+    assert handles_resource(registry, API_GROUP, API_VERSION, "signingkeyrotations", "SigningKeyRotation")
+    assert handles_resource(registry, API_GROUP, API_VERSION, "videorooms", "VideoRoom")
+    assert not handles_resource(registry, API_GROUP, API_VERSION, "compositions", "Composition")
+
+
+async def test_the_demo_runs_end_to_end(capsys: pytest.CaptureFixture[str]) -> None:
+    assert await run_demo(EXAMPLES, wait_seconds=30) == 0
+    output = capsys.readouterr().out
+    assert "The demo finished successfully." in output
+    for _, _, name in example_objects():
+        assert name in output.split("==> kubectl get twilio -A", 1)[1]
+
+
+async def test_the_demo_fails_when_there_is_nothing_to_show(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert await run_demo(tmp_path, wait_seconds=1) == 1
+    assert "The demo FAILED" in capsys.readouterr().out
+
+
+# --- /healthz and /metrics of the HTTP server ------------------------------------------------------------
+
+
+def minimal_settings() -> Settings:
+    return load_settings(
+        TWILIO_ACCOUNT_SID="AC" + "0" * 32,
+        TWILIO_AUTH_TOKEN="auth-token-value",
+        PUBLIC_BASE_URL="http://127.0.0.1:9",
+        HTTP_PORT=0,
+    )
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def client_for(app: web.Application) -> TestClient[Any, Any]:
+    client: TestClient[Any, Any] = TestClient(TestServer(app, host="127.0.0.1"))
+    await client.start_server()
+    return client
+
+
+async def test_healthz_follows_the_operator_loop_and_its_heartbeat() -> None:
+    clock = FakeClock()
+    health = HealthState(heartbeat_max_age=30, clock=clock)
+    client = await client_for(build_app(minimal_settings(), health))
+    try:
+        answer = await client.get("/healthz")
+        assert answer.status == 503
+        assert (await answer.json())["reason"] == "operator loop has not started"
+
+        health.mark_running()
+        answer = await client.get("/healthz")
+        assert answer.status == 200
+
+        clock.now += 31
+        answer = await client.get("/healthz")
+        assert answer.status == 503
+        assert "heartbeat is stale" in (await answer.json())["reason"]
+
+        health.beat()
+        assert (await client.get("/healthz")).status == 200
+
+        health.mark_stopped("operator loop has exited")
+        answer = await client.get("/healthz")
+        assert answer.status == 503
+        assert await answer.json() == {"status": "unhealthy", "reason": "operator loop has exited"}
+    finally:
+        await client.close()
+
+
+async def test_metrics_serve_the_prometheus_text_format() -> None:
+    client = await client_for(build_app(minimal_settings(), HealthState()))
+    try:
+        answer = await client.get("/metrics")
+        assert answer.status == 200
+        assert answer.headers["Content-Type"].startswith("text/plain; version=")
+        assert "# TYPE python_info gauge" in await answer.text()
+    finally:
+        await client.close()
+
+
+async def test_route_installers_extend_the_server_and_see_the_settings() -> None:
+    settings = minimal_settings()
+
+    def install(app: web.Application) -> None:
+        async def echo(_: web.Request) -> web.Response:
+            return web.json_response({"public": app[SETTINGS_KEY].PUBLIC_BASE_URL})
+
+        app.router.add_post("/twilio/room-events", echo)
+
+    client = await client_for(build_app(settings, HealthState(), installers=[install]))
+    try:
+        answer = await client.post("/twilio/room-events")
+        assert await answer.json() == {"public": "http://127.0.0.1:9"}
+        assert (await client.get("/twilio/room-events")).status == 405
+    finally:
+        await client.close()
