@@ -84,21 +84,19 @@ watched namespace's Role (namespaced mode).
 - apiGroups: ["video.openclaw.io"]
   resources: ["compositions"]
   verbs: ["create"]
+# Events about our objects (core/v1 Events, created once each).
 - apiGroups: [""]
   resources: ["events"]
-  verbs: ["create", "patch"]
-- apiGroups: ["events.k8s.io"]
-  resources: ["events"]
-  verbs: ["create", "patch"]
-# Read credentials: credentialsRef Secrets and S3 delivery credentials.
+  verbs: ["create"]
+# Read credentials: credentialsRef Secrets, S3 delivery credentials and the key Secrets tokens are signed with.
 - apiGroups: [""]
   resources: ["secrets"]
-  verbs: ["get", "list", "watch"]
-# Write access to Secrets exists only for the Secrets that SigningKeyRotations own (spec.secretName):
-# the operator writes the rotated API keys into them and deletes them with their rotation.
+  verbs: ["get"]
+# Write access to Secrets exists only for the Secrets that SigningKeyRotations own (spec.secretName): the
+# operator writes the rotated API keys into them and deletes them with their rotation.
 - apiGroups: [""]
   resources: ["secrets"]
-  verbs: ["create", "patch", "update", "delete"]
+  verbs: ["create", "patch", "delete"]
 {{- end }}
 
 {{/* RBAC rules that only exist cluster-wide, needed in both modes. */}}

@@ -1,0 +1,181 @@
+"""The operator's HTTP server as built by ``build_app``: ``/healthz``, ``/metrics``, unknown paths, and
+routes added by installers."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter
+from prometheus_client.parser import text_string_to_metric_families
+
+from twilio_video_operator import metrics as operator_metrics
+from twilio_video_operator.http_server import HEALTH_KEY, SETTINGS_KEY, HealthState, build_app
+from twilio_video_operator.settings import Settings, load_settings
+
+ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
+MAX_AGE = 60.0
+
+Client = TestClient[web.Request, web.Application]
+
+
+class FakeClock:
+    """A monotonic clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def settings() -> Settings:
+    return load_settings(
+        TWILIO_ACCOUNT_SID=ACCOUNT_SID,
+        TWILIO_AUTH_TOKEN="auth-token-for-tests",
+        PUBLIC_BASE_URL="https://video.example.com",
+    )
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def health(clock: FakeClock) -> HealthState:
+    return HealthState(heartbeat_max_age=MAX_AGE, clock=clock)
+
+
+@asynccontextmanager
+async def serving(app: web.Application) -> AsyncIterator[Client]:
+    async with TestClient(TestServer(app, host="127.0.0.1")) as client:
+        yield client
+
+
+@pytest.fixture
+async def client(settings: Settings, health: HealthState) -> AsyncIterator[Client]:
+    async with serving(build_app(settings, health)) as started:
+        yield started
+
+
+async def healthz(client: Client) -> tuple[int, dict[str, str]]:
+    answer = await client.get("/healthz")
+    assert answer.content_type == "application/json"
+    body: dict[str, str] = await answer.json()
+    return answer.status, body
+
+
+# --- /healthz ---------------------------------------------------------------------------------------------
+
+
+async def test_healthz_is_ok_while_the_loop_runs_and_beats(client: Client, health: HealthState) -> None:
+    health.mark_running()
+    assert await healthz(client) == (200, {"status": "ok", "reason": "ok"})
+
+
+async def test_healthz_is_unavailable_before_the_loop_starts(client: Client) -> None:
+    assert await healthz(client) == (503, {"status": "unhealthy", "reason": "operator loop has not started"})
+
+
+async def test_healthz_stays_ok_up_to_the_heartbeat_limit(
+    client: Client, health: HealthState, clock: FakeClock
+) -> None:
+    health.mark_running()
+    clock.now += MAX_AGE
+    assert (await healthz(client))[0] == 200
+
+
+async def test_a_stale_heartbeat_makes_healthz_unavailable_until_the_next_beat(
+    client: Client, health: HealthState, clock: FakeClock
+) -> None:
+    health.mark_running()
+    clock.now += MAX_AGE + 30
+    status, body = await healthz(client)
+    assert status == 503
+    assert body == {"status": "unhealthy", "reason": "heartbeat is stale (90s old, limit 60s)"}
+    health.beat()
+    assert (await healthz(client))[0] == 200
+
+
+async def test_healthz_reports_why_the_loop_stopped(client: Client, health: HealthState) -> None:
+    health.mark_running()
+    health.mark_stopped("operator loop has exited")
+    assert await healthz(client) == (503, {"status": "unhealthy", "reason": "operator loop has exited"})
+
+
+# --- /metrics ---------------------------------------------------------------------------------------------
+
+
+async def test_metrics_serve_the_given_registry_in_prometheus_text_format(
+    settings: Settings, health: HealthState
+) -> None:
+    registry = CollectorRegistry()
+    served = Counter("video_test_answers", "Answers given in this test.", ["outcome"], registry=registry)
+    served.labels(outcome="ok").inc(3)
+    async with serving(build_app(settings, health, metrics_registry=registry)) as client:
+        answer = await client.get("/metrics")
+        text = await answer.text()
+    assert answer.status == 200
+    assert answer.headers["Content-Type"] == CONTENT_TYPE_LATEST
+    assert answer.content_type == "text/plain"
+    families = {family.name: family for family in text_string_to_metric_families(text)}
+    assert families["video_test_answers"].type == "counter"
+    [sample] = [s for s in families["video_test_answers"].samples if s.name == "video_test_answers_total"]
+    assert (sample.labels, sample.value) == ({"outcome": "ok"}, 3.0)
+
+
+async def test_metrics_default_to_the_process_registry_with_the_operator_metrics(client: Client) -> None:
+    operator_metrics.TWILIO_OUTBOUND_API_REQUESTS.labels(
+        service="video", op_type="read", op_id="FetchRoom"
+    ).inc()
+    answer = await client.get("/metrics")
+    assert answer.status == 200
+    families = {family.name: family for family in text_string_to_metric_families(await answer.text())}
+    assert families["twilio_outbound_api_requests"].type == "counter"
+    values = [
+        sample.value
+        for sample in families["twilio_outbound_api_requests"].samples
+        if sample.name == "twilio_outbound_api_requests_total" and sample.labels.get("op_id") == "FetchRoom"
+    ]
+    assert values and values[0] >= 1
+
+
+# --- routing ----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", ["/", "/health", "/metrics/extra", "/v1/unknown"])
+async def test_unknown_paths_are_not_found(client: Client, path: str) -> None:
+    answer = await client.get(path)
+    assert answer.status == 404
+
+
+async def test_other_methods_on_the_builtin_routes_are_not_allowed(client: Client) -> None:
+    for path in ("/healthz", "/metrics"):
+        answer = await client.post(path, data=b"{}")
+        assert answer.status == 405, path
+
+
+async def test_installers_add_routes_that_see_settings_and_health(
+    settings: Settings, health: HealthState
+) -> None:
+    seen: list[tuple[Settings, HealthState]] = []
+
+    def install(app: web.Application) -> None:
+        seen.append((app[SETTINGS_KEY], app[HEALTH_KEY]))
+
+        async def hello(_: web.Request) -> web.Response:
+            return web.json_response({"hello": "world"})
+
+        app.router.add_get("/hello", hello)
+
+    installers: list[Callable[[web.Application], None]] = [install]
+    async with serving(build_app(settings, health, installers=installers)) as client:
+        answer = await client.get("/hello")
+        assert (answer.status, await answer.json()) == (200, {"hello": "world"})
+        assert (await client.get("/healthz")).status == 503  # the built-in routes are still there
+    assert seen == [(settings, health)]
