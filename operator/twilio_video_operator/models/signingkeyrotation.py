@@ -91,6 +91,25 @@ class SigningKeyRotationSpec(SpecModel):
         return self
 
 
+KeySlot = Literal["active", "next"]
+
+
+class PendingKey(StatusModel):
+    """Create-pending marker: written before a key is requested from Twilio, cleared once it is stored.
+
+    A marker still present on the next reconcile, with no stored key for it, means the create call may
+    have produced a key whose secret was lost: keys with this friendly name are revoked, then the key is
+    requested again.
+    """
+
+    friendly_name: str = Field(
+        description="FriendlyName the key is created with (prefix, object and revision)."
+    )
+    slot: KeySlot = Field(description="Where the key goes: active (first key) or next (staging).")
+    revision: int = Field(ge=1, description="Revision the key will have once active.")
+    since: datetime = Field(description="When the create call was started.")
+
+
 class SigningKeyRotationStatus(StatusModel):
     """Observed state of the rotation (key SIDs only; secrets live in the Secret alone)."""
 
@@ -110,6 +129,23 @@ class SigningKeyRotationStatus(StatusModel):
         default=None, ge=0, description="Consecutive failed rotation attempts (drives the backoff)."
     )
     last_attempt_time: datetime | None = Field(default=None, description="When the last attempt was made.")
+    last_failure_time: datetime | None = Field(
+        default=None, description="When the last attempt failed (the backoff counts from here)."
+    )
+    pending_key: PendingKey | None = Field(
+        default=None, description="Create-pending marker of a key being created (no secret, ever)."
+    )
+    last_rotate_request: str | None = Field(
+        default=None,
+        description="Value of the rotate-requested-at annotation that was last acted upon.",
+    )
+    refused_credentials_fingerprint: str | None = Field(
+        default=None,
+        description=(
+            "One-way digest of the credentials Twilio refused for the Keys API (Stalled, reason Forbidden); "
+            "retries resume when the credentials change."
+        ),
+    )
     observed_generation: int | None = Field(
         default=None, ge=0, description="metadata.generation this status reflects."
     )

@@ -1,0 +1,848 @@
+"""SigningKeyRotation: decide the next step of a key rotation (pure), then carry it out (thin executor).
+
+A key goes through: created (the secret is written to the Secret in the same step) -> staged as *next*
+for ``stagePeriod`` -> switched to *active* (the old active key becomes *previous*) -> after ``overlap`` the
+previous key is revoked at Twilio and dropped from the Secret. The very first key is created directly as
+active. :func:`plan_step` looks at what is known (spec, status, which key SIDs the Secret holds, the
+clock) and returns one :data:`Step`; :class:`RotationExecutor` performs steps until the plan says wait or
+stall, and keeps the status and the Secret consistent even when the process dies between any two calls:
+
+- before asking Twilio for a key, a create-pending marker (``status.pendingKey``, with the friendly name)
+  is persisted. A marker whose key reached the Secret is adopted; a marker without a stored key means the
+  secret may be lost, so keys with that friendly name are revoked before creating again;
+- a switch writes the Secret first; a status still showing the old arrangement is brought forward.
+
+This module knows nothing of Kubernetes: the Secret, the status and Events are reached through the small
+protocols below, which the kopf handlers implement.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Literal, Protocol
+
+from pydantic import SecretStr
+
+from twilio_video_operator import metrics
+from twilio_video_operator.gateway import (
+    AuthError,
+    GatewayError,
+    KeyInfo,
+    NewKey,
+    RetryableError,
+    ThrottledError,
+)
+from twilio_video_operator.logs import register_secret
+from twilio_video_operator.models import ConditionType, Reason, get_condition, set_condition
+from twilio_video_operator.models.duration import parse_duration
+from twilio_video_operator.models.signingkeyrotation import (
+    FRIENDLY_NAME_PREFIX_MAX_LENGTH,
+    PendingKey,
+    SigningKeyRotationSpec,
+    SigningKeyRotationStatus,
+)
+
+logger = logging.getLogger(__name__)
+
+Slot = Literal["active", "next", "previous"]
+CreateSlot = Literal["active", "next"]
+EventType = Literal["Normal", "Warning"]
+
+#: Stalled reasons of this kind (besides ``InvalidSpec``).
+REASON_FORBIDDEN = "Forbidden"
+REASON_SECRET_NOT_OWNED = "SecretNotOwned"  # noqa: S105 - a condition reason
+
+MAX_STEPS_PER_RECONCILE = 8
+
+
+# --------------------------------------------------------------------------------------------- ports
+
+
+@dataclass(frozen=True)
+class KeyMaterial:
+    """One key as stored in the Secret: its SID and secret (never shown by ``repr``)."""
+
+    sid: str
+    secret: SecretStr
+
+
+@dataclass(frozen=True)
+class SecretContents:
+    """What the Secret holds. ``owned`` is False for a Secret of that name that this object does not own."""
+
+    owned: bool
+    account_sid: str | None = None
+    keys: Mapping[Slot, KeyMaterial] = field(default_factory=dict)
+
+    @property
+    def sids(self) -> dict[Slot, str]:
+        return {slot: key.sid for slot, key in self.keys.items()}
+
+
+class SecretStoreError(Exception):
+    """Reading or writing the Secret failed (the message names no secret value)."""
+
+
+class CredentialsError(Exception):
+    """The credentials for the Keys API could not be read (e.g. the credentialsRef Secret is missing)."""
+
+
+class UnavailableKeys:
+    """A :class:`KeysApi` for unreadable credentials: every call raises :class:`CredentialsError`."""
+
+    def __init__(self, problem: str) -> None:
+        self.problem = problem
+
+    async def create_key(self, friendly_name: str) -> NewKey:
+        raise CredentialsError(self.problem)
+
+    async def list_keys(self) -> list[KeyInfo]:
+        raise CredentialsError(self.problem)
+
+    async def delete_key(self, sid: str) -> bool:
+        raise CredentialsError(self.problem)
+
+
+class SecretStore(Protocol):
+    async def read(self) -> SecretContents | None:
+        """The Secret's contents, or None when there is no Secret of that name."""
+
+    async def write(self, account_sid: str, keys: Mapping[Slot, KeyMaterial]) -> None:
+        """Make the Secret hold exactly ``keys`` (slots left out are removed); create it when missing."""
+
+
+class KeysApi(Protocol):
+    async def create_key(self, friendly_name: str) -> NewKey: ...
+
+    async def list_keys(self) -> list[KeyInfo]: ...
+
+    async def delete_key(self, sid: str) -> bool: ...
+
+
+StepError = GatewayError | SecretStoreError | CredentialsError
+StatusWriter = Callable[[SigningKeyRotationStatus], Awaitable[None]]
+EventPoster = Callable[[EventType, str, str], Awaitable[None]]
+
+
+# ------------------------------------------------------------------------------------------ planning
+
+
+@dataclass(frozen=True)
+class BackoffPolicy:
+    """Delay before retrying after ``n`` consecutive failures: ``base * 2**(n-1)``, at most ``cap``."""
+
+    base: timedelta = timedelta(seconds=30)
+    cap: timedelta = timedelta(hours=1)
+
+    def delay(self, failed_attempts: int) -> timedelta:
+        if failed_attempts <= 0:
+            return timedelta(0)
+        exponent = min(failed_attempts - 1, 30)
+        delay: timedelta = self.base * (2**exponent)
+        return min(self.cap, delay)
+
+
+@dataclass(frozen=True)
+class RotationFacts:
+    """Everything :func:`plan_step` looks at."""
+
+    namespace: str
+    name: str
+    uid: str | None
+    generation: int | None
+    spec: SigningKeyRotationSpec | None
+    spec_problems: tuple[str, ...]
+    status: SigningKeyRotationStatus
+    rotate_request: str | None
+    secret_exists: bool
+    secret_owned: bool
+    stored_sids: Mapping[Slot, str]
+    credentials_fingerprint: str | None
+    now: datetime
+
+
+@dataclass(frozen=True)
+class Stall:
+    """Retrying cannot help until the spec, the Secret or the credentials change."""
+
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Wait:
+    """Nothing to do before ``until`` (None: until something changes). ``backoff`` after a failure."""
+
+    until: datetime | None
+    backoff: bool = False
+
+
+@dataclass(frozen=True)
+class AdoptPending:
+    """The pending key reached the Secret but not the status: record it."""
+
+    sid: str
+
+
+@dataclass(frozen=True)
+class ResolvePending:
+    """A pending create left no stored key: revoke keys with its friendly name, then forget the marker."""
+
+    friendly_name: str
+
+
+@dataclass(frozen=True)
+class CreateKey:
+    """Create a key into ``slot``. ``demote_active``: the active key's secret was lost; it goes previous."""
+
+    slot: CreateSlot
+    friendly_name: str
+    revision: int
+    demote_active: bool = False
+
+
+@dataclass(frozen=True)
+class Switch:
+    """Make the next key active and the active key previous. ``record_only``: the Secret already is."""
+
+    record_only: bool = False
+
+
+@dataclass(frozen=True)
+class Revoke:
+    """Delete a key at Twilio and drop it from the Secret and the status."""
+
+    slot: Literal["next", "previous"]
+    sid: str
+    why: str
+
+
+Step = Stall | Wait | AdoptPending | ResolvePending | CreateKey | Switch | Revoke
+
+
+def default_friendly_name_prefix(namespace: str, name: str) -> str:
+    """``<namespace>-<name>``, shortened with a stable hash when longer than a prefix may be."""
+    full = f"{namespace}-{name}"
+    if len(full) <= FRIENDLY_NAME_PREFIX_MAX_LENGTH:
+        return full
+    digest = hashlib.sha256(full.encode()).hexdigest()[:8]
+    return f"{full[: FRIENDLY_NAME_PREFIX_MAX_LENGTH - len(digest) - 1]}-{digest}"
+
+
+def friendly_name_stem(prefix: str, uid: str | None) -> str:
+    """``<prefix>-<first 8 characters of the object's uid>-r``: what every key name of one object starts with.
+
+    The uid part keeps two objects that were given the same prefix from ever touching each other's keys.
+    """
+    owner = f"-{uid.replace('-', '')[:8]}" if uid else ""
+    return f"{prefix}{owner}-r"
+
+
+def key_friendly_name(prefix: str, uid: str | None, revision: int) -> str:
+    """The FriendlyName of a key: the stem followed by the revision it has once active (at most 64 chars)."""
+    return f"{friendly_name_stem(prefix, uid)}{revision}"
+
+
+def friendly_name_for(facts: RotationFacts, revision: int) -> str:
+    assert facts.spec is not None
+    prefix = facts.spec.friendly_name_prefix or default_friendly_name_prefix(facts.namespace, facts.name)
+    return key_friendly_name(prefix, facts.uid, revision)
+
+
+def rotation_due_at(status: SigningKeyRotationStatus, spec: SigningKeyRotationSpec) -> datetime | None:
+    """When the next rotation starts: ``rotationInterval`` after the active key became active."""
+    if status.last_rotation_time is None:
+        return None
+    return status.last_rotation_time + parse_duration(spec.rotation_interval)
+
+
+def rotation_requested(facts: RotationFacts) -> bool:
+    """Whether the rotate-requested-at annotation carries a value not acted upon yet."""
+    request = (facts.rotate_request or "").strip()
+    return bool(request) and request != (facts.status.last_rotate_request or "")
+
+
+def forbidden_still_applies(facts: RotationFacts) -> bool:
+    """A Forbidden stall holds while neither the generation nor the credentials changed."""
+    stalled = get_condition(facts.status.conditions, ConditionType.STALLED)
+    return (
+        stalled is not None
+        and stalled.status == "True"
+        and stalled.reason == REASON_FORBIDDEN
+        and stalled.observed_generation == facts.generation
+        and facts.status.refused_credentials_fingerprint is not None
+        and facts.status.refused_credentials_fingerprint == facts.credentials_fingerprint
+    )
+
+
+def _gated(step: Step, facts: RotationFacts, backoff: BackoffPolicy) -> Step:
+    """``step`` (which calls Twilio), unless the backoff after recent failures is still running."""
+    status = facts.status
+    failures = status.failed_attempts or 0
+    failed_at = status.last_failure_time or status.last_attempt_time
+    if failures and failed_at is not None:
+        until = failed_at + backoff.delay(failures)
+        if facts.now < until:
+            return Wait(until=until, backoff=True)
+    return step
+
+
+def plan_step(facts: RotationFacts, backoff: BackoffPolicy | None = None) -> Step:
+    """The one thing to do next. Pure: the same facts always give the same step."""
+    policy = backoff or BackoffPolicy()
+    spec = facts.spec
+    if spec is None:
+        return Stall(Reason.INVALID_SPEC, "; ".join(facts.spec_problems) or "the spec is invalid")
+    if facts.secret_exists and not facts.secret_owned:
+        return Stall(
+            REASON_SECRET_NOT_OWNED,
+            "a Secret with this name exists and is not owned by this SigningKeyRotation; "
+            "delete it or choose another secretName",
+        )
+    if forbidden_still_applies(facts):
+        return Stall(REASON_FORBIDDEN, "the credentials are not allowed to manage API keys")
+
+    status, stored, now = facts.status, facts.stored_sids, facts.now
+    known = {sid for sid in (status.active_key_sid, status.next_key_sid, status.previous_key_sid) if sid}
+
+    # 1. A create that may not have finished.
+    pending = status.pending_key
+    if pending is not None:
+        stored_sid = stored.get(pending.slot)
+        if stored_sid and stored_sid not in known:
+            return AdoptPending(stored_sid)
+        return _gated(ResolvePending(pending.friendly_name), facts, policy)
+
+    # 2. A switch reached the Secret but not the status.
+    if status.next_key_sid and stored.get("active") == status.next_key_sid:
+        return Switch(record_only=True)
+
+    # 3. No key yet, or the Secret lost the active key.
+    revision = (status.revision or 0) + 1
+    if status.active_key_sid is None:
+        return _gated(CreateKey("active", friendly_name_for(facts, revision), revision), facts, policy)
+    if stored.get("active") != status.active_key_sid:
+        if status.previous_key_sid:
+            why = "the Secret lost the active key; the previous key makes way for its replacement"
+            return _gated(Revoke("previous", status.previous_key_sid, why), facts, policy)
+        if status.next_key_sid and stored.get("next") == status.next_key_sid:
+            return Switch()
+        if status.next_key_sid:
+            why = "the Secret lost the staged key"
+            return _gated(Revoke("next", status.next_key_sid, why), facts, policy)
+        step = CreateKey("active", friendly_name_for(facts, revision), revision, demote_active=True)
+        return _gated(step, facts, policy)
+
+    # 4. The staged key was lost from the Secret.
+    if status.next_key_sid and stored.get("next") != status.next_key_sid:
+        return _gated(Revoke("next", status.next_key_sid, "the Secret lost the staged key"), facts, policy)
+
+    # 5. The overlap is over.
+    revoke_at = status.previous_key_revoke_time
+    if status.previous_key_sid and (revoke_at is None or now >= revoke_at):
+        why = "its overlap is over"
+        return _gated(Revoke("previous", status.previous_key_sid, why), facts, policy)
+
+    # 6. Staging.
+    if status.next_key_sid:
+        staged_at = status.next_key_staged_at or now
+        switch_at = staged_at + parse_duration(spec.stage_period)
+        if status.previous_key_sid:  # only after manual status edits: let the overlap finish first
+            return Wait(until=revoke_at)
+        return Switch() if now >= switch_at else Wait(until=switch_at)
+
+    # 7. Time (or a request) to rotate. A rotation starts only once the previous overlap has ended.
+    due_at = rotation_due_at(status, spec)
+    if status.previous_key_sid:
+        return Wait(until=revoke_at)
+    if (due_at is not None and now >= due_at) or rotation_requested(facts):
+        return _gated(CreateKey("next", friendly_name_for(facts, revision), revision), facts, policy)
+    return Wait(until=due_at)
+
+
+# ------------------------------------------------------------------------------------------ conditions
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How one reconcile ended."""
+
+    stall: Stall | None = None
+    wait_until: datetime | None = None
+    error: StepError | None = None
+    backing_off: bool = False
+    steps: tuple[str, ...] = ()
+
+
+def _error_reason(error: StepError) -> str:
+    if isinstance(error, ThrottledError):
+        return Reason.THROTTLED
+    if isinstance(error, CredentialsError):
+        return Reason.CREDENTIALS_NOT_FOUND
+    return Reason.RECONCILE_ERROR
+
+
+def describe_error(error: StepError) -> str:
+    """A stable, secret-free description (no request ids, so conditions do not churn)."""
+    if isinstance(error, SecretStoreError):
+        return f"Secret: {error}"
+    if isinstance(error, CredentialsError):
+        return f"credentials: {error}"
+    parts = [f"Twilio {error.operation} failed ({type(error).__name__}"]
+    if error.status is not None:
+        parts.append(f", HTTP {error.status}")
+    if error.code is not None:
+        parts.append(f", code {error.code}")
+    return "".join(parts) + ")"
+
+
+def summarize(
+    status: SigningKeyRotationStatus,
+    outcome: Outcome,
+    *,
+    generation: int | None,
+    spec: SigningKeyRotationSpec | None,
+    stored_active: bool,
+    now: datetime,
+) -> SigningKeyRotationStatus:
+    """The status with ``observedGeneration``, ``nextRotationTime`` and the four conditions updated."""
+    conditions = list(status.conditions)
+    stall = outcome.stall
+
+    def put(kind: str, state: Literal["True", "False", "Unknown"], reason: str, message: str) -> None:
+        nonlocal conditions
+        conditions = set_condition(conditions, kind, state, reason, message, generation, now)
+
+    if stall is not None:
+        put(ConditionType.STALLED, "True", stall.reason, stall.message)
+        synced_reason = Reason.CREDENTIALS_INVALID if stall.reason == REASON_FORBIDDEN else stall.reason
+        put(ConditionType.SYNCED, "False", synced_reason, stall.message)
+    else:
+        put(ConditionType.STALLED, "False", Reason.NOT_STALLED, "")
+        if outcome.error is not None:
+            put(ConditionType.SYNCED, "False", _error_reason(outcome.error), describe_error(outcome.error))
+        elif not outcome.backing_off:
+            put(ConditionType.SYNCED, "True", Reason.RECONCILE_SUCCESS, "")
+
+    if status.active_key_sid and stored_active:
+        put(
+            ConditionType.READY,
+            "True",
+            Reason.KEY_ACTIVE,
+            f"key {status.active_key_sid} is active (revision {status.revision})",
+        )
+    elif stall is not None:
+        put(ConditionType.READY, "False", stall.reason, stall.message)
+    else:
+        put(ConditionType.READY, "False", Reason.CREATING, "creating the first key")
+
+    failing = bool(status.failed_attempts) and (outcome.error is not None or outcome.backing_off)
+    if status.next_key_sid:
+        put(ConditionType.ROTATING, "True", Reason.STAGING, f"key {status.next_key_sid} is staged as next")
+    elif status.previous_key_sid:
+        until = status.previous_key_revoke_time
+        when = f" until {until.isoformat()}" if until else ""
+        message = f"previous key {status.previous_key_sid} stays valid{when}"
+        put(ConditionType.ROTATING, "True", Reason.OVERLAPPING, message)
+    elif failing and status.active_key_sid:
+        message = f"{status.failed_attempts} failed attempt(s); retrying with backoff"
+        put(ConditionType.ROTATING, "True", Reason.ROTATION_FAILED, message)
+    else:
+        put(ConditionType.ROTATING, "False", Reason.IDLE, "")
+
+    next_rotation = rotation_due_at(status, spec) if spec is not None else status.next_rotation_time
+    return status.model_copy(
+        update={
+            "conditions": conditions,
+            "observed_generation": generation,
+            "next_rotation_time": next_rotation,
+        }
+    )
+
+
+# ------------------------------------------------------------------------------------------ executing
+
+
+@dataclass
+class RotationContext:
+    """The object being reconciled, as read at the start of the reconcile."""
+
+    namespace: str
+    name: str
+    uid: str | None
+    generation: int | None
+    spec: SigningKeyRotationSpec | None
+    spec_problems: tuple[str, ...]
+    rotate_request: str | None
+    account_sid: str
+    credentials_fingerprint: str | None
+
+
+class RotationExecutor:
+    """Performs planned steps against Twilio (``keys``), the Secret (``store``) and the status.
+
+    Pass :class:`UnavailableKeys` as ``keys`` when the credentials could not be read: steps that need
+    Twilio then fail (and back off) with reason ``CredentialsNotFound``; the others still run.
+    """
+
+    def __init__(
+        self,
+        context: RotationContext,
+        *,
+        keys: KeysApi,
+        store: SecretStore,
+        write_status: StatusWriter,
+        post_event: EventPoster,
+        clock: Callable[[], datetime],
+        backoff: BackoffPolicy | None = None,
+    ) -> None:
+        self.context = context
+        self.keys = keys
+        self.store = store
+        self.write_status = write_status
+        self.post_event = post_event
+        self.clock = clock
+        self.backoff = backoff or BackoffPolicy()
+        self._latest: SigningKeyRotationStatus | None = None
+
+    async def _save(self, status: SigningKeyRotationStatus) -> SigningKeyRotationStatus:
+        """Persist ``status`` now, conditions included, and remember it as the latest (a failing step
+        leaves what it saved). Used between the steps of one reconcile, which keep the Secret in step."""
+        status = summarize(
+            status,
+            Outcome(),
+            generation=self.context.generation,
+            spec=self.context.spec,
+            stored_active=status.active_key_sid is not None,
+            now=self.clock(),
+        )
+        await self.write_status(status)
+        self._latest = status
+        return status
+
+    def facts(self, status: SigningKeyRotationStatus, contents: SecretContents | None) -> RotationFacts:
+        ctx = self.context
+        return RotationFacts(
+            namespace=ctx.namespace,
+            name=ctx.name,
+            uid=ctx.uid,
+            generation=ctx.generation,
+            spec=ctx.spec,
+            spec_problems=ctx.spec_problems,
+            status=status,
+            rotate_request=ctx.rotate_request,
+            secret_exists=contents is not None,
+            secret_owned=contents is not None and contents.owned,
+            stored_sids=contents.sids if contents is not None and contents.owned else {},
+            credentials_fingerprint=ctx.credentials_fingerprint,
+            now=self.clock(),
+        )
+
+    async def reconcile(self, status: SigningKeyRotationStatus) -> tuple[SigningKeyRotationStatus, Outcome]:
+        """Run steps until the plan waits or stalls (or a step fails); write and return the final status."""
+        initial = status
+        self._latest = status
+        done: list[str] = []
+        outcome: Outcome | None = None
+        contents: SecretContents | None = None
+        was_stalled = get_condition(status.conditions, ConditionType.STALLED)
+        for _ in range(MAX_STEPS_PER_RECONCILE):
+            try:
+                contents = await self.store.read()
+            except SecretStoreError as error:
+                status = self._failed(status, error)
+                outcome = Outcome(error=error, steps=tuple(done))
+                break
+            step = plan_step(self.facts(status, contents), self.backoff)
+            if isinstance(step, Stall):
+                outcome = Outcome(stall=step, steps=tuple(done))
+                break
+            if isinstance(step, Wait):
+                outcome = Outcome(wait_until=step.until, backing_off=step.backoff, steps=tuple(done))
+                break
+            self._latest = status
+            try:
+                status = await self._apply(step, status, contents)
+            except AuthError as error:
+                status = (self._latest or status).model_copy(
+                    update={"refused_credentials_fingerprint": self.context.credentials_fingerprint}
+                )
+                message = f"the credentials are not allowed to manage API keys ({describe_error(error)})"
+                outcome = Outcome(stall=Stall(REASON_FORBIDDEN, message), error=error, steps=tuple(done))
+                break
+            except (GatewayError, SecretStoreError, CredentialsError) as error:
+                status = self._failed(self._latest or status, error)
+                delay = int(self.backoff.delay(status.failed_attempts or 1).total_seconds())
+                message = f"{_step_name(step)} failed: {describe_error(error)}; retrying in {delay}s"
+                await self.post_event("Warning", "RotationFailed", message)
+                outcome = Outcome(error=error, steps=tuple(done))
+                break
+            done.append(_step_name(step))
+        if outcome is None:  # the step budget ran out: come back soon
+            outcome = Outcome(wait_until=self.clock(), steps=tuple(done))
+        if outcome.stall is None:
+            status = status.model_copy(update={"refused_credentials_fingerprint": None})
+        stored_active = bool(
+            contents is not None
+            and contents.owned
+            and status.active_key_sid
+            and contents.sids.get("active") == status.active_key_sid
+        )
+        status = summarize(
+            status,
+            outcome,
+            generation=self.context.generation,
+            spec=self.context.spec,
+            stored_active=stored_active,
+            now=self.clock(),
+        )
+        if status != (self._latest or initial):
+            await self.write_status(status)
+        if outcome.stall is not None and (
+            was_stalled is None or was_stalled.status != "True" or was_stalled.reason != outcome.stall.reason
+        ):
+            await self.post_event("Warning", outcome.stall.reason, outcome.stall.message)
+        return status, outcome
+
+    def _failed(self, status: SigningKeyRotationStatus, error: StepError) -> SigningKeyRotationStatus:
+        now = self.clock()
+        metrics.SIGNING_KEY_ROTATIONS.labels("failed").inc()
+        logger.warning(
+            "signing key rotation step failed: %s",
+            describe_error(error),
+            extra={"namespace": self.context.namespace, "object_name": self.context.name},
+        )
+        return status.model_copy(
+            update={
+                "failed_attempts": (status.failed_attempts or 0) + 1,
+                "last_failure_time": now,
+                "last_attempt_time": now,
+            }
+        )
+
+    async def _apply(
+        self, step: Step, status: SigningKeyRotationStatus, contents: SecretContents | None
+    ) -> SigningKeyRotationStatus:
+        if isinstance(step, AdoptPending):
+            return await self._adopt(step, status)
+        if isinstance(step, ResolvePending):
+            return await self._resolve(step, status, contents)
+        if isinstance(step, CreateKey):
+            return await self._create(step, status, contents)
+        if isinstance(step, Switch):
+            return await self._switch(step, status, contents)
+        if isinstance(step, Revoke):
+            return await self._revoke(step, status, contents)
+        raise AssertionError(f"not an action: {step!r}")
+
+    # --- creating -----------------------------------------------------------------------------------
+
+    async def _create(
+        self, step: CreateKey, status: SigningKeyRotationStatus, contents: SecretContents | None
+    ) -> SigningKeyRotationStatus:
+        now = self.clock()
+        marker = PendingKey(
+            friendly_name=step.friendly_name, slot=step.slot, revision=step.revision, since=now
+        )
+        status = status.model_copy(update={"pending_key": marker, "last_attempt_time": now})
+        await self._save(status)  # the marker is persisted before Twilio is asked
+        try:
+            created = await self.keys.create_key(step.friendly_name)
+        except RetryableError as error:
+            if not error.maybe_applied:
+                await self._save(status.model_copy(update={"pending_key": None}))
+            raise
+        except GatewayError:
+            await self._save(status.model_copy(update={"pending_key": None}))
+            raise
+        register_secret(created.secret)
+        keys = dict(contents.keys) if contents is not None and contents.owned else {}
+        keys[step.slot] = KeyMaterial(created.sid, created.secret)
+        if step.demote_active:
+            keys.pop("previous", None)
+        try:
+            await self.store.write(self.context.account_sid, keys)
+        except SecretStoreError:
+            await self._discard(created.sid, status)
+            raise
+        return await self._record_created(status, step.slot, created.sid, step.revision)
+
+    async def _discard(self, sid: str, status: SigningKeyRotationStatus) -> None:
+        """Best effort after the Secret refused a new key: revoke it now rather than leave it behind."""
+        try:
+            await self.keys.delete_key(sid)
+        except GatewayError:
+            return  # the marker stays; the next reconcile revokes the key by its friendly name
+        await self._save(status.model_copy(update={"pending_key": None}))
+
+    async def _adopt(self, step: AdoptPending, status: SigningKeyRotationStatus) -> SigningKeyRotationStatus:
+        assert status.pending_key is not None
+        return await self._record_created(
+            status, status.pending_key.slot, step.sid, status.pending_key.revision
+        )
+
+    async def _record_created(
+        self, status: SigningKeyRotationStatus, slot: CreateSlot, sid: str, revision: int
+    ) -> SigningKeyRotationStatus:
+        now = self.clock()
+        spec = self.context.spec
+        assert spec is not None
+        update: dict[str, object] = {
+            "pending_key": None,
+            "failed_attempts": 0,
+            "last_rotate_request": self.context.rotate_request or status.last_rotate_request,
+        }
+        if slot == "next":
+            update |= {"next_key_sid": sid, "next_key_staged_at": now}
+            message = f"created key {sid} and staged it as next for {spec.stage_period}"
+            reason = "KeyStaged"
+        else:
+            demoted = status.active_key_sid
+            update |= {"active_key_sid": sid, "revision": revision, "last_rotation_time": now}
+            if demoted:
+                revoke_at = now + parse_duration(spec.overlap)
+                update |= {"previous_key_sid": demoted, "previous_key_revoke_time": revoke_at}
+                message = (
+                    f"created key {sid} as the active key (revision {revision}) because the Secret had lost "
+                    f"key {demoted}, which is revoked at {revoke_at.isoformat()}"
+                )
+            else:
+                message = f"created key {sid} as the active key (revision {revision})"
+            reason = "KeyCreated"
+        status = await self._save(status.model_copy(update=update))
+        if slot == "active":
+            metrics.SIGNING_KEY_ROTATIONS.labels("succeeded").inc()
+        await self.post_event("Normal", reason, message)
+        return status
+
+    async def _resolve(
+        self, step: ResolvePending, status: SigningKeyRotationStatus, contents: SecretContents | None
+    ) -> SigningKeyRotationStatus:
+        keep = {sid for sid in (status.active_key_sid, status.next_key_sid, status.previous_key_sid) if sid}
+        if contents is not None and contents.owned:
+            keep |= set(contents.sids.values())
+        for key in await self.keys.list_keys():
+            if key.friendly_name == step.friendly_name and key.sid not in keep:
+                await self.keys.delete_key(key.sid)
+                await self.post_event(
+                    "Warning",
+                    "OrphanKeyRevoked",
+                    f"revoked key {key.sid} ({step.friendly_name}): an interrupted create left it "
+                    "without a stored secret",
+                )
+        return await self._save(status.model_copy(update={"pending_key": None}))
+
+    # --- switching and revoking ----------------------------------------------------------------------
+
+    async def _switch(
+        self, step: Switch, status: SigningKeyRotationStatus, contents: SecretContents | None
+    ) -> SigningKeyRotationStatus:
+        spec = self.context.spec
+        assert spec is not None and status.next_key_sid is not None
+        if not step.record_only:
+            stored = dict(contents.keys) if contents is not None and contents.owned else {}
+            staged = stored.get("next")
+            if staged is None or staged.sid != status.next_key_sid:
+                raise SecretStoreError("the staged key is missing from the Secret")
+            keys: dict[Slot, KeyMaterial] = {"active": staged}
+            current = stored.get("active")
+            if current is not None and current.sid == status.active_key_sid:
+                keys["previous"] = current
+            await self.store.write(self.context.account_sid, keys)
+        now = self.clock()
+        revoke_at = now + parse_duration(spec.overlap)
+        previous = status.active_key_sid
+        status = status.model_copy(
+            update={
+                "active_key_sid": status.next_key_sid,
+                "next_key_sid": None,
+                "next_key_staged_at": None,
+                "previous_key_sid": previous,
+                "previous_key_revoke_time": revoke_at if previous else None,
+                "revision": (status.revision or 0) + 1,
+                "last_rotation_time": now,
+                "failed_attempts": 0,
+                "last_rotate_request": self.context.rotate_request or status.last_rotate_request,
+            }
+        )
+        await self._save(status)
+        metrics.SIGNING_KEY_ROTATIONS.labels("succeeded").inc()
+        overlap = f"; previous key {previous} stays valid until {revoke_at.isoformat()}" if previous else ""
+        await self.post_event(
+            "Normal",
+            "KeyActivated",
+            f"key {status.active_key_sid} is active (revision {status.revision}){overlap}",
+        )
+        return status
+
+    async def _revoke(
+        self, step: Revoke, status: SigningKeyRotationStatus, contents: SecretContents | None
+    ) -> SigningKeyRotationStatus:
+        deleted = await self.keys.delete_key(step.sid)
+        if contents is not None and contents.owned:
+            stored = contents.keys.get(step.slot)
+            if stored is not None and stored.sid == step.sid:
+                keys = {slot: key for slot, key in contents.keys.items() if slot != step.slot}
+                await self.store.write(self.context.account_sid, keys)
+        now = self.clock()
+        update: dict[str, object] = {"failed_attempts": 0}
+        if step.slot == "next":
+            update |= {"next_key_sid": None, "next_key_staged_at": None}
+        else:
+            update |= {"previous_key_sid": None, "previous_key_revoke_time": now}
+        status = await self._save(status.model_copy(update=update))
+        state = "revoked" if deleted else "was already gone at Twilio; dropped"
+        await self.post_event("Normal", "KeyRevoked", f"{step.slot} key {step.sid} {state} ({step.why})")
+        return status
+
+
+def _step_name(step: Step) -> str:
+    if isinstance(step, CreateKey):
+        return f"creating the {step.slot} key"
+    if isinstance(step, Revoke):
+        return f"revoking the {step.slot} key {step.sid}"
+    if isinstance(step, Switch):
+        return "switching keys"
+    if isinstance(step, ResolvePending):
+        return f"cleaning up after an interrupted create ({step.friendly_name})"
+    if isinstance(step, AdoptPending):
+        return f"recording key {step.sid}"
+    return type(step).__name__
+
+
+# ------------------------------------------------------------------------------------------ deletion
+
+
+async def revoke_all(
+    keys: KeysApi,
+    status: SigningKeyRotationStatus,
+    friendly_name_pattern: Callable[[str], bool],
+) -> list[str]:
+    """``deletionPolicy: Revoke``: delete every live key this object created. Returns the SIDs deleted.
+
+    That is the keys in the status plus any key whose friendly name this object would have given it
+    (``friendly_name_pattern``), which covers keys left behind by an interrupted create.
+    """
+    targets = {sid for sid in (status.active_key_sid, status.next_key_sid, status.previous_key_sid) if sid}
+    for key in await keys.list_keys():
+        if key.friendly_name and friendly_name_pattern(key.friendly_name):
+            targets.add(key.sid)
+    revoked = []
+    for sid in sorted(targets):
+        if await keys.delete_key(sid):
+            revoked.append(sid)
+    return revoked
+
+
+def owned_name_matcher(prefix: str, uid: str | None) -> Callable[[str], bool]:
+    """Whether a friendly name is one :func:`key_friendly_name` gives for this prefix and uid."""
+    stem = friendly_name_stem(prefix, uid)
+
+    def matches(name: str) -> bool:
+        return name.startswith(stem) and name[len(stem) :].isdigit()
+
+    return matches
