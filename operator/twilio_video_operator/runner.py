@@ -36,6 +36,9 @@ from twilio_video_operator.settings import Settings
 logger = logging.getLogger(__name__)
 
 FINALIZER = f"{API_GROUP}/finalizer"
+# kopf ignores annotations under its storage prefix when it diffs objects; keeping its bookkeeping under a
+# sub-domain of our group leaves the user-facing annotations (paused, reconcile-requested-at, ...) visible.
+KOPF_STORAGE_PREFIX = f"kopf.{API_GROUP}"
 HEARTBEAT_INTERVAL = 5.0
 LOGIN_PRIORITY = 100  # above kopf's own fallbacks, so the chosen kubeconfig always wins
 
@@ -51,11 +54,11 @@ REQUEST_CONNECT_TIMEOUT = 10.0
 def build_kopf_settings(settings: Settings) -> kopf.OperatorSettings:
     """kopf's settings for this operator (pure: no I/O, easy to inspect)."""
     kopf_settings = kopf.OperatorSettings()
-    # kopf's own bookkeeping goes to annotations under our prefix, so `status` holds only our fields.
+    # kopf's own bookkeeping goes to annotations, so `status` holds only our fields.
     kopf_settings.persistence.finalizer = FINALIZER
-    kopf_settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=API_GROUP)
+    kopf_settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=KOPF_STORAGE_PREFIX)
     kopf_settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix=API_GROUP, key="last-handled-configuration"
+        prefix=KOPF_STORAGE_PREFIX, key="last-handled-configuration"
     )
     # Handler logs at WARNING and above also become Kubernetes Events on the object.
     kopf_settings.posting.enabled = True

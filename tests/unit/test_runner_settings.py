@@ -1,0 +1,43 @@
+"""kopf's settings as the runner builds them."""
+
+from __future__ import annotations
+
+import kopf
+
+from twilio_video_operator.runner import FINALIZER, build_kopf_settings
+from twilio_video_operator.settings import Settings
+
+SETTINGS = Settings(
+    TWILIO_ACCOUNT_SID="AC" + "0" * 32,
+    TWILIO_AUTH_TOKEN="token",
+    PUBLIC_BASE_URL="http://127.0.0.1:8080",
+)
+
+
+def essence_annotations(annotations: dict[str, str]) -> dict[str, str]:
+    """The annotations kopf compares when it decides whether an object changed."""
+    storage = build_kopf_settings(SETTINGS).persistence.diffbase_storage
+    body = kopf.Body({"metadata": {"name": "r", "annotations": annotations}, "spec": {}})
+    essence = storage.build(body=body)
+    return dict(essence.get("metadata", {}).get("annotations", {}))
+
+
+def test_user_annotations_of_our_group_count_as_changes() -> None:
+    progress_storage = build_kopf_settings(SETTINGS).persistence.progress_storage
+    marker = f"{progress_storage.prefix}/kopf-managed"
+    annotations = {
+        "video.openclaw.io/paused": "true",
+        "video.openclaw.io/reconcile-requested-at": "2026-11-25T10:00:00Z",
+        marker: "yes",
+    }
+    assert essence_annotations(annotations) == {
+        "video.openclaw.io/paused": "true",
+        "video.openclaw.io/reconcile-requested-at": "2026-11-25T10:00:00Z",
+    }
+
+
+def test_kopf_bookkeeping_stays_out_of_status() -> None:
+    persistence = build_kopf_settings(SETTINGS).persistence
+    assert isinstance(persistence.progress_storage, kopf.AnnotationsProgressStorage)
+    assert isinstance(persistence.diffbase_storage, kopf.AnnotationsDiffBaseStorage)
+    assert persistence.finalizer == FINALIZER == "video.openclaw.io/finalizer"
