@@ -286,6 +286,27 @@ class SessionHistory(StatusModel):
     )
 
 
+class CreatePending(StatusModel):
+    """Written before CreateRoom is sent; a marker without a SID afterwards means the outcome is unknown."""
+
+    unique_name: str = Field(description="UniqueName the room is being created with.")
+    requested_at: datetime = Field(description="When the create was about to be sent.")
+
+
+class RoomSettings(StatusModel):
+    """Settings the current session was opened with (fixed for the life of a Twilio room)."""
+
+    type: str | None = Field(default=None, description="Room type.")
+    max_participants: int | None = Field(default=None, description="Participant cap.")
+    max_participant_duration: int | None = Field(default=None, description="Seconds.")
+    empty_room_timeout: int | None = Field(default=None, description="Minutes.")
+    unused_room_timeout: int | None = Field(default=None, description="Minutes.")
+    media_region: str | None = Field(default=None, description="Media region.")
+    video_codecs: list[str] | None = Field(default=None, description="Video codecs.")
+    audio_only: bool | None = Field(default=None, description="Audio-only room.")
+    record_participants_on_connect: bool | None = Field(default=None, description="Recording on connect.")
+
+
 class VideoRoomStatus(StatusModel):
     """Observed state of the Twilio room."""
 
@@ -308,6 +329,25 @@ class VideoRoomStatus(StatusModel):
         default_factory=list,
         description="Ready, Synced and Stalled.",
         json_schema_extra=CONDITIONS_LIST_SCHEMA,
+    )
+    create_pending: CreatePending | None = Field(
+        default=None, description="Set while a CreateRoom call may be in flight (idempotency marker)."
+    )
+    room_settings: RoomSettings | None = Field(
+        default=None, description="Settings of the current session; spec changes apply to the next one."
+    )
+    moderation_digest: str | None = Field(
+        default=None, description="Digest of the blocked identities already enforced in the current session."
+    )
+    last_handled_reconcile_at: str | None = Field(
+        default=None, description="Last value of the reconcile-requested-at annotation acted upon."
+    )
+    credentials_revision: str | None = Field(
+        default=None,
+        description="Which credentials the last reconcile used (Secret name and resourceVersion).",
+    )
+    recording_composition: str | None = Field(
+        default=None, description="Name of the Composition created for the recording, once created."
     )
 
 

@@ -1,0 +1,308 @@
+"""kopf adapters for VideoRoom: they hand every trigger to the one reconcile path of the controller.
+
+- ``resume``/``create``/``update``: reconcile now; a retryable failure raises ``kopf.TemporaryError`` with a
+  backoff delay (Twilio's ``Retry-After`` honoured), so kopf retries;
+- ``event``: the ``paused`` and ``reconcile-requested-at`` annotations (kopf leaves annotations of its own
+  prefix out of its change detection, so these are watched here) ask the controller for a reconcile;
+- ``delete``: apply ``deletionPolicy`` (kopf holds the finalizer until it returns);
+- ``startup``/``cleanup``: build and stop the controller, the Twilio gateway, the Kubernetes client, and
+  attach room status callbacks (``POST /twilio/room-events``) to the controller.
+
+The controller lives in :mod:`twilio_video_operator.reconcilers.videoroom_controller`; this module only
+implements its Kubernetes port (:class:`KubeRoomObjects`) with the operator's Kubernetes client.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+import os
+import random
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, Literal, cast
+
+import kopf
+
+from twilio_video_operator import API_GROUP, API_VERSION
+from twilio_video_operator.gateway.config import GatewayConfig
+from twilio_video_operator.gateway.core import TwilioGateway
+from twilio_video_operator.gateway.credentials import CredentialSet
+from twilio_video_operator.kube import COMPOSITIONS, SECRETS, VIDEOROOMS, KubeApiError, KubeClient
+from twilio_video_operator.kube.events import post_event
+from twilio_video_operator.logs import register_secret
+from twilio_video_operator.models.annotations import PAUSED, RECONCILE_REQUESTED_AT
+from twilio_video_operator.models.videoroom import VideoRoomStatus
+from twilio_video_operator.reconcilers.videoroom_conditions import is_paused
+from twilio_video_operator.reconcilers.videoroom_controller import Trigger, VideoRoomController, utc_now
+from twilio_video_operator.reconcilers.videoroom_credentials import SecretData
+from twilio_video_operator.reconcilers.videoroom_desired import Defaults
+from twilio_video_operator.reconcilers.videoroom_executor import RoomApi
+from twilio_video_operator.settings import Settings
+from twilio_video_operator.webhooks.channel import CallbackChannel, CallbackEvent
+from twilio_video_operator.webhooks.hub import WebhookHub
+from twilio_video_operator.webhooks.room_events import CHANNEL, PATH
+
+from . import registry as shared_registry
+
+logger = logging.getLogger(__name__)
+
+PLURAL = "videorooms"
+KIND = "VideoRoom"
+
+
+# ------------------------------------------------------------------------------------ Kubernetes port
+
+
+def decode_secret(secret: Mapping[str, Any]) -> dict[str, str]:
+    """A Secret's ``data`` (base64) and ``stringData`` as text; undecodable entries are left out."""
+    decoded: dict[str, str] = {}
+    for key, value in (secret.get("data") or {}).items():
+        try:
+            decoded[key] = base64.b64decode(str(value), validate=True).decode()
+        except (binascii.Error, UnicodeDecodeError):
+            continue
+    for key, value in (secret.get("stringData") or {}).items():
+        decoded[key] = str(value)
+    return decoded
+
+
+class KubeRoomObjects:
+    """The controller's Kubernetes port, over the operator's :class:`KubeClient`."""
+
+    def __init__(self, kube: KubeClient) -> None:
+        self.kube = kube
+
+    async def get_room(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return await self.kube.get(VIDEOROOMS, namespace, name)
+
+    async def read_secret(self, namespace: str, name: str) -> SecretData | None:
+        secret = await self.kube.get(SECRETS, namespace, name)
+        if secret is None:
+            return None
+        version = str((secret.get("metadata") or {}).get("resourceVersion", ""))
+        return SecretData(resource_version=version, data=decode_secret(secret))
+
+    async def patch_status(self, namespace: str, name: str, patch: Mapping[str, Any]) -> None:
+        await self.kube.patch_status(VIDEOROOMS, namespace, name, patch)
+
+    async def post_event(
+        self, body: Mapping[str, Any], type: Literal["Normal", "Warning"], reason: str, message: str
+    ) -> None:
+        involved = {"apiVersion": f"{API_GROUP}/{API_VERSION}", "kind": KIND, **dict(body)}
+        await post_event(self.kube, involved, type, reason, message)
+
+    async def create_composition(self, owner: Mapping[str, Any], name: str, spec: Mapping[str, Any]) -> bool:
+        metadata = owner.get("metadata") or {}
+        namespace = str(metadata.get("namespace"))
+        body = {
+            "apiVersion": f"{API_GROUP}/{API_VERSION}",
+            "kind": "Composition",
+            "metadata": {
+                "name": name,
+                "namespace": namespace,
+                "ownerReferences": [
+                    {
+                        "apiVersion": f"{API_GROUP}/{API_VERSION}",
+                        "kind": KIND,
+                        "name": metadata.get("name"),
+                        "uid": metadata.get("uid"),
+                        "controller": True,
+                        "blockOwnerDeletion": True,
+                    }
+                ],
+            },
+            "spec": dict(spec),
+        }
+        try:
+            await self.kube.create(COMPOSITIONS, namespace, body)
+        except KubeApiError as exc:
+            if exc.conflict:
+                return False  # AlreadyExists: created by an earlier attempt
+            raise
+        return True
+
+
+# ------------------------------------------------------------------------------------------ runtime
+
+
+@dataclass
+class VideoRoomRuntime:
+    """What the VideoRoom handlers share within one operator process (``memo.videorooms``)."""
+
+    controller: VideoRoomController
+    kube: KubeClient
+    gateway: TwilioGateway
+    channel: CallbackChannel
+
+
+def operator_credentials(settings: Settings) -> CredentialSet:
+    return CredentialSet(
+        account_sid=settings.TWILIO_ACCOUNT_SID,
+        api_key=settings.TWILIO_API_KEY,
+        api_secret=settings.TWILIO_API_SECRET,
+        auth_token=settings.TWILIO_AUTH_TOKEN,
+    )
+
+
+def operator_defaults(settings: Settings) -> Defaults:
+    return Defaults(
+        room_type=settings.VIDEO_ROOM_TYPE,
+        max_participants=settings.VIDEO_MAX_PARTICIPANTS,
+        status_callback=settings.PUBLIC_BASE_URL.rstrip("/") + PATH,
+    )
+
+
+def _kube_connection(memo: kopf.Memo, settings: kopf.OperatorSettings) -> kopf.ConnectionInfo:
+    """The operator's own login: its kubeconfig, else $KUBECONFIG/~/.kube/config, else in-cluster."""
+    explicit = memo.get("kubeconfig")
+    if explicit is not None:
+        from twilio_video_operator.runner import connection_from_kubeconfig
+
+        return connection_from_kubeconfig(Path(explicit), trust_env=settings.networking.trust_env)
+    if os.environ.get("KUBECONFIG") or Path("~/.kube/config").expanduser().exists():
+        found = kopf.login_with_kubeconfig(settings=settings)
+    else:
+        found = kopf.login_with_service_account(settings=settings)
+    if found is None:
+        raise kopf.PermanentError("no Kubernetes credentials for the VideoRoom handlers")
+    return found
+
+
+def _remember_credentials(hub: WebhookHub, creds: CredentialSet) -> None:
+    """A tenant's credentials were read: keep their secrets out of logs and verify their callbacks."""
+    for secret in (creds.api_secret, creds.auth_token):
+        register_secret(secret)
+    hub.accounts.remember(creds.account_sid, creds.auth_token)
+
+
+async def _reconcile(memo: Any, namespace: str | None, name: str, trigger: Trigger) -> None:
+    runtime: VideoRoomRuntime = memo.videorooms
+    controller = runtime.controller
+    outcome = await controller.reconcile(str(namespace), name, trigger)
+    if outcome is not None and outcome.retry:
+        delay = controller.retry_delay(str(namespace), name, outcome)
+        why = f"{outcome.error_reason}: {outcome.error}" if outcome.error else "not settled yet"
+        raise kopf.TemporaryError(f"VideoRoom {namespace}/{name} will be retried ({why})", delay=delay)
+
+
+def needs_request(body: Mapping[str, Any]) -> tuple[bool, bool]:
+    """Whether the annotations ask for a reconcile the status does not reflect yet: ``(request, observe)``."""
+    metadata = body.get("metadata") or {}
+    if metadata.get("deletionTimestamp"):
+        return False, False
+    annotations = metadata.get("annotations") or {}
+    status = body.get("status") or {}
+    paused = annotations.get(PAUSED) == "true"
+    try:
+        parsed = VideoRoomStatus.model_validate(status)
+    except ValueError:
+        parsed = VideoRoomStatus()
+    if paused != is_paused(parsed):
+        return True, not paused
+    token = annotations.get(RECONCILE_REQUESTED_AT)
+    if not paused and token and token != parsed.last_handled_reconcile_at:
+        return True, True
+    return False, False
+
+
+def register_handlers(
+    registry: kopf.OperatorRegistry,
+    *,
+    clock: Callable[[], datetime] = utc_now,
+    resync_interval: timedelta | None = None,
+    gateway_overrides: Mapping[str, Any] | None = None,
+    rng: random.Random | None = None,
+    on_start: Callable[[VideoRoomController], None] | None = None,
+    api_hook: Callable[[RoomApi], RoomApi] | None = None,
+) -> None:
+    """Register the VideoRoom handlers on ``registry``. The keyword arguments exist for tests: an injected
+    clock (e.g. the Twilio emulator's), a resync interval other than ``RESYNC_INTERVAL``, gateway settings,
+    ``on_start`` receiving the controller once it runs, and ``api_hook`` wrapping the Twilio operations
+    (to stop a test operator at an exact point)."""
+    resource = (API_GROUP, API_VERSION, PLURAL)
+
+    @kopf.on.startup(registry=registry, id="videoroom-startup")
+    async def startup(memo: kopf.Memo, settings: kopf.OperatorSettings, **_: Any) -> None:
+        operator_settings: Settings = memo.settings
+        kube = KubeClient(_kube_connection(memo, settings))
+        gateway = TwilioGateway(
+            GatewayConfig.from_settings(operator_settings, **dict(gateway_overrides or {}))
+        )
+        hub = WebhookHub.of(operator_settings)
+
+        def api_for(creds: CredentialSet) -> RoomApi:
+            api = cast(RoomApi, gateway.api(creds))
+            return api_hook(api) if api_hook is not None else api
+
+        controller = VideoRoomController(
+            KubeRoomObjects(kube),
+            api_for,
+            operator_credentials=operator_credentials(operator_settings),
+            defaults=operator_defaults(operator_settings),
+            resync_interval=resync_interval or operator_settings.RESYNC_INTERVAL,
+            clock=clock,
+            rng=rng,
+            on_credentials=lambda creds: _remember_credentials(hub, creds),
+        )
+        controller.start()
+        channel = hub.channel(CHANNEL)
+
+        async def process(event: CallbackEvent) -> None:
+            await controller.handle_callback(event.account_sid, event.params)
+
+        channel.attach(process)
+        memo.videorooms = VideoRoomRuntime(controller, kube, gateway, channel)
+        if on_start is not None:
+            on_start(controller)
+
+    @kopf.on.cleanup(registry=registry, id="videoroom-cleanup")
+    async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+        runtime: VideoRoomRuntime | None = memo.get("videorooms")
+        if runtime is None:
+            return
+        await runtime.channel.detach()
+        await runtime.controller.stop()
+        await runtime.gateway.close()
+        await runtime.kube.close()
+
+    @kopf.on.resume(*resource, registry=registry, id="videoroom-resume")
+    async def resumed(memo: Any, namespace: str | None, name: str, **_: Any) -> None:
+        await _reconcile(memo, namespace, name, Trigger.RESUME)
+
+    @kopf.on.create(*resource, registry=registry, id="videoroom-create")
+    @kopf.on.update(*resource, registry=registry, id="videoroom-update")
+    async def changed(memo: Any, namespace: str | None, name: str, **_: Any) -> None:
+        await _reconcile(memo, namespace, name, Trigger.CHANGE)
+
+    @kopf.on.event(*resource, registry=registry, id="videoroom-requests")
+    async def requested(
+        memo: Any, type: str | None, body: kopf.Body, namespace: str | None, name: str, **_: Any
+    ) -> None:
+        # async on purpose: kopf runs plain functions in threads, and the controller belongs to the loop.
+        runtime: VideoRoomRuntime | None = memo.get("videorooms")
+        if runtime is None or type == "DELETED":
+            return
+        request, observe = needs_request(dict(body))
+        if request:
+            runtime.controller.request(str(namespace), name, observe=observe)
+
+    @kopf.on.delete(*resource, registry=registry, id="videoroom-delete")
+    async def deleted(memo: Any, namespace: str | None, name: str, body: kopf.Body, **_: Any) -> None:
+        runtime: VideoRoomRuntime = memo.videorooms
+        released = await runtime.controller.finalize(str(namespace), name, dict(body))
+        if released.retry_after is not None:
+            raise kopf.TemporaryError(f"completing the room: {released.message}", delay=released.retry_after)
+        logger.info(
+            "VideoRoom %s/%s released: %s",
+            namespace,
+            name,
+            released.message,
+            extra={"namespace": namespace, "object_name": name, "kind": KIND},
+        )
+
+
+register_handlers(shared_registry)

@@ -1,0 +1,605 @@
+"""VideoRoom reconciliation as pure functions: what to do next, and what a Twilio answer means for status.
+
+One reconcile is a short loop driven by :mod:`~twilio_video_operator.reconcilers.videoroom_executor`:
+
+1. :func:`plan` looks at the spec, the status, what this reconcile has learned so far (:class:`Facts`) and
+   the clock, and returns a :class:`Plan`: at most one Twilio :data:`Action`, the status to write, and when
+   to come back;
+2. the executor performs the action (writing the status first when ``persist_first`` says so: the
+   create-pending marker must be stored before CreateRoom is sent);
+3. :func:`absorb` folds the answer into the working state (:class:`Working`), or :func:`fail` turns an
+   error into a final status (or into a fact, for Twilio's "room exists");
+4. repeat until the plan has no action.
+
+Nothing here performs I/O, so every branch is unit-tested directly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from twilio_video_operator.gateway.errors import (
+    AuthError,
+    GatewayError,
+    NotFoundError,
+    TerminalError,
+    ThrottledError,
+    TransientError,
+)
+from twilio_video_operator.gateway.records import ParticipantInfo, RoomInfo
+from twilio_video_operator.models.annotations import PAUSED as PAUSED_ANNOTATION
+from twilio_video_operator.models.annotations import RECONCILE_REQUESTED_AT
+from twilio_video_operator.models.conditions import ConditionStatus
+from twilio_video_operator.models.videoroom import (
+    CreatePending,
+    ParticipantCounts,
+    SessionHistory,
+    VideoRoomSpec,
+    VideoRoomStatus,
+)
+from twilio_video_operator.reconcilers import videoroom_conditions as cond
+from twilio_video_operator.reconcilers.videoroom_desired import (
+    Defaults,
+    Window,
+    blocked_identities,
+    create_params,
+    extra_problems,
+    moderation_digest,
+    pending_changes,
+    settings_of_room,
+    unique_name_of,
+    window_of,
+)
+
+#: Twilio error code: an in-progress room already uses this UniqueName.
+CODE_ROOM_EXISTS = 53113
+#: A room found by UniqueName counts as the one an interrupted create made only if Twilio created it no
+#: earlier than this before the create-pending marker was written (tolerates clock skew with Twilio).
+CLAIM_CLOCK_SKEW = timedelta(minutes=2)
+#: How many past session SIDs ``status.sessions.recentSids`` keeps.
+RECENT_SESSIONS = 5
+#: Seconds before trying again when Twilio says the name is taken but no in-progress room has it.
+CONFLICT_RETRY_SECONDS = 5.0
+#: Seconds before retrying after an error Twilio answered but that is not about the spec.
+REJECTED_RETRY_SECONDS = 60.0
+
+EventType = Literal["Normal", "Warning"]
+
+
+# ----------------------------------------------------------------------------------------------- inputs
+
+
+@dataclass(frozen=True)
+class CredentialsCheck:
+    """Which credentials this reconcile uses, and what is wrong with them (``(reason, message)``)."""
+
+    revision: str
+    problem: tuple[str, str] | None = None
+
+
+@dataclass(frozen=True)
+class PlanInput:
+    """Everything a reconcile starts from. ``spec`` is ``None`` when it does not parse (see problems)."""
+
+    namespace: str
+    name: str
+    generation: int | None
+    spec: VideoRoomSpec | None
+    status: VideoRoomStatus
+    now: datetime
+    defaults: Defaults
+    credentials: CredentialsCheck
+    spec_problems: tuple[str, ...] = ()
+    annotations: Mapping[str, str] = field(default_factory=dict)
+    observe: bool = False
+    """Verify the live room at Twilio (one FetchRoom): resync, operator restart, unpause."""
+
+
+# ---------------------------------------------------------------------------------------------- actions
+
+
+@dataclass(frozen=True)
+class FetchRoom:
+    sid: str
+
+
+@dataclass(frozen=True)
+class LookupRoom:
+    """Find the in-progress room with this UniqueName."""
+
+    unique_name: str
+
+
+@dataclass(frozen=True)
+class CreateRoom:
+    params: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class CompleteRoom:
+    sid: str
+
+
+@dataclass(frozen=True)
+class ListParticipants:
+    sid: str
+
+
+@dataclass(frozen=True)
+class DisconnectParticipants:
+    sid: str
+    identities: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class CreateRecordingComposition:
+    """Create the Composition object ``name`` (Kubernetes, not Twilio) owned by the room."""
+
+    name: str
+    spec: Mapping[str, Any]
+
+
+Action = (
+    FetchRoom
+    | LookupRoom
+    | CreateRoom
+    | CompleteRoom
+    | ListParticipants
+    | DisconnectParticipants
+    | CreateRecordingComposition
+)
+
+
+@dataclass(frozen=True)
+class Note:
+    """A Kubernetes Event to post about the object."""
+
+    type: EventType
+    reason: str
+    message: str
+
+
+# ------------------------------------------------------------------------------------------ working state
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What this reconcile learned from Twilio so far (beyond what the status records)."""
+
+    fetched: bool = False
+    looked_up: str | None = None
+    """The UniqueName last looked up (after which ``foreign`` holds any room found that is not ours)."""
+    foreign: RoomInfo | None = None
+    conflict: bool = False
+    """CreateRoom answered 53113 (the name is taken)."""
+    participants: tuple[ParticipantInfo, ...] | None = None
+    removal_done: bool = False
+
+
+@dataclass(frozen=True)
+class Working:
+    status: VideoRoomStatus
+    facts: Facts = Facts()
+    notes: tuple[Note, ...] = ()
+
+
+@dataclass(frozen=True)
+class Plan:
+    status: VideoRoomStatus
+    action: Action | None = None
+    persist_first: bool = False
+    """Write ``status`` before performing ``action`` (the create-pending marker)."""
+    requeue_at: datetime | None = None
+    """Come back at this time (schedule start or end); resyncs are the caller's business."""
+    retry_after: float | None = None
+    """Not done yet: come back after this many seconds (``Synced`` says why)."""
+    stalled: bool = False
+    paused: bool = False
+    notes: tuple[Note, ...] = ()
+
+
+@dataclass(frozen=True)
+class Failure:
+    """How a failed action ends this reconcile: the status to write and whether (when) to retry."""
+
+    status: VideoRoomStatus
+    reason: str
+    message: str
+    retry: bool
+    retry_after: float | None = None
+    """Twilio's hint in seconds (``Retry-After``), when it gave one."""
+    notes: tuple[Note, ...] = ()
+
+
+# ------------------------------------------------------------------------------------------------- plan
+
+
+def plan(inp: PlanInput, work: Working) -> Plan:
+    """The next step of the reconcile described by ``inp`` given what ``work`` holds so far."""
+    status = work.status
+    gen, now = inp.generation, inp.now
+    if inp.annotations.get(PAUSED_ANNOTATION) == "true":
+        return Plan(status=cond.paused(status, generation=gen, now=now), paused=True)
+    token = inp.annotations.get(RECONCILE_REQUESTED_AT)
+    if token is not None:
+        status = status.model_copy(update={"last_handled_reconcile_at": token})
+
+    spec = inp.spec
+    problems = list(inp.spec_problems) + (extra_problems(spec, inp.defaults) if spec is not None else [])
+    if spec is None or problems:
+        message = "; ".join(problems) or "spec is missing"
+        return _stall(status, cond.INVALID_SPEC, message, inp)
+
+    stall = cond.stall_of(status)
+    if stall is not None and stall[1] == gen and status.credentials_revision == inp.credentials.revision:
+        return Plan(status=status, stalled=True)  # nothing changed since: no Twilio call
+    status = status.model_copy(update={"credentials_revision": inp.credentials.revision})
+    if stall is not None:  # the spec or the credentials changed since: try again
+        status = cond.with_condition(status, cond.STALLED, "False", cond.NOT_STALLED, "", gen, now)
+    if inp.credentials.problem is not None:
+        reason, message = inp.credentials.problem
+        return _stall(status, reason, message, inp)
+
+    work = replace(work, status=status)
+    observe = inp.observe or (token is not None and token != inp.status.last_handled_reconcile_at)
+    live = status.sid is not None and status.room_status == "in-progress"
+    if live and observe and not work.facts.fetched:
+        return Plan(status=status, action=FetchRoom(status.sid or ""))
+    if live:
+        return _plan_live(inp, spec, work)
+    return _plan_idle(inp, spec, work)
+
+
+def _stall(
+    status: VideoRoomStatus, reason: str, message: str, inp: PlanInput, *, drop_marker: bool = False
+) -> Plan:
+    """Stop until the spec or the credentials change. ``drop_marker`` when no create can have succeeded."""
+    already = cond.stall_of(status)
+    notes = () if already == (reason, inp.generation) else (Note("Warning", reason, message),)
+    if drop_marker:
+        status = status.model_copy(update={"create_pending": None})
+    status = cond.stalled(status, reason, message, generation=inp.generation, now=inp.now)
+    return Plan(status=status, stalled=True, notes=notes)
+
+
+def _plan_live(inp: PlanInput, spec: VideoRoomSpec, work: Working) -> Plan:
+    status, facts = work.status, work.facts
+    sid = status.sid or ""
+    window = window_of(spec)
+    if spec.state == "Completed" or window.after(inp.now):
+        return Plan(status=status, action=CompleteRoom(sid))
+
+    blocked = blocked_identities(spec)
+    digest = moderation_digest(sid, blocked)
+    if status.moderation_digest != digest:
+        if blocked and facts.participants is None:
+            return Plan(status=status, action=ListParticipants(sid))
+        targets = tuple(
+            sorted(
+                {
+                    p.identity
+                    for p in facts.participants or ()
+                    if p.identity in blocked and p.status != "disconnected"
+                }
+            )
+        )
+        if targets and not facts.removal_done:
+            return Plan(status=status, action=DisconnectParticipants(sid, targets))
+        status = status.model_copy(update={"moderation_digest": digest})
+
+    unique_name = unique_name_of(spec, inp.namespace, inp.name)
+    changes = pending_changes(spec, inp.defaults, status, unique_name)
+    synced_reason, synced_message = cond.RECONCILE_SUCCESS, "The room matches the spec."
+    if changes:
+        synced_reason = cond.PENDING_NEXT_SESSION
+        synced_message = (
+            "Twilio cannot change these on a live room; they apply to the next session: " + "; ".join(changes)
+        )
+    status = cond.healthy(
+        status,
+        ready="True",
+        ready_reason=cond.IN_PROGRESS,
+        ready_message=f"Twilio room {sid} is in progress.",
+        synced_reason=synced_reason,
+        synced_message=synced_message,
+        generation=inp.generation,
+        now=inp.now,
+    )
+    return Plan(status=status, requeue_at=window.closes_at)
+
+
+def _plan_idle(inp: PlanInput, spec: VideoRoomSpec, work: Working) -> Plan:
+    """No live room: resolve an interrupted create, compose, wait for the schedule, or open a session."""
+    status, facts, now = work.status, work.facts, inp.now
+    window = window_of(spec)
+    want_end = spec.state == "Completed" or window.after(now)
+    ended = status.sid is not None
+    marker = status.create_pending
+
+    # A create may have reached Twilio before the process stopped: find that room before anything else.
+    if marker is not None and facts.looked_up != marker.unique_name:
+        return Plan(status=status, action=LookupRoom(marker.unique_name))
+    no_session_wanted = want_end or window.before(now) or (ended and not spec.keep_alive)
+    if marker is not None and no_session_wanted:
+        status = status.model_copy(update={"create_pending": None})
+
+    if ended and _composition_due(spec, status):
+        return Plan(status=status, action=CreateRecordingComposition(*_composition_of(inp, spec)))
+    if want_end or (ended and not spec.keep_alive):
+        return _finish_ended(inp, spec, status, window)
+    if window.before(now):
+        return _finish_scheduled(inp, status, window)
+
+    unique_name = unique_name_of(spec, inp.namespace, inp.name)
+    if (spec.adopt_existing or facts.conflict) and facts.looked_up != unique_name:
+        return Plan(status=status, action=LookupRoom(unique_name))
+    if facts.foreign is not None:
+        found = facts.foreign
+        message = (
+            f"An in-progress Twilio room named {unique_name!r} ({found.sid}) exists that this object did not "
+            "create; set spec.adoptExisting to take it over, or choose another spec.uniqueName."
+        )
+        return _stall(status, cond.ROOM_EXISTS, message, inp, drop_marker=True)
+    if facts.conflict:
+        message = f"Twilio reports the name {unique_name!r} in use but lists no in-progress room with it yet."
+        status = cond.unsynced(status, cond.CREATING, message, generation=inp.generation, now=now)
+        return Plan(status=status, retry_after=CONFLICT_RETRY_SECONDS)
+
+    if marker is None or marker.unique_name != unique_name:
+        marker = CreatePending(unique_name=unique_name, requested_at=now)
+    status = status.model_copy(
+        update={"create_pending": marker, "room_status": status.room_status if ended else None}
+    )
+    status = cond.with_condition(
+        status,
+        cond.READY,
+        "False",
+        cond.CREATING,
+        f"Creating the Twilio room {unique_name!r}.",
+        inp.generation,
+        now,
+    )
+    params = create_params(spec, inp.defaults, unique_name)
+    return Plan(status=status, action=CreateRoom(params), persist_first=True)
+
+
+def _finish_scheduled(inp: PlanInput, status: VideoRoomStatus, window: Window) -> Plan:
+    opens_at = window.opens_at
+    assert opens_at is not None  # only called before the window opens
+    if status.sid is None:
+        status = status.model_copy(update={"room_status": "Scheduled"})
+    status = cond.healthy(
+        status,
+        ready="False",
+        ready_reason=cond.SCHEDULED,
+        ready_message=f"The room opens at {opens_at.isoformat()}.",
+        generation=inp.generation,
+        now=inp.now,
+    )
+    return Plan(status=status, requeue_at=opens_at)
+
+
+def _finish_ended(inp: PlanInput, spec: VideoRoomSpec, status: VideoRoomStatus, window: Window) -> Plan:
+    ready: ConditionStatus
+    if status.sid is None:
+        status = status.model_copy(update={"room_status": None})
+        why = "state is Completed" if spec.state == "Completed" else "the schedule ended"
+        ready, reason, message = "True", cond.COMPLETED, f"No room is opened: {why}."
+    elif status.room_status == "failed":
+        ready, reason, message = "False", cond.FAILED, f"Twilio room {status.sid} failed."
+    else:
+        if spec.state == "Completed":
+            why = "state is Completed"
+        elif window.after(inp.now):
+            why = "the schedule ended"
+        else:
+            why = "Twilio ended it (empty or unused timeout) and keepAlive is off"
+        ready, reason, message = "True", cond.COMPLETED, f"Twilio room {status.sid} is completed: {why}."
+    status = cond.healthy(
+        status,
+        ready=ready,
+        ready_reason=reason,
+        ready_message=message,
+        generation=inp.generation,
+        now=inp.now,
+    )
+    return Plan(status=status)
+
+
+def _composition_due(spec: VideoRoomSpec, status: VideoRoomStatus) -> bool:
+    return (
+        spec.recording is not None
+        and spec.recording.compose is not None
+        and status.room_status == "completed"
+        and status.recording_composition is None
+    )
+
+
+def composition_name(room_name: str) -> str:
+    return f"{room_name}-recording"
+
+
+def _composition_of(inp: PlanInput, spec: VideoRoomSpec) -> tuple[str, dict[str, Any]]:
+    assert spec.recording is not None and spec.recording.compose is not None
+    body = spec.recording.compose.to_dict()
+    body["roomRef"] = {"name": inp.name}
+    return composition_name(inp.name), body
+
+
+# ----------------------------------------------------------------------------------------------- absorb
+
+
+def absorb(inp: PlanInput, work: Working, action: Action, result: Any) -> Working:
+    """Fold the successful result of ``action`` into the working state (pure)."""
+    status, facts, now = work.status, work.facts, inp.now
+    if isinstance(action, FetchRoom):
+        return _absorb_fetch(work, result, now)
+    if isinstance(action, LookupRoom):
+        return _absorb_lookup(inp, work, action.unique_name, result)
+    if isinstance(action, CreateRoom):
+        blocked = blocked_identities(inp.spec) if inp.spec is not None else frozenset[str]()
+        status = _start_session(status, result, fresh=True, blocked=blocked)
+        return _with(
+            work,
+            status,
+            Note("Normal", "Created", f"Created Twilio room {result.sid} ({result.unique_name})."),
+        )
+    if isinstance(action, CompleteRoom):
+        room: RoomInfo | None = result
+        update: dict[str, Any] = {
+            "room_status": room.status if room is not None and not room.in_progress else "completed",
+            "ended_at": (room.end_time if room is not None else None) or now,
+            "duration_seconds": room.duration if room is not None else status.duration_seconds,
+            "participants": _participants(status, connected=0),
+        }
+        note = Note("Normal", "Completed", f"Completed Twilio room {action.sid}.")
+        return _with(work, status.model_copy(update=update), note)
+    if isinstance(action, ListParticipants):
+        listed = tuple(result)
+        connected = sum(1 for p in listed if p.status != "disconnected")
+        status = status.model_copy(update={"participants": _participants(status, connected=connected)})
+        return replace(work, status=status, facts=replace(facts, participants=listed))
+    if isinstance(action, DisconnectParticipants):
+        removed = tuple(result)
+        counts = status.participants or ParticipantCounts()
+        connected = max(0, (counts.connected or 0) - len(removed))
+        status = status.model_copy(update={"participants": _participants(status, connected=connected)})
+        notes = tuple(
+            Note(
+                "Normal",
+                "ParticipantRemoved",
+                f"Disconnected participant {identity!r} from room {action.sid}: the identity is in "
+                "spec.moderation.blockedIdentities.",
+            )
+            for identity in removed
+        )
+        return Working(status, replace(facts, removal_done=True), work.notes + notes)
+    if isinstance(action, CreateRecordingComposition):
+        status = status.model_copy(update={"recording_composition": action.name})
+        if not result:
+            return replace(work, status=status)
+        return _with(
+            work, status, Note("Normal", "CompositionCreated", f"Created Composition {action.name}.")
+        )
+    raise TypeError(f"unknown action {action!r}")
+
+
+def _with(work: Working, status: VideoRoomStatus, note: Note) -> Working:
+    return Working(status, work.facts, (*work.notes, note))
+
+
+def _participants(status: VideoRoomStatus, *, connected: int) -> ParticipantCounts:
+    counts = status.participants or ParticipantCounts()
+    return ParticipantCounts(connected=connected, peak=max(counts.peak or 0, connected))
+
+
+def _absorb_fetch(work: Working, room: RoomInfo | None, now: datetime) -> Working:
+    status = work.status
+    facts = replace(work.facts, fetched=True)
+    if room is None:
+        update: dict[str, Any] = {
+            "room_status": "completed",
+            "ended_at": status.ended_at or now,
+            "participants": _participants(status, connected=0),
+        }
+        note = Note(
+            "Warning", "RoomGone", f"Twilio no longer knows room {status.sid}; it is treated as ended."
+        )
+        return Working(status.model_copy(update=update), facts, (*work.notes, note))
+    update = {"room_status": room.status, "type": room.type or status.type}
+    if room.date_created is not None:
+        update["created_at"] = room.date_created
+    if not room.in_progress:
+        update["ended_at"] = room.end_time or status.ended_at or now
+        update["duration_seconds"] = room.duration
+        update["participants"] = _participants(status, connected=0)
+    return Working(status.model_copy(update=update), facts, work.notes)
+
+
+def _absorb_lookup(inp: PlanInput, work: Working, unique_name: str, room: RoomInfo | None) -> Working:
+    facts = replace(work.facts, looked_up=unique_name, foreign=None)
+    if room is None:
+        return replace(work, facts=facts)
+    original = inp.status.create_pending
+    ours = (
+        original is not None
+        and original.unique_name == unique_name
+        and room.date_created is not None
+        and room.date_created >= original.requested_at - CLAIM_CLOCK_SKEW
+    )
+    spec = inp.spec
+    if ours:
+        note = Note(
+            "Normal",
+            "Created",
+            f"Found Twilio room {room.sid} ({unique_name}) created by an interrupted attempt; using it.",
+        )
+    elif spec is not None and spec.adopt_existing:
+        note = Note("Normal", "Adopted", f"Adopted the in-progress Twilio room {room.sid} ({unique_name}).")
+    else:
+        return replace(work, facts=replace(facts, foreign=room))
+    status = _start_session(work.status, room, fresh=False)
+    return Working(status, replace(facts, fetched=True), (*work.notes, note))
+
+
+def _start_session(
+    status: VideoRoomStatus, room: RoomInfo, *, fresh: bool, blocked: frozenset[str] = frozenset()
+) -> VideoRoomStatus:
+    """Status of a new session on ``room``; ``fresh`` rooms were just created, so nobody is connected yet."""
+    history = status.sessions or SessionHistory()
+    recent = list(history.recent_sids or [])
+    count = history.count or 0
+    if room.sid not in recent:
+        count += 1
+        recent = [*recent, room.sid][-RECENT_SESSIONS:]
+    return status.model_copy(
+        update={
+            "sid": room.sid,
+            "unique_name": room.unique_name,
+            "room_status": room.status,
+            "type": room.type,
+            "created_at": room.date_created,
+            "ended_at": None,
+            "duration_seconds": None,
+            "participants": ParticipantCounts(connected=0, peak=0) if fresh else None,
+            "sessions": SessionHistory(count=count, recent_sids=recent),
+            "create_pending": None,
+            "room_settings": settings_of_room(room),
+            # Nobody can be connected to a room created a moment ago: the block list holds already.
+            "moderation_digest": moderation_digest(room.sid, blocked) if fresh else None,
+        }
+    )
+
+
+# ------------------------------------------------------------------------------------------------- fail
+
+
+def fail(inp: PlanInput, work: Working, action: Action, error: GatewayError) -> Working | Failure:
+    """What a failed action means: a fact to plan on (53113 on create), or how the reconcile ends."""
+    status, gen, now = work.status, inp.generation, inp.now
+    if isinstance(action, CreateRoom) and isinstance(error, TerminalError) and error.code == CODE_ROOM_EXISTS:
+        return replace(work, facts=replace(work.facts, conflict=True, looked_up=None))
+    message = str(error)
+    if isinstance(error, ThrottledError):
+        status = cond.unsynced(status, cond.RATE_LIMITED, message, generation=gen, now=now)
+        return Failure(status, cond.RATE_LIMITED, message, retry=True, retry_after=error.retry_after)
+    if isinstance(error, TransientError):
+        status = cond.unsynced(status, cond.TWILIO_UNAVAILABLE, message, generation=gen, now=now)
+        return Failure(status, cond.TWILIO_UNAVAILABLE, message, retry=True, retry_after=error.retry_after)
+    if isinstance(error, AuthError):
+        stalled = _stall(status, cond.AUTH_FAILED, f"Twilio rejected the credentials: {message}", inp)
+        return Failure(stalled.status, cond.AUTH_FAILED, message, retry=False, notes=stalled.notes)
+    if isinstance(action, CreateRoom) and isinstance(error, TerminalError):
+        text = f"Twilio rejected the room settings: {message}"
+        stalled = _stall(status, cond.INVALID_SPEC, text, inp, drop_marker=True)
+        return Failure(stalled.status, cond.INVALID_SPEC, message, retry=False, notes=stalled.notes)
+    if isinstance(error, NotFoundError):
+        if isinstance(action, CompleteRoom):
+            return absorb(inp, work, action, None)  # already gone: nothing left to complete
+        if isinstance(action, ListParticipants | DisconnectParticipants):
+            return _absorb_fetch(work, None, now)  # the room vanished under us
+    status = cond.unsynced(status, cond.RECONCILE_ERROR, message, generation=gen, now=now)
+    return Failure(status, cond.RECONCILE_ERROR, message, retry=True, retry_after=REJECTED_RETRY_SECONDS)

@@ -1,0 +1,118 @@
+"""VideoRoom condition reasons, and pure helpers that set ``Ready``, ``Synced`` and ``Stalled`` together."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Final
+
+from twilio_video_operator.models.conditions import ConditionStatus, get_condition, set_condition
+from twilio_video_operator.models.videoroom import VideoRoomStatus
+
+READY: Final = "Ready"
+SYNCED: Final = "Synced"
+STALLED: Final = "Stalled"
+
+# Ready reasons
+IN_PROGRESS: Final = "InProgress"
+CREATING: Final = "Creating"
+SCHEDULED: Final = "Scheduled"
+COMPLETED: Final = "Completed"
+FAILED: Final = "Failed"
+# Synced reasons
+RECONCILE_SUCCESS: Final = "ReconcileSuccess"
+PENDING_NEXT_SESSION: Final = "PendingNextSession"
+RATE_LIMITED: Final = "RateLimited"
+TWILIO_UNAVAILABLE: Final = "TwilioUnavailable"
+RECONCILE_ERROR: Final = "ReconcileError"
+PAUSED: Final = "Paused"
+# Stalled reasons (also used on Ready and Synced while stalled)
+INVALID_SPEC: Final = "InvalidSpec"
+ROOM_EXISTS: Final = "RoomExists"
+AUTH_FAILED: Final = "AuthFailed"
+INVALID_CREDENTIALS: Final = "InvalidCredentials"
+CREDENTIALS_NOT_FOUND: Final = "CredentialsNotFound"
+NOT_STALLED: Final = "NotStalled"
+
+#: Reasons that mean "retrying will not help until the spec or the credentials change".
+STALL_REASONS: Final = frozenset(
+    {INVALID_SPEC, ROOM_EXISTS, AUTH_FAILED, INVALID_CREDENTIALS, CREDENTIALS_NOT_FOUND}
+)
+
+MAX_MESSAGE = 1024
+
+
+def _clip(message: str) -> str:
+    return message if len(message) <= MAX_MESSAGE else message[: MAX_MESSAGE - 3] + "..."
+
+
+def with_condition(
+    status: VideoRoomStatus,
+    type: str,
+    value: ConditionStatus,
+    reason: str,
+    message: str,
+    generation: int | None,
+    now: datetime,
+) -> VideoRoomStatus:
+    """A copy of ``status`` with one condition set (``lastTransitionTime`` moves only on a status change)."""
+    conditions = set_condition(status.conditions, type, value, reason, _clip(message), generation, now)
+    return status.model_copy(update={"conditions": conditions})
+
+
+def healthy(
+    status: VideoRoomStatus,
+    *,
+    ready: ConditionStatus,
+    ready_reason: str,
+    ready_message: str,
+    synced_reason: str = RECONCILE_SUCCESS,
+    synced_message: str = "The room matches the spec.",
+    generation: int | None,
+    now: datetime,
+) -> VideoRoomStatus:
+    """Conditions of a successful reconcile: ``Ready`` as given, ``Synced`` True, ``Stalled`` False."""
+    status = with_condition(status, READY, ready, ready_reason, ready_message, generation, now)
+    status = with_condition(status, SYNCED, "True", synced_reason, synced_message, generation, now)
+    status = with_condition(status, STALLED, "False", NOT_STALLED, "", generation, now)
+    synced_at = now.replace(microsecond=0)
+    return status.model_copy(update={"observed_generation": generation, "last_synced_at": synced_at})
+
+
+def stalled(
+    status: VideoRoomStatus, reason: str, message: str, *, generation: int | None, now: datetime
+) -> VideoRoomStatus:
+    """Conditions of an error that retrying will not fix: every condition says so, with one reason."""
+    status = with_condition(status, READY, "False", reason, message, generation, now)
+    status = with_condition(status, SYNCED, "False", reason, message, generation, now)
+    status = with_condition(status, STALLED, "True", reason, message, generation, now)
+    return status.model_copy(update={"observed_generation": generation})
+
+
+def unsynced(
+    status: VideoRoomStatus, reason: str, message: str, *, generation: int | None, now: datetime
+) -> VideoRoomStatus:
+    """Conditions of a transient failure: ``Synced`` False, ``Ready`` left as it was (or Unknown if unset)."""
+    if get_condition(status.conditions, READY) is None:
+        status = with_condition(status, READY, "Unknown", reason, message, generation, now)
+    status = with_condition(status, SYNCED, "False", reason, message, generation, now)
+    status = with_condition(status, STALLED, "False", NOT_STALLED, "", generation, now)
+    return status.model_copy(update={"observed_generation": generation})
+
+
+def paused(status: VideoRoomStatus, *, generation: int | None, now: datetime) -> VideoRoomStatus:
+    """Conditions of a paused object: ``Synced`` False/Paused; ``Ready`` and ``Stalled`` untouched."""
+    message = "Reconciliation is paused by the video.openclaw.io/paused annotation; Twilio is not called."
+    return with_condition(status, SYNCED, "False", PAUSED, message, generation, now)
+
+
+def is_paused(status: VideoRoomStatus) -> bool:
+    condition = get_condition(status.conditions, SYNCED)
+    return condition is not None and condition.reason == PAUSED
+
+
+def stall_of(status: VideoRoomStatus) -> tuple[str, int | None] | None:
+    """``(reason, observedGeneration)`` of a ``Stalled`` True condition, else ``None``."""
+    condition = get_condition(status.conditions, STALLED)
+    if condition is None or condition.status != "True":
+        return None
+    return condition.reason, condition.observed_generation

@@ -1,0 +1,456 @@
+"""The VideoRoom controller: one reconcile path for every trigger, serialized per object.
+
+Triggers: kopf change handlers (create, update, resume), the controller's own timers (drift resync every
+``resync_interval`` with ±10% jitter, schedule start/end, retries), requests (the ``reconcile-requested-at``
+and ``paused`` annotations) and room status callbacks. Each reconcile and each callback runs under the
+object's lock, reads the object fresh, and writes status as a merge patch: webhook processing and
+handlers never race.
+
+The controller knows nothing of kopf or of the Kubernetes client: it reaches the cluster through
+:class:`RoomObjects` and Twilio through ``api_for(credentials)``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import random
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Any, Protocol
+
+from pydantic import ValidationError
+
+from twilio_video_operator import metrics
+from twilio_video_operator.gateway.credentials import CredentialSet
+from twilio_video_operator.gateway.errors import GatewayError
+from twilio_video_operator.models.annotations import PAUSED as PAUSED_ANNOTATION
+from twilio_video_operator.models.common import validation_problems
+from twilio_video_operator.models.videoroom import VideoRoomSpec, VideoRoomStatus
+from twilio_video_operator.reconcilers.due_timers import DueTimers
+from twilio_video_operator.reconcilers.keyed_locks import KeyedLocks
+from twilio_video_operator.reconcilers.videoroom import PlanInput
+from twilio_video_operator.reconcilers.videoroom_callbacks import apply_room_callback, parse_room_callback
+from twilio_video_operator.reconcilers.videoroom_credentials import CredentialResolver, SecretData
+from twilio_video_operator.reconcilers.videoroom_deletion import Released, release_room
+from twilio_video_operator.reconcilers.videoroom_desired import Defaults
+from twilio_video_operator.reconcilers.videoroom_executor import (
+    Outcome,
+    ReconcileRun,
+    RoomApi,
+    RoomWriter,
+    merge_patch,
+)
+
+logger = logging.getLogger(__name__)
+
+KIND = "VideoRoom"
+Key = tuple[str, str]
+"""``(namespace, name)``."""
+
+#: Resyncs are spread over ±this fraction of the interval so that objects do not resync in lockstep.
+RESYNC_JITTER = 0.1
+#: Longest the timer loop sleeps without looking at the clock (an injected clock may jump).
+MAX_TIMER_SLEEP = 5.0
+#: Backoff of failed reconciles: base * 2**(failures-1), capped, with jitter; Retry-After wins if longer.
+BACKOFF_BASE = 1.0
+BACKOFF_MAX = 300.0
+#: Reconciles the timer loop runs at once.
+MAX_PARALLEL_RECONCILES = 8
+ROOM_STATUS_LABELS = ("Scheduled", "in-progress", "completed", "failed", "none")
+
+
+class Trigger(StrEnum):
+    CHANGE = "change"
+    """The spec or metadata changed (kopf create/update)."""
+    RESUME = "resume"
+    """The operator (re)started and found the object."""
+    RESYNC = "resync"
+    """The drift resync timer."""
+    TIMER = "timer"
+    """A timed return: schedule start or end, or a retry."""
+    REQUEST = "request"
+    """An annotation asked for it (reconcile-requested-at, paused removed)."""
+    CALLBACK = "callback"
+    """A room status callback (room ended)."""
+
+
+OBSERVING_TRIGGERS = frozenset({Trigger.RESUME, Trigger.RESYNC, Trigger.REQUEST})
+
+
+class RoomObjects(RoomWriter, Protocol):
+    """Everything the controller needs from Kubernetes."""
+
+    async def get_room(self, namespace: str, name: str) -> dict[str, Any] | None: ...
+
+    async def read_secret(self, namespace: str, name: str) -> SecretData | None: ...
+
+
+@dataclass(frozen=True)
+class _RoomEntry:
+    key: Key
+    account_sid: str
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class VideoRoomController:
+    """Reconciles VideoRooms and processes their room status callbacks."""
+
+    def __init__(
+        self,
+        objects: RoomObjects,
+        api_for: Callable[[CredentialSet], RoomApi],
+        *,
+        operator_credentials: CredentialSet,
+        defaults: Defaults,
+        resync_interval: timedelta = timedelta(minutes=10),
+        clock: Callable[[], datetime] = utc_now,
+        rng: random.Random | None = None,
+        on_credentials: Callable[[CredentialSet], None] | None = None,
+    ) -> None:
+        self._objects = objects
+        self._api_for = api_for
+        self._credentials = CredentialResolver(operator_credentials, objects.read_secret, on_credentials)
+        self._defaults = defaults
+        self._resync_interval = resync_interval
+        self._clock = clock
+        self._rng = rng or random.Random()
+        self._locks = KeyedLocks()
+        self._timers: DueTimers[Key] = DueTimers()
+        self._rooms: dict[str, _RoomEntry] = {}
+        self._sid_of: dict[Key, str] = {}
+        self._room_status: dict[Key, str] = {}
+        self._failures: dict[Key, int] = {}
+        self._wakeup = asyncio.Event()
+        self._loop_task: asyncio.Task[None] | None = None
+        self._running: dict[Key, asyncio.Task[None]] = {}
+        self._active: set[asyncio.Task[Any]] = set()
+        self._parallel = asyncio.Semaphore(MAX_PARALLEL_RECONCILES)
+
+    # ------------------------------------------------------------------------------------- lifecycle
+
+    def start(self) -> None:
+        """Start the timer loop (inside the running event loop)."""
+        if self._loop_task is None:
+            self._loop_task = asyncio.get_running_loop().create_task(
+                self._timer_loop(), name="videoroom-timers"
+            )
+
+    async def stop(self) -> None:
+        """Stop the timers and cancel every reconcile in flight (kopf's included), as a process exit would."""
+        current = asyncio.current_task()
+        candidates = (self._loop_task, *self._running.values(), *self._active)
+        tasks = [task for task in dict.fromkeys(candidates) if task is not None and task is not current]
+        self._loop_task = None
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._running.clear()
+
+    def now(self) -> datetime:
+        return self._clock()
+
+    def wake(self) -> None:
+        """Look at the timers now (after the clock was moved, in tests)."""
+        self._wakeup.set()
+
+    def request(self, namespace: str, name: str, *, observe: bool = False) -> None:
+        """Reconcile this object soon, on the timer loop (``observe``: verify the room at Twilio)."""
+        self._timers.set_wake((namespace, name), self._clock(), observe=observe)
+        self._wakeup.set()
+
+    def forget(self, namespace: str, name: str) -> None:
+        """The object is gone: drop its timers, index entries and cached credentials."""
+        key = (namespace, name)
+        self._timers.discard(key)
+        sid = self._sid_of.pop(key, None)
+        if sid is not None:
+            self._rooms.pop(sid, None)
+        self._room_status.pop(key, None)
+        self._failures.pop(key, None)
+        self._update_room_gauge()
+
+    def knows_room(self, room_sid: str) -> bool:
+        return room_sid in self._rooms
+
+    # ------------------------------------------------------------------------------------- reconcile
+
+    async def reconcile(self, namespace: str, name: str, trigger: Trigger) -> Outcome | None:
+        """Reconcile one object now. ``None`` when the object is gone or being deleted."""
+        key = (namespace, name)
+        started = time.monotonic()
+        task = asyncio.current_task()
+        if task is not None:
+            self._active.add(task)
+        try:
+            return await self._reconcile_locked(key, trigger, started)
+        finally:
+            if task is not None:
+                self._active.discard(task)
+
+    async def _reconcile_locked(self, key: Key, trigger: Trigger, started: float) -> Outcome | None:
+        namespace, name = key
+        async with self._locks.hold(key):
+            body = await self._objects.get_room(namespace, name)
+            if body is None or body.get("metadata", {}).get("deletionTimestamp"):
+                return None
+            try:
+                outcome = await self._reconcile_body(key, body, trigger)
+            except Exception:
+                metrics.RECONCILE_TOTAL.labels(KIND, "error").inc()
+                metrics.RECONCILE_ERRORS.labels(KIND).inc()
+                self._failures[key] = self._failures.get(key, 0) + 1
+                raise
+            finally:
+                metrics.RECONCILE_TIME.labels(KIND).observe(time.monotonic() - started)
+        self._record(key, outcome)
+        return outcome
+
+    async def _reconcile_body(self, key: Key, body: Mapping[str, Any], trigger: Trigger) -> Outcome:
+        namespace, name = key
+        metadata = body.get("metadata") or {}
+        spec, problems = _parse_spec(body.get("spec"))
+        creds, check = await self._credentials.resolve(namespace, spec)
+        inp = PlanInput(
+            namespace=namespace,
+            name=name,
+            generation=metadata.get("generation"),
+            spec=spec,
+            spec_problems=tuple(problems),
+            status=_parse_status(body.get("status")),
+            annotations=dict(metadata.get("annotations") or {}),
+            now=self._clock(),
+            defaults=self._defaults
+            if self._credentials.callbacks_verifiable(creds)
+            else replace(self._defaults, status_callback=None),
+            credentials=check,
+            observe=trigger in OBSERVING_TRIGGERS,
+        )
+        api = self._api_for(creds) if creds is not None else None
+        outcome = await ReconcileRun(inp, body, api, self._objects).execute()
+        self._index(key, outcome.status, creds)
+        if outcome.error:
+            logger.warning(
+                "VideoRoom %s/%s: reconcile failed (%s): %s",
+                namespace,
+                name,
+                outcome.error_reason,
+                outcome.error,
+                extra={"namespace": namespace, "object_name": name, "kind": KIND, "trigger": str(trigger)},
+            )
+        return outcome
+
+    def _record(self, key: Key, outcome: Outcome) -> None:
+        """Metrics, backoff bookkeeping and the next timed wake-up after a reconcile."""
+        now = self._clock()
+        if outcome.paused:
+            result = "paused"
+        elif outcome.stalled:
+            result = "stalled"
+        elif outcome.retry:
+            result = "error"
+        else:
+            result = "requeue_after" if outcome.requeue_at is not None else "success"
+        metrics.RECONCILE_TOTAL.labels(KIND, result).inc()
+        if outcome.error is not None:
+            metrics.RECONCILE_ERRORS.labels(KIND).inc()
+        if outcome.retry:
+            self._failures[key] = self._failures.get(key, 0) + 1
+        else:
+            self._failures.pop(key, None)
+        self._timers.clear_wake(key)
+        if outcome.requeue_at is not None:
+            self._timers.set_wake(key, outcome.requeue_at)
+        if outcome.paused:
+            self._timers.set_resync(key, None)
+        elif outcome.observed or self._timers.resync_at(key) is None:
+            self._timers.set_resync(key, now + self._jittered(self._resync_interval))
+        self._wakeup.set()
+
+    def retry_delay(self, namespace: str, name: str, outcome: Outcome) -> float:
+        """Seconds to wait before retrying after ``outcome``: exponential backoff, Retry-After honoured."""
+        failures = max(1, self._failures.get((namespace, name), 1))
+        backoff = min(BACKOFF_MAX, BACKOFF_BASE * 2.0 ** (failures - 1)) * self._rng.uniform(0.5, 1.0)
+        hint = outcome.retry_after or 0.0
+        return max(backoff, hint)
+
+    def _jittered(self, interval: timedelta) -> timedelta:
+        return interval * self._rng.uniform(1 - RESYNC_JITTER, 1 + RESYNC_JITTER)
+
+    def _index(self, key: Key, status: VideoRoomStatus, creds: CredentialSet | None) -> None:
+        old = self._sid_of.get(key)
+        if old is not None and old != status.sid:
+            self._rooms.pop(old, None)
+            del self._sid_of[key]
+        if status.sid is not None and creds is not None:
+            self._rooms[status.sid] = _RoomEntry(key, creds.account_sid)
+            self._sid_of[key] = status.sid
+        self._room_status[key] = status.room_status or "none"
+        self._update_room_gauge()
+
+    def _update_room_gauge(self) -> None:
+        counts = dict.fromkeys(ROOM_STATUS_LABELS, 0)
+        for value in self._room_status.values():
+            counts[value if value in counts else "none"] += 1
+        for label, count in counts.items():
+            metrics.VIDEOROOMS_BY_STATUS.labels(label).set(count)
+
+    # ------------------------------------------------------------------------------------- timers
+
+    async def _timer_loop(self) -> None:
+        while True:
+            now = self._clock()
+            for key, observe in self._timers.pop_due(now):
+                self._spawn(key, Trigger.RESYNC if observe else Trigger.TIMER)
+            due = self._timers.next_due()
+            delay = MAX_TIMER_SLEEP if due is None else (due - now).total_seconds()
+            self._wakeup.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wakeup.wait(), min(max(delay, 0.01), MAX_TIMER_SLEEP))
+
+    def _spawn(self, key: Key, trigger: Trigger) -> None:
+        running = self._running.get(key)
+        if running is not None and not running.done():
+            # Come back once the running reconcile is over; keep the ask for an observation.
+            self._timers.set_wake(key, self._clock(), observe=trigger is Trigger.RESYNC)
+            return
+        task = asyncio.get_running_loop().create_task(
+            self._timed(key, trigger), name=f"videoroom {key[0]}/{key[1]}"
+        )
+        self._running[key] = task
+        task.add_done_callback(functools.partial(self._finished, key))
+
+    def _finished(self, key: Key, task: asyncio.Task[None]) -> None:
+        if self._running.get(key) is task:
+            del self._running[key]
+        self._wakeup.set()
+
+    async def _timed(self, key: Key, trigger: Trigger) -> None:
+        async with self._parallel:
+            try:
+                outcome = await self.reconcile(key[0], key[1], trigger)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("VideoRoom %s/%s: reconcile crashed", *key)
+                self._timers.set_wake(key, self._clock() + timedelta(seconds=BACKOFF_MAX / 10))
+                return
+        if outcome is None:
+            self.forget(*key)
+        elif outcome.retry:
+            delay = self.retry_delay(key[0], key[1], outcome)
+            self._timers.set_wake(key, self._clock() + timedelta(seconds=delay))
+
+    # ------------------------------------------------------------------------------------- deletion
+
+    async def finalize(self, namespace: str, name: str, body: Mapping[str, Any]) -> Released:
+        """Apply ``deletionPolicy`` to the Twilio room; never hangs on a room that is already gone."""
+        key = (namespace, name)
+        async with self._locks.hold(key):
+            current = await self._objects.get_room(namespace, name) or dict(body)
+            spec, _ = _parse_spec(current.get("spec"))
+            status = _parse_status(current.get("status"))
+            released = await release_room(
+                current, spec, status, self._credentials, self._api_for, self._objects
+            )
+        if released.retry_after is None:
+            self.forget(namespace, name)
+        return released
+
+    # ------------------------------------------------------------------------------------- callbacks
+
+    async def handle_callback(self, account_sid: str, params: Mapping[str, str]) -> None:
+        """Process one verified room status callback (deduplicated upstream)."""
+        event = parse_room_callback(params)
+        if event is None:
+            return
+        entry = self._rooms.get(event.room_sid)
+        if entry is None or entry.account_sid != account_sid:
+            logger.debug("ignoring %s for room %s: not a room of this operator", event.event, event.room_sid)
+            return
+        key = entry.key
+        reconcile = False
+        async with self._locks.hold(key):
+            body = await self._objects.get_room(*key)
+            if body is None:
+                self.forget(*key)
+                return
+            metadata = body.get("metadata") or {}
+            if (metadata.get("annotations") or {}).get(PAUSED_ANNOTATION) == "true":
+                logger.debug("ignoring %s for paused VideoRoom %s/%s", event.event, *key)
+                return
+            status = _parse_status(body.get("status"))
+            spec, _ = _parse_spec(body.get("spec"))
+            effects = apply_room_callback(status, spec, event, self._clock())
+            if effects.participant_seconds:
+                metrics.PARTICIPANT_SECONDS.labels(event.metric_room_type).inc(effects.participant_seconds)
+            new_status = effects.status
+            if effects.disconnect:
+                new_status = await self._moderate(key, body, spec, new_status, effects.disconnect)
+            if new_status != status:
+                patch = merge_patch(status.to_dict(), new_status.to_dict())
+                if patch:
+                    await self._objects.patch_status(key[0], key[1], patch)
+                self._room_status[key] = new_status.room_status or "none"
+                self._update_room_gauge()
+            reconcile = effects.reconcile
+        if reconcile:
+            self.request(*key)
+
+    async def _moderate(
+        self,
+        key: Key,
+        body: Mapping[str, Any],
+        spec: VideoRoomSpec | None,
+        status: VideoRoomStatus,
+        targets: tuple[tuple[str, str], ...],
+    ) -> VideoRoomStatus:
+        """Disconnect blocked participants who just joined; on failure a reconcile lists and retries."""
+        creds, _ = await self._credentials.resolve(key[0], spec)
+        sid = status.sid
+        if creds is None or sid is None:
+            return status
+        api = self._api_for(creds)
+        for target, identity in targets:
+            try:
+                removed = await api.disconnect_participant(sid, target)
+            except GatewayError as error:
+                logger.warning("could not disconnect blocked participant of %s: %s", sid, error)
+                self.request(*key)
+                return status.model_copy(update={"moderation_digest": None})
+            if removed is not None:
+                await self._objects.post_event(
+                    body,
+                    "Normal",
+                    "ParticipantRemoved",
+                    f"Disconnected participant {identity!r} from room {sid}: the identity is in "
+                    "spec.moderation.blockedIdentities.",
+                )
+        return status
+
+
+def _parse_spec(raw: Any) -> tuple[VideoRoomSpec | None, list[str]]:
+    try:
+        return VideoRoomSpec.model_validate(dict(raw or {})), []
+    except ValidationError as error:
+        return None, validation_problems(error)
+    except (TypeError, ValueError) as error:
+        return None, [f"spec: {error}"]
+
+
+def _parse_status(raw: Any) -> VideoRoomStatus:
+    try:
+        return VideoRoomStatus.model_validate(dict(raw or {}))
+    except (ValidationError, TypeError, ValueError):
+        logger.warning("ignoring a status that does not parse")
+        return VideoRoomStatus()

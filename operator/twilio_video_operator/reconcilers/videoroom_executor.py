@@ -1,0 +1,210 @@
+"""Carry out a VideoRoom reconcile: run the planner's actions through the gateway, write status, post Events.
+
+The loop is Crossplane's Observe/Create/Update/Delete in small steps: plan, (persist,) act, absorb, plan
+again. Status is written as a JSON merge patch holding only what changed, and always before an action that
+may create something at Twilio when the plan asks for it (the create-pending marker).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal, Protocol
+
+from twilio_video_operator.gateway.errors import GatewayError
+from twilio_video_operator.gateway.records import ParticipantInfo, RoomInfo
+from twilio_video_operator.models.videoroom import VideoRoomStatus
+from twilio_video_operator.reconcilers.videoroom import (
+    Action,
+    CompleteRoom,
+    CreateRecordingComposition,
+    CreateRoom,
+    DisconnectParticipants,
+    Failure,
+    FetchRoom,
+    ListParticipants,
+    LookupRoom,
+    Note,
+    PlanInput,
+    Working,
+    absorb,
+    fail,
+    plan,
+)
+
+logger = logging.getLogger(__name__)
+
+#: Upper bound of plan/act rounds in one reconcile (a full path needs at most six).
+MAX_STEPS = 12
+
+
+class RoomApi(Protocol):
+    """The gateway operations a VideoRoom needs (``TwilioGateway.api(creds)`` provides them)."""
+
+    async def create_room(self, **params: Any) -> RoomInfo: ...
+
+    async def fetch_room(self, sid_or_unique_name: str) -> RoomInfo | None: ...
+
+    async def find_in_progress_room(self, unique_name: str) -> RoomInfo | None: ...
+
+    async def complete_room(self, sid: str) -> RoomInfo: ...
+
+    async def list_participants(
+        self, room_sid: str, status: str | None = "connected"
+    ) -> list[ParticipantInfo]: ...
+
+    async def disconnect_participant(self, room_sid: str, sid_or_identity: str) -> ParticipantInfo | None: ...
+
+
+class RoomWriter(Protocol):
+    """The Kubernetes side of one reconcile: the object's status, its Events, its Composition."""
+
+    async def patch_status(self, namespace: str, name: str, patch: Mapping[str, Any]) -> None: ...
+
+    async def post_event(
+        self, body: Mapping[str, Any], type: Literal["Normal", "Warning"], reason: str, message: str
+    ) -> None: ...
+
+    async def create_composition(self, owner: Mapping[str, Any], name: str, spec: Mapping[str, Any]) -> bool:
+        """Create the Composition owned by ``owner``; ``False`` when it already exists."""
+        ...
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How one reconcile ended."""
+
+    status: VideoRoomStatus
+    requeue_at: datetime | None = None
+    retry: bool = False
+    retry_after: float | None = None
+    stalled: bool = False
+    paused: bool = False
+    error: str | None = None
+    """Why it must be retried (a classified gateway error, never a secret)."""
+    error_reason: str | None = None
+    observed: bool = False
+    """The live room was verified at Twilio in this reconcile."""
+    twilio_calls: int = 0
+
+
+def merge_patch(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
+    """A JSON merge patch turning ``old`` into ``new`` (removed keys become ``null``; lists are replaced)."""
+    patch: dict[str, Any] = {key: None for key in old if key not in new}
+    for key, value in new.items():
+        before = old.get(key)
+        if isinstance(value, Mapping) and isinstance(before, Mapping):
+            nested = merge_patch(before, value)
+            if nested:
+                patch[key] = nested
+        elif key not in old or before != value:
+            patch[key] = value
+    return patch
+
+
+class ReconcileRun:
+    """One reconcile of one object: ``await ReconcileRun(...).execute()``."""
+
+    def __init__(
+        self,
+        inp: PlanInput,
+        body: Mapping[str, Any],
+        api: RoomApi | None,
+        writer: RoomWriter,
+    ) -> None:
+        self.inp = inp
+        self.body = body
+        self.api = api
+        self.writer = writer
+        self._stored: dict[str, Any] = inp.status.to_dict()
+        self._posted = 0
+        self._calls = 0
+        self._observed = False
+
+    async def execute(self) -> Outcome:
+        work = Working(self.inp.status)
+        for _ in range(MAX_STEPS):
+            step = plan(self.inp, work)
+            await self._post(work.notes + step.notes)
+            if step.action is None:
+                await self._store(step.status)
+                return Outcome(
+                    status=step.status,
+                    requeue_at=step.requeue_at,
+                    retry=step.retry_after is not None,
+                    retry_after=step.retry_after,
+                    stalled=step.stalled,
+                    paused=step.paused,
+                    observed=self._observed,
+                    twilio_calls=self._calls,
+                )
+            if step.persist_first:
+                await self._store(step.status)
+            work = Working(step.status, work.facts, work.notes)
+            try:
+                result = await self._perform(step.action)
+            except GatewayError as error:
+                outcome = fail(self.inp, work, step.action, error)
+                if isinstance(outcome, Working):
+                    work = outcome
+                    continue
+                return await self._failed(work, outcome)
+            work = absorb(self.inp, work, step.action, result)
+            if isinstance(step.action, FetchRoom):
+                self._observed = True
+        raise RuntimeError(
+            f"reconcile of {self.inp.namespace}/{self.inp.name} did not settle in {MAX_STEPS} steps"
+        )
+
+    async def _failed(self, work: Working, failure: Failure) -> Outcome:
+        await self._post(work.notes + failure.notes)
+        await self._store(failure.status)
+        return Outcome(
+            status=failure.status,
+            retry=failure.retry,
+            retry_after=failure.retry_after,
+            stalled=not failure.retry,
+            error=failure.message,
+            error_reason=failure.reason,
+            observed=self._observed,
+            twilio_calls=self._calls,
+        )
+
+    async def _store(self, status: VideoRoomStatus) -> None:
+        new = status.to_dict()
+        patch = merge_patch(self._stored, new)
+        if patch:
+            await self.writer.patch_status(self.inp.namespace, self.inp.name, patch)
+            self._stored = new
+
+    async def _post(self, notes: Sequence[Note]) -> None:
+        for note in notes[self._posted :]:
+            await self.writer.post_event(self.body, note.type, note.reason, note.message)
+        self._posted = max(self._posted, len(notes))
+
+    async def _perform(self, action: Action) -> Any:
+        if isinstance(action, CreateRecordingComposition):
+            return await self.writer.create_composition(self.body, action.name, action.spec)
+        if self.api is None:
+            raise RuntimeError("no Twilio credentials for an action that needs them")
+        self._calls += 1
+        api = self.api
+        if isinstance(action, FetchRoom):
+            return await api.fetch_room(action.sid)
+        if isinstance(action, LookupRoom):
+            return await api.find_in_progress_room(action.unique_name)
+        if isinstance(action, CreateRoom):
+            return await api.create_room(**action.params)
+        if isinstance(action, CompleteRoom):
+            return await api.complete_room(action.sid)
+        if isinstance(action, ListParticipants):
+            return await api.list_participants(action.sid)
+        if isinstance(action, DisconnectParticipants):
+            removed: list[str] = []
+            for identity in action.identities:
+                if await api.disconnect_participant(action.sid, identity) is not None:
+                    removed.append(identity)  # None: the participant had already left
+            return removed
+        raise TypeError(f"unknown action {action!r}")
