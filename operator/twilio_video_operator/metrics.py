@@ -104,3 +104,116 @@ ACCESS_TOKEN_REQUEST_DURATION = Histogram(
     "Time to answer POST /v1/token, whatever the outcome.",
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
 )
+
+# --- Liveness ---
+
+LAST_RECONCILE_TIMESTAMP = Gauge(
+    "twilio_video_operator_last_reconcile_timestamp_seconds",
+    "Unix time at which the operator last finished reconciling an object of this kind, whatever the "
+    "result (set with set_to_current_time() at the end of every reconcile, resyncs included). A value "
+    "that stops moving while objects exist means the operator no longer reconciles.",
+    ["kind"],
+)
+
+# --- Compositions: status callbacks, the processing watchdog and media delivery ---
+
+COMPOSITION_CALLBACKS = Counter(
+    "twilio_video_operator_composition_callbacks_total",
+    "Verified composition callbacks processed, by outcome: applied (the status moved), stale (late or "
+    "repeated news), unknown (no Composition object has that SID), malformed (bad field values).",
+    ["outcome"],
+)
+
+COMPOSITIONS_STALLED = Gauge(
+    "twilio_video_operator_composition_stalled",
+    "Compositions still enqueued or processing at Twilio longer than their stalledAfter (alert when > 0).",
+)
+
+COMPOSITION_PROCESSING_TIMEOUTS = Counter(
+    "twilio_video_operator_composition_processing_timeouts_total",
+    "Times a Composition was marked Stalled because Twilio did not finish it within stalledAfter.",
+)
+
+DELIVERIES = Counter(
+    "twilio_video_operator_deliveries_total",
+    "Media deliveries attempted, by outcome: Uploaded, AlreadyPresent, or the failure reason "
+    "(BucketNotFound, AccessDenied, InvalidCredentials, StorageUnavailable, SourceUnavailable, ...).",
+    ["outcome"],
+)
+
+DELIVERY_BYTES = Counter(
+    "twilio_video_operator_delivery_bytes_total",
+    "Bytes of media uploaded to object storage by completed deliveries.",
+)
+
+DELIVERY_DURATION = Histogram(
+    "twilio_video_operator_delivery_duration_seconds",
+    "Time one successful delivery took, from the first storage request to the tagged object.",
+    buckets=(0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0),
+)
+
+# --- Reconciles of the operator's custom resources (controller-runtime names under our prefix) ---
+# ``kind`` is the resource kind (VideoRoom, Composition, SigningKeyRotation).
+
+RECONCILE_TOTAL = Counter(
+    "twilio_video_operator_reconcile_total",
+    "Reconciles by kind and result: success, requeue_after (success with a timed return), error "
+    "(will be retried), stalled (stopped until the spec or credentials change) or paused.",
+    ["kind", "result"],
+)
+
+RECONCILE_ERRORS = Counter(
+    "twilio_video_operator_reconcile_errors_total",
+    "Reconciles that ended in an error, retryable or not.",
+    ["kind"],
+)
+
+RECONCILE_TIME = Histogram(
+    "twilio_video_operator_reconcile_time_seconds",
+    "Time one reconcile took, Twilio and Kubernetes calls included.",
+    ["kind"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0),
+)
+
+# --- VideoRoom ---
+
+VIDEOROOMS_BY_STATUS = Gauge(
+    "twilio_video_operator_videorooms",
+    "VideoRoom objects known to this operator, by room status (Scheduled, in-progress, completed, failed, "
+    "none).",
+    ["room_status"],
+)
+
+PARTICIPANT_SECONDS = Counter(
+    "twilio_video_operator_participant_seconds_total",
+    "Participant time reported by participant-disconnected callbacks (ParticipantDuration), by room type.",
+    ["room_type"],
+)
+
+# --- Twilio status callbacks received on the operator's HTTP server ---
+# ``endpoint`` is the callback route's short name (room-events, composition-events).
+
+WEBHOOKS_RECEIVED = Counter(
+    "twilio_video_operator_webhooks_received_total",
+    "Status callback requests received, before any check.",
+    ["endpoint"],
+)
+
+WEBHOOKS_REJECTED = Counter(
+    "twilio_video_operator_webhooks_rejected_total",
+    "Status callback requests refused, by reason: method, too_large, malformed, signature, unknown_account, "
+    "overloaded.",
+    ["endpoint", "reason"],
+)
+
+WEBHOOKS_DUPLICATES = Counter(
+    "twilio_video_operator_webhooks_duplicates_total",
+    "Status callbacks accepted but dropped because the same event was already queued (Twilio retries).",
+    ["endpoint"],
+)
+
+WEBHOOK_QUEUE_DEPTH = Gauge(
+    "twilio_video_operator_webhook_queue_depth",
+    "Status callbacks accepted and waiting to be processed.",
+    ["endpoint"],
+)
