@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import signal
 import socket
 import threading
@@ -24,12 +23,14 @@ from pathlib import Path
 from typing import Any
 
 import kopf
-import yaml
 from kopf._cogs.structs.references import Insights  # not re-exported by kopf; stable within 1.45.x
 
 from twilio_video_operator import API_GROUP
 from twilio_video_operator.handlers import install_handlers
 from twilio_video_operator.http_server import HealthState, HttpServer, RouteInstaller
+from twilio_video_operator.kube.connection import (
+    resolve_connection,
+)
 from twilio_video_operator.logs import install_redaction, register_secret
 from twilio_video_operator.settings import Settings
 
@@ -40,7 +41,6 @@ FINALIZER = f"{API_GROUP}/finalizer"
 # sub-domain of our group leaves the user-facing annotations (paused, reconcile-requested-at, ...) visible.
 KOPF_STORAGE_PREFIX = f"kopf.{API_GROUP}"
 HEARTBEAT_INTERVAL = 5.0
-LOGIN_PRIORITY = 100  # above kopf's own fallbacks, so the chosen kubeconfig always wins
 
 # Watch streams: ask the server to end each stream after a few minutes, and give up on the client side
 # a little later; kopf reconnects either way, so a silently stalled stream cannot last.
@@ -73,71 +73,6 @@ def build_kopf_settings(settings: Settings) -> kopf.OperatorSettings:
     kopf_settings.networking.connect_timeout = REQUEST_CONNECT_TIMEOUT
     kopf_settings.peering.standalone = True
     return kopf_settings
-
-
-def connection_from_kubeconfig(path: Path, *, trust_env: bool = False) -> kopf.ConnectionInfo:
-    """Credentials of the current context of one kubeconfig file (token, basic or client certificate)."""
-    try:
-        config = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise kopf.LoginError(f"cannot read kubeconfig {path}: {exc}") from None
-    if not isinstance(config, dict):
-        raise kopf.LoginError(f"kubeconfig {path} is not a mapping")
-    context_name = config.get("current-context")
-    if not context_name:
-        raise kopf.LoginError(f"kubeconfig {path} has no current-context")
-
-    def entry(section: str, name: str, inner: str) -> dict[str, Any]:
-        for item in config.get(section) or []:
-            if isinstance(item, dict) and item.get("name") == name:
-                return dict(item.get(inner) or {})
-        raise kopf.LoginError(f"kubeconfig {path} has no {section[:-1]} named {name!r}")
-
-    context = entry("contexts", context_name, "context")
-    cluster = entry("clusters", context.get("cluster", ""), "cluster")
-    user = entry("users", context.get("user", ""), "user") if context.get("user") else {}
-    if not cluster.get("server"):
-        raise kopf.LoginError(f"kubeconfig {path}: cluster {context.get('cluster')!r} has no server")
-    base = path.parent
-
-    def relative(value: str | None) -> str | None:
-        return str(base / value) if value else None
-
-    return kopf.ConnectionInfo(
-        server=cluster["server"],
-        ca_path=relative(cluster.get("certificate-authority")),
-        ca_data=cluster.get("certificate-authority-data"),
-        insecure=cluster.get("insecure-skip-tls-verify"),
-        certificate_path=relative(user.get("client-certificate")),
-        certificate_data=user.get("client-certificate-data"),
-        private_key_path=relative(user.get("client-key")),
-        private_key_data=user.get("client-key-data"),
-        username=user.get("username"),
-        password=user.get("password"),
-        token=user.get("token"),
-        default_namespace=context.get("namespace"),
-        proxy_url=cluster.get("proxy-url"),
-        trust_env=trust_env,
-        priority=LOGIN_PRIORITY,
-    )
-
-
-def resolve_connection(kubeconfig: Path | None, settings: kopf.OperatorSettings) -> kopf.ConnectionInfo:
-    """How the operator logs in to Kubernetes: the given kubeconfig file, else ``$KUBECONFIG`` or
-    ``~/.kube/config``, else the in-cluster service account. Raises :class:`kopf.LoginError`."""
-    trust_env = settings.networking.trust_env
-    if kubeconfig is not None:
-        return connection_from_kubeconfig(kubeconfig, trust_env=trust_env)
-    try:
-        if os.environ.get("KUBECONFIG") or Path("~/.kube/config").expanduser().exists():
-            found = kopf.login_with_kubeconfig(settings=settings)
-        else:
-            found = kopf.login_with_service_account(settings=settings)
-    except (OSError, yaml.YAMLError, KeyError, TypeError, AttributeError) as exc:
-        raise kopf.LoginError(f"unusable kubeconfig: {exc}") from None
-    if found is None:
-        raise kopf.LoginError("no kubeconfig ($KUBECONFIG, ~/.kube/config) and no in-cluster service account")
-    return found
 
 
 class OperatorError(RuntimeError):

@@ -47,7 +47,7 @@ async def serve() -> None:
     from twilio_video_operator.dev.kube import AccessRule, EmbeddedKubernetes
     from twilio_video_operator.http_server import HealthState, build_app
     from twilio_video_operator.kube import VIDEOROOMS, KubeClient, Resource
-    from twilio_video_operator.runner import connection_from_kubeconfig
+    from twilio_video_operator.kube.connection import connection_from_kubeconfig
     from twilio_video_operator.settings import load_settings
     from twilio_video_operator.tokens.ratelimit import Limit, RateLimits
     from twilio_video_operator.tokens.service import token_routes

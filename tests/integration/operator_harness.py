@@ -48,9 +48,10 @@ from twilio_video_operator.gateway.circuit import CircuitSettings
 from twilio_video_operator.gateway.retry import RetryPolicy
 from twilio_video_operator.handlers.videoroom import register_handlers
 from twilio_video_operator.kube import VIDEOROOMS, KubeClient, Resource
+from twilio_video_operator.kube.connection import connection_from_kubeconfig
 from twilio_video_operator.reconcilers.videoroom_controller import VideoRoomController
 from twilio_video_operator.reconcilers.videoroom_executor import RoomApi
-from twilio_video_operator.runner import connection_from_kubeconfig, run_operator
+from twilio_video_operator.runner import run_operator
 from twilio_video_operator.settings import Settings, load_settings
 from twilio_video_operator.webhooks.hub import WebhookHub
 from twilio_video_operator.webhooks.room_events import CHANNEL

@@ -28,8 +28,9 @@ from twilio_video_operator.emulator.server import Emulator, start_emulator
 from twilio_video_operator.gateway import RetryPolicy
 from twilio_video_operator.handlers.signingkeyrotation import register_handlers
 from twilio_video_operator.kube import SECRETS, SIGNINGKEYROTATIONS, VIDEOROOMS, KubeClient, Resource
+from twilio_video_operator.kube.connection import connection_from_kubeconfig
 from twilio_video_operator.reconcilers.signingkeyrotation import BackoffPolicy
-from twilio_video_operator.runner import connection_from_kubeconfig, run_operator
+from twilio_video_operator.runner import run_operator
 from twilio_video_operator.settings import Settings, load_settings
 from twilio_video_operator.tokens.ratelimit import RateLimits
 from twilio_video_operator.tokens.service import token_routes

@@ -17,8 +17,8 @@ from rotation_harness import NAMESPACE, Harness, running_operator
 from twilio_video_operator.gateway import GatewayConfig, TwilioGateway
 from twilio_video_operator.handlers.signingkeyrotation import RotationRuntime, reconcile
 from twilio_video_operator.kube import SECRETS, SIGNINGKEYROTATIONS, KubeClient, Resource
+from twilio_video_operator.kube.connection import connection_from_kubeconfig
 from twilio_video_operator.reconcilers.signingkeyrotation import BackoffPolicy
-from twilio_video_operator.runner import connection_from_kubeconfig
 from twilio_video_operator.tokens.minting import SigningKey, mint_access_token
 
 pytestmark = pytest.mark.slow

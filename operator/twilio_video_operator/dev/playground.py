@@ -27,8 +27,9 @@ from twilio_video_operator.crdgen import build_crds
 from twilio_video_operator.dev.kube import EmbeddedKubernetes
 from twilio_video_operator.emulator.server import Emulator, start_emulator
 from twilio_video_operator.kube import KubeApiError, KubeClient, Resource
+from twilio_video_operator.kube.connection import connection_from_kubeconfig
 from twilio_video_operator.logs import register_secret, setup_logging
-from twilio_video_operator.runner import connection_from_kubeconfig, run_operator
+from twilio_video_operator.runner import run_operator
 from twilio_video_operator.settings import Settings, SettingsError, load_settings
 
 logger = logging.getLogger(__name__)

@@ -20,11 +20,9 @@ import base64
 import binascii
 import contextlib
 import logging
-import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -32,7 +30,8 @@ import kopf
 from pydantic import SecretStr
 
 from twilio_video_operator import API_GROUP, API_VERSION, metrics
-from twilio_video_operator.gateway import AuthError, CredentialSet, GatewayConfig, GatewayError, TwilioGateway
+from twilio_video_operator.gateway import AuthError, CredentialSet, GatewayError, TwilioGateway
+from twilio_video_operator.handlers.shared import release_shared, shared_gateway, shared_kube
 from twilio_video_operator.http_server import register_routes
 from twilio_video_operator.kube import SECRETS, SIGNINGKEYROTATIONS, KubeApiError, KubeClient
 from twilio_video_operator.kube.events import post_event
@@ -279,22 +278,6 @@ class RotationRuntime:
         return creds
 
 
-def _kube_connection(memo: kopf.Memo, settings: kopf.OperatorSettings) -> kopf.ConnectionInfo:
-    """Log in the way the operator does: its kubeconfig, else $KUBECONFIG/~/.kube/config, else in-cluster."""
-    explicit = memo.get("kubeconfig")
-    if explicit is not None:
-        from twilio_video_operator.runner import connection_from_kubeconfig
-
-        return connection_from_kubeconfig(Path(explicit), trust_env=settings.networking.trust_env)
-    if os.environ.get("KUBECONFIG") or Path("~/.kube/config").expanduser().exists():
-        found = kopf.login_with_kubeconfig(settings=settings)
-    else:
-        found = kopf.login_with_service_account(settings=settings)
-    if found is None:
-        raise kopf.PermanentError("no Kubernetes credentials for the signing key handlers")
-    return found
-
-
 # ------------------------------------------------------------------------------------------ reconcile
 
 
@@ -475,16 +458,15 @@ def register_handlers(
     @kopf.on.startup(registry=registry, id="signingkeyrotation-startup")
     async def startup(memo: kopf.Memo, settings: kopf.OperatorSettings, **_: Any) -> None:
         operator_settings: Settings = memo.settings
-        info = _kube_connection(memo, settings)
-        config = GatewayConfig.from_settings(operator_settings, **dict(gateway_overrides or {}))
+        kube = shared_kube(memo, settings)
         memo.signing_keys = RotationRuntime(
-            kube=KubeClient(info),
-            gateway=TwilioGateway(config),
+            kube=kube,
+            gateway=shared_gateway(memo, gateway_overrides),
             settings=operator_settings,
             clock=clock,
             backoff=backoff or BackoffPolicy(),
         )
-        publish_kube_connection(operator_settings, info)
+        publish_kube_connection(operator_settings, kube.connection)
 
     @kopf.on.cleanup(registry=registry, id="signingkeyrotation-cleanup")
     async def cleanup(memo: kopf.Memo, **_: Any) -> None:
@@ -492,8 +474,7 @@ def register_handlers(
         if runtime is None:
             return
         withdraw_kube_connection(runtime.settings)
-        await runtime.gateway.close()
-        await runtime.kube.close()
+        await release_shared(memo, 2)
 
     @kopf.on.resume(*resource, registry=registry, id="signingkeyrotation-resume")
     @kopf.on.create(*resource, registry=registry, id="signingkeyrotation-create")

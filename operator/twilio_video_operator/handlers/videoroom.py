@@ -17,20 +17,18 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
-import os
 import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any, Literal, cast
 
 import kopf
 
 from twilio_video_operator import API_GROUP, API_VERSION
-from twilio_video_operator.gateway.config import GatewayConfig
 from twilio_video_operator.gateway.core import TwilioGateway
 from twilio_video_operator.gateway.credentials import CredentialSet
+from twilio_video_operator.handlers.shared import release_shared, shared_gateway, shared_kube
 from twilio_video_operator.kube import COMPOSITIONS, SECRETS, VIDEOROOMS, KubeApiError, KubeClient
 from twilio_video_operator.kube.events import post_event
 from twilio_video_operator.logs import register_secret
@@ -156,22 +154,6 @@ def operator_defaults(settings: Settings) -> Defaults:
     )
 
 
-def _kube_connection(memo: kopf.Memo, settings: kopf.OperatorSettings) -> kopf.ConnectionInfo:
-    """The operator's own login: its kubeconfig, else $KUBECONFIG/~/.kube/config, else in-cluster."""
-    explicit = memo.get("kubeconfig")
-    if explicit is not None:
-        from twilio_video_operator.runner import connection_from_kubeconfig
-
-        return connection_from_kubeconfig(Path(explicit), trust_env=settings.networking.trust_env)
-    if os.environ.get("KUBECONFIG") or Path("~/.kube/config").expanduser().exists():
-        found = kopf.login_with_kubeconfig(settings=settings)
-    else:
-        found = kopf.login_with_service_account(settings=settings)
-    if found is None:
-        raise kopf.PermanentError("no Kubernetes credentials for the VideoRoom handlers")
-    return found
-
-
 def _remember_credentials(hub: WebhookHub, creds: CredentialSet) -> None:
     """A tenant's credentials were read: keep their secrets out of logs and verify their callbacks."""
     for secret in (creds.api_secret, creds.auth_token):
@@ -228,10 +210,8 @@ def register_handlers(
     @kopf.on.startup(registry=registry, id="videoroom-startup")
     async def startup(memo: kopf.Memo, settings: kopf.OperatorSettings, **_: Any) -> None:
         operator_settings: Settings = memo.settings
-        kube = KubeClient(_kube_connection(memo, settings))
-        gateway = TwilioGateway(
-            GatewayConfig.from_settings(operator_settings, **dict(gateway_overrides or {}))
-        )
+        kube = shared_kube(memo, settings)
+        gateway = shared_gateway(memo, gateway_overrides)
         hub = WebhookHub.of(operator_settings)
 
         def api_for(creds: CredentialSet) -> RoomApi:
@@ -266,8 +246,7 @@ def register_handlers(
             return
         await runtime.channel.detach()
         await runtime.controller.stop()
-        await runtime.gateway.close()
-        await runtime.kube.close()
+        await release_shared(memo, 2)
 
     @kopf.on.resume(*resource, registry=registry, id="videoroom-resume")
     async def resumed(memo: Any, namespace: str | None, name: str, **_: Any) -> None:

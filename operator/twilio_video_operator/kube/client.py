@@ -76,6 +76,11 @@ class KubeClient:
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._session: aiohttp.ClientSession | None = None
 
+    @property
+    def connection(self) -> kopf.ConnectionInfo:
+        """The credentials and endpoint this client uses."""
+        return self._info
+
     async def __aenter__(self) -> KubeClient:
         return self
 

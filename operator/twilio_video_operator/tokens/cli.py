@@ -21,6 +21,7 @@ from pydantic import SecretStr
 
 from twilio_video_operator import metrics
 from twilio_video_operator.kube import KubeClient
+from twilio_video_operator.kube.connection import connection_from_kubeconfig
 from twilio_video_operator.tokens.errors import TokenRequestError
 from twilio_video_operator.tokens.policy import validate_identity, validate_ttl
 from twilio_video_operator.tokens.rooms import OperatorKey, RoomDirectory
@@ -34,8 +35,6 @@ DEFAULT_SETTINGS_TTL = 3600
 def kube_connection() -> kopf.ConnectionInfo:
     """The current kubeconfig context (first file of ``$KUBECONFIG``, else ``~/.kube/config``), else the
     in-cluster service account."""
-    from twilio_video_operator.runner import connection_from_kubeconfig
-
     listed = [part for part in os.environ.get("KUBECONFIG", "").split(os.pathsep) if part]
     candidates = [Path(part).expanduser() for part in listed] or [Path("~/.kube/config").expanduser()]
     for path in candidates:
