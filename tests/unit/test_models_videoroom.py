@@ -230,6 +230,16 @@ def test_validate_spec_accepts_none_and_reports_every_field_problem() -> None:
     assert len(validate_videoroom_spec({"maxParticipants": 99, "type": "huge", "keepAlive": "maybe"})) == 3
 
 
+@pytest.mark.parametrize("name", ["team/standup", "tab\there", "bell\x07", "del\x7f"])
+def test_unique_name_refuses_what_twilio_refuses(name: str) -> None:
+    problems = validate_videoroom_spec({"uniqueName": name})
+    assert len(problems) == 1 and problems[0].startswith("spec.uniqueName") and "53102" in problems[0]
+
+
+def test_unique_name_allows_unicode_and_spaces() -> None:
+    assert validate_videoroom_spec({"uniqueName": "équipe: salle 🎥"}) == []
+
+
 def test_default_unique_name() -> None:
     assert default_unique_name("team-a", "standup") == "team-a:standup"
     long_name = default_unique_name("ns", "r" * 200)

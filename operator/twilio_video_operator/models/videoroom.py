@@ -256,6 +256,14 @@ class VideoRoomSpec(SpecModel):
         ),
     )
 
+    @field_validator("unique_name")
+    @classmethod
+    def _unique_name_characters(cls, value: str | None) -> str | None:
+        # Twilio refuses these with 53102; the name also stands in for the SID in URL paths.
+        if value is not None and any(char == "/" or ord(char) < 32 or ord(char) == 127 for char in value):
+            raise ValueError("uniqueName may not contain '/' or control characters (Twilio error 53102)")
+        return value
+
     @field_validator("video_codecs")
     @classmethod
     def _codecs_unique(cls, value: list[RoomCodec] | None) -> list[RoomCodec] | None:
