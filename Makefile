@@ -42,6 +42,16 @@ test-contract: $(STAMP)
 test-integration: $(STAMP)
 	$(BIN)/pytest -q tests/integration
 
+# Fault suites in full (make test runs a reduced, bounded subset of tests/chaos).
+test-chaos: $(STAMP)
+	CHAOS_LEVEL=full $(BIN)/pytest -q -p no:cacheprovider tests/chaos
+
+# Benchmarks: JSON per scenario and SUMMARY.md under bench-results/; never pass/fail on timing.
+# BENCH_ARGS passes options through, e.g. BENCH_ARGS='--with-10k' or BENCH_ARGS='--sizes 100'.
+BENCH_ARGS ?=
+bench: $(STAMP)
+	$(BIN)/python tests/bench/run.py $(BENCH_ARGS)
+
 CHART_CRDS := charts/twilio-video-operator/files/crds
 
 crds: $(STAMP)

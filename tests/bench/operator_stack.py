@@ -1,0 +1,437 @@
+"""A whole test bed on 127.0.0.1: the embedded Kubernetes API and the Twilio emulator in this process, and
+an operator (the real one, or the naive baseline) in a process of its own.
+
+The operator runs separately so that it can be measured (peak RSS, CPU seconds) and killed with SIGKILL.
+The Kubernetes API runs here so that its request counters can be read directly; the requests this process
+sends itself are tallied in a ledger and subtracted, so what remains is the operator's traffic.
+
+Used by ``tests/bench/run.py`` and by the chaos suites in ``tests/chaos/``::
+
+    async with Stack(tmp_path) as stack:
+        operator = stack.new_operator()
+        await operator.start()
+        await stack.client.create(VIDEOROOMS, "bench", videoroom_manifest("bench", "r1"))
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Literal, Self
+
+import aiohttp
+from procstat import ProcessSample, sample
+
+from twilio_video_operator.dev.kube import EmbeddedKubernetes
+from twilio_video_operator.dev.kube.emulator import request_verb
+from twilio_video_operator.emulator.server import Emulator, start_emulator
+from twilio_video_operator.kube import KubeApiError, KubeClient, Resource
+from twilio_video_operator.kube.connection import connection_from_kubeconfig
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+CRD_DIR = REPO_ROOT / "crds"
+NAIVE_OPERATOR = Path(__file__).resolve().with_name("naive_operator.py")
+API_GROUP, API_VERSION = "video.openclaw.io", "v1alpha1"
+NAMESPACES = Resource("", "v1", "namespaces", namespaced=False)
+SECRETS = Resource("", "v1", "secrets")
+EVENTS = Resource("", "v1", "events")
+OPERATOR_START_TIMEOUT = 60.0
+OPERATOR_STOP_TIMEOUT = 15.0
+
+Flavor = Literal["operator", "naive"]
+Key = tuple[str, str]
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def request_key(method: str, resource: Resource, name: str | None, subresource: str | None) -> Key:
+    """The ``(verb, resource)`` key the embedded API counts a request under."""
+    plural = f"{resource.plural}.{resource.group}" if resource.group else resource.plural
+    return request_verb(method, name, {}), plural + (f"/{subresource}" if subresource else "")
+
+
+async def wait_until(
+    predicate: Callable[[], bool | Awaitable[bool]], *, within: float, interval: float = 0.2
+) -> bool:
+    """Poll ``predicate`` until it holds (True) or ``within`` seconds pass (False)."""
+    deadline = time.monotonic() + within
+    while True:
+        result = predicate()
+        if isinstance(result, Awaitable):
+            result = await result
+        if result:
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        await asyncio.sleep(interval)
+
+
+class LedgerClient:
+    """The Kubernetes calls this process makes, counted like the embedded API counts them."""
+
+    def __init__(self, client: KubeClient) -> None:
+        self.raw = client
+        self.ledger: Counter[Key] = Counter()
+
+    async def create(self, resource: Resource, namespace: str | None, body: dict[str, Any]) -> dict[str, Any]:
+        self.ledger[request_key("POST", resource, None, None)] += 1
+        return await self.raw.create(resource, namespace, body)
+
+    async def patch(
+        self,
+        resource: Resource,
+        namespace: str | None,
+        name: str,
+        patch: Any,
+        *,
+        subresource: str | None = None,
+    ) -> dict[str, Any]:
+        self.ledger[request_key("PATCH", resource, name, subresource)] += 1
+        return await self.raw.patch(resource, namespace, name, patch, subresource=subresource)
+
+    async def delete(self, resource: Resource, namespace: str | None, name: str) -> bool:
+        self.ledger[request_key("DELETE", resource, name, None)] += 1
+        return await self.raw.delete(resource, namespace, name)
+
+    async def get(self, resource: Resource, namespace: str | None, name: str) -> dict[str, Any] | None:
+        self.ledger[request_key("GET", resource, name, None)] += 1
+        return await self.raw.get(resource, namespace, name)
+
+
+class EmulatorControl:
+    """The emulator's control API (``/_emulator/``): faults, request counters, clock, participants."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url.rstrip("/")
+        self._session: aiohttp.ClientSession | None = None
+
+    def _http(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60))
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    async def call(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        async with self._http().request(method, f"{self.url}/_emulator/{path}", json=body) as answer:
+            text = await answer.text()
+            return answer.status, (await answer.json(content_type=None)) if text else None
+
+    async def set_faults(self, **settings: float | int) -> dict[str, Any]:
+        status, body = await self.call("POST", "faults", settings)
+        if status != 200:
+            raise RuntimeError(f"the emulator refused the faults {settings}: {status} {body}")
+        return dict(body)
+
+    async def clear_faults(self) -> None:
+        await self.set_faults()
+
+    async def requests(self) -> dict[str, dict[str, int]]:
+        """Twilio API requests served so far: ``{operationId: {status: count}}``."""
+        _, body = await self.call("GET", "requests")
+        return {op: dict(statuses) for op, statuses in body["operations"].items()}
+
+    async def reset_requests(self) -> None:
+        await self.call("DELETE", "requests")
+
+    async def advance_clock(self, seconds: float) -> None:
+        await self.call("POST", "clock/advance", {"seconds": seconds})
+
+    async def callbacks(self, wait: float | None = None) -> list[dict[str, Any]]:
+        path = "callbacks" if wait is None else f"callbacks?wait={wait}"
+        _, body = await self.call("GET", path)
+        return list(body["deliveries"])
+
+    async def join(
+        self, room: str, identity: str, token: str, tracks: list[dict[str, str]] | None = None
+    ) -> tuple[int, Any]:
+        body: dict[str, Any] = {"identity": identity, "token": token}
+        if tracks is not None:
+            body["tracks"] = tracks
+        return await self.call("POST", f"rooms/{room}/participants", body)
+
+
+def count_requests(operations: Mapping[str, Mapping[str, int]], *, status_prefix: str = "") -> Counter[str]:
+    """Requests by operationId, keeping only statuses that start with ``status_prefix``."""
+    counts: Counter[str] = Counter()
+    for operation, statuses in operations.items():
+        for status, count in statuses.items():
+            if str(status).startswith(status_prefix):
+                counts[operation] += count
+    return counts
+
+
+@dataclass
+class OperatorProcess:
+    """An operator command running in its own process, logging to ``log_path``."""
+
+    argv: list[str]
+    env: dict[str, str]
+    log_path: Path
+    http_url: str
+    flavor: Flavor
+    process: subprocess.Popen[bytes] | None = None
+    starts: int = 0
+
+    @property
+    def pid(self) -> int:
+        if self.process is None:
+            raise RuntimeError("the operator is not started")
+        return self.process.pid
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    async def start(self, *, within: float = OPERATOR_START_TIMEOUT) -> None:
+        """Start the process (appending to its log) and wait until ``/healthz`` answers 200."""
+        if self.running:
+            raise RuntimeError("the operator is already running")
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(  # noqa: ASYNC220 - returns at once
+                self.argv, env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO_ROOT
+            )
+        self.starts += 1
+        if not await wait_until(self.healthy, within=within, interval=0.1):
+            tail = self.log_tail()
+            self.kill()
+            raise RuntimeError(
+                f"the {self.flavor} process did not become healthy within {within:.0f}s:\n{tail}"
+            )
+
+    async def healthy(self) -> bool:
+        if not self.running:
+            raise RuntimeError(f"the {self.flavor} process exited early:\n{self.log_tail()}")
+        try:
+            async with (
+                aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as session,
+                session.get(f"{self.http_url}/healthz") as answer,
+            ):
+                return answer.status == 200
+        except (aiohttp.ClientError, TimeoutError):
+            return False
+
+    def kill(self) -> None:
+        """SIGKILL: no cleanup at all, as in a node failure or an OOM kill."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(timeout=OPERATOR_STOP_TIMEOUT)
+
+    async def stop(self) -> None:
+        """SIGTERM, then SIGKILL if it has not exited within the stop timeout."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            await asyncio.to_thread(self.process.wait, OPERATOR_STOP_TIMEOUT)
+        self.kill()
+
+    def sample(self) -> ProcessSample:
+        return sample(self.pid)
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            text = self.log_path.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+
+@dataclass
+class KubeSnapshot:
+    served: Counter[Key]
+    own: Counter[Key]
+
+
+@dataclass
+class Stack:
+    """The embedded Kubernetes API and the Twilio emulator; operators are added with :meth:`new_operator`."""
+
+    work_dir: Path
+    namespaces: Sequence[str] = ("default",)
+    crd_dir: Path = CRD_DIR
+    kube: EmbeddedKubernetes = field(init=False)
+    emulator: Emulator = field(init=False)
+    client: LedgerClient = field(init=False)
+    control: EmulatorControl = field(init=False)
+    credentials: dict[str, str] = field(init=False, default_factory=dict)
+    kubeconfig: Path = field(init=False)
+    operators: list[OperatorProcess] = field(init=False, default_factory=list)
+    seen_secrets: set[str] = field(init=False, default_factory=set)
+    _started: list[str] = field(init=False, default_factory=list)
+
+    async def __aenter__(self) -> Self:
+        try:
+            await self.start()
+        except BaseException:
+            await self.stop()
+            raise
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop()
+
+    async def start(self) -> None:
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        self.kube = EmbeddedKubernetes(self.crd_dir)
+        await self.kube.start(host="127.0.0.1", port=0)
+        self._started.append("kube")
+        self.kubeconfig = self.kube.write_kubeconfig(
+            self.work_dir / "kubeconfig", namespace=self.namespaces[0]
+        )
+        self.client = LedgerClient(KubeClient(connection_from_kubeconfig(self.kubeconfig)))
+        self._started.append("client")
+        for namespace in self.namespaces:
+            await self.ensure_namespace(namespace)
+        self.emulator = await start_emulator(host="127.0.0.1", port=0, state_file=None)
+        self._started.append("emulator")
+        self.credentials = {key: str(value) for key, value in self.emulator.credentials.items()}
+        self.control = EmulatorControl(self.credentials["url"])
+        self.harvest_secrets()
+
+    async def ensure_namespace(self, namespace: str) -> None:
+        body = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}
+        try:
+            await self.client.create(NAMESPACES, None, body)
+        except KubeApiError as exc:
+            if not exc.conflict:
+                raise
+
+    async def stop(self) -> None:
+        for operator in self.operators:
+            await operator.stop()
+        if "emulator" in self._started:
+            self.harvest_secrets()
+            await self.control.close()
+            await self.emulator.stop()
+        if "client" in self._started:
+            await self.client.raw.close()
+        if "kube" in self._started:
+            await self.kube.stop()
+        self._started.clear()
+
+    # --- operators ------------------------------------------------------------------------------------------
+
+    def operator_env(self, http_port: int, overrides: Mapping[str, str] | None = None) -> dict[str, str]:
+        """Environment of an operator process: credentials of the emulator, kubeconfig, HTTP port."""
+        inherited = {
+            key: value
+            for key, value in os.environ.items()
+            if not key.startswith(("TWILIO_", "VIDEO_", "KUBECONFIG", "PUBLIC_BASE_URL", "HTTP_"))
+        }
+        env = {
+            **inherited,
+            "PYTHONUNBUFFERED": "1",
+            "KUBECONFIG": str(self.kubeconfig),
+            "TWILIO_ACCOUNT_SID": self.credentials["account_sid"],
+            "TWILIO_AUTH_TOKEN": self.credentials["auth_token"],
+            "TWILIO_API_KEY": self.credentials["api_key"],
+            "TWILIO_API_SECRET": self.credentials["api_secret"],
+            "TWILIO_BASE_URL": self.credentials["url"],
+            "PUBLIC_BASE_URL": f"http://127.0.0.1:{http_port}",
+            "HTTP_HOST": "127.0.0.1",
+            "HTTP_PORT": str(http_port),
+            "LOG_LEVEL": "INFO",
+        }
+        env.update(overrides or {})
+        return env
+
+    def new_operator(
+        self, flavor: Flavor = "operator", *, env: Mapping[str, str] | None = None, name: str | None = None
+    ) -> OperatorProcess:
+        """An operator process, not started yet (``await operator.start()``)."""
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        if flavor == "operator":
+            argv = [sys.executable, "-m", "twilio_video_operator", "run"]
+        else:
+            argv = [
+                sys.executable,
+                "-m",
+                "kopf",
+                "run",
+                "--standalone",
+                "--all-namespaces",
+                f"--liveness={url}/healthz",
+                str(NAIVE_OPERATOR),
+            ]
+        log_path = self.work_dir / f"{name or flavor}-{len(self.operators)}.log"
+        operator = OperatorProcess(argv, self.operator_env(port, env), log_path, url, flavor)
+        self.operators.append(operator)
+        return operator
+
+    # --- reading state directly (no API request, so nothing to subtract) ------------------------------------
+
+    def object(
+        self, plural: str, namespace: str | None, name: str, api_version: str = ""
+    ) -> dict[str, Any] | None:
+        return self.kube.get(api_version or f"{API_GROUP}/{API_VERSION}", plural, namespace, name)
+
+    def objects(self, plural: str, api_version: str = "") -> list[dict[str, Any]]:
+        from twilio_video_operator.dev.kube.selectors import Selection
+
+        resource_type = self.kube.emulator.registry.find(api_version or f"{API_GROUP}/{API_VERSION}", plural)
+        if resource_type is None:
+            return []
+        return self.kube.emulator.store.list_objects(resource_type, None, Selection())
+
+    def kube_snapshot(self) -> KubeSnapshot:
+        return KubeSnapshot(Counter(self.kube.request_counts), Counter(self.client.ledger))
+
+    def operator_requests_since(self, snapshot: KubeSnapshot) -> Counter[Key]:
+        """Kubernetes API requests served since ``snapshot``, minus the ones this process sent."""
+        served = Counter(self.kube.request_counts)
+        served.subtract(snapshot.served)
+        own = Counter(self.client.ledger)
+        own.subtract(snapshot.own)
+        served.subtract(own)
+        return Counter({key: count for key, count in served.items() if count > 0})
+
+    # --- secrets that must never leak ----------------------------------------------------------------------
+
+    def harvest_secrets(self) -> set[str]:
+        """Every secret value seen so far: the account's Auth Token, every API key secret the emulator has
+        issued (keys deleted later included, as long as they were seen here once), and the values held in
+        Secrets of the Kubernetes API. Call it now and then during a test; :meth:`stop` calls it last."""
+        state = self.emulator.state
+        found = {state.auth_token, *(key.secret for key in state.keys.values())}
+        for secret in self.objects("secrets", "v1"):
+            found.update(_secret_values(secret))
+        self.seen_secrets.update(value for value in found if value and len(value) >= 8)
+        return set(self.seen_secrets)
+
+
+SECRET_KEY_WORDS = ("SECRET", "TOKEN", "PASSWORD")
+
+
+def _secret_values(secret: Mapping[str, Any]) -> Iterable[str]:
+    """Values of a Secret's entries whose key names a secret (``TWILIO_API_SECRET``...), not SIDs."""
+    for key, value in (secret.get("data") or {}).items():
+        if any(word in key.upper() for word in SECRET_KEY_WORDS):
+            with contextlib.suppress(binascii.Error, UnicodeDecodeError, ValueError):
+                yield base64.b64decode(str(value), validate=True).decode()
+    for key, value in (secret.get("stringData") or {}).items():
+        if any(word in key.upper() for word in SECRET_KEY_WORDS):
+            yield str(value)
