@@ -17,12 +17,17 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# Debian packages the tests use (promtool for alert-rule tests); installed once, as root, on a fresh machine.
+# Debian packages the tests use, installed once, as root, on a fresh machine: promtool (package
+# prometheus) for the alert-rule and scrape tests; ffprobe/ffmpeg (package ffmpeg) to decode the emulator's
+# media with an independent decoder.
+SYSTEM_TOOLS := promtool:prometheus ffprobe:ffmpeg ffmpeg:ffmpeg
 system-deps:
-	@command -v promtool >/dev/null 2>&1 || { \
+	@missing=$$(for pair in $(SYSTEM_TOOLS); do command -v $${pair%%:*} >/dev/null 2>&1 || echo $${pair##*:}; done | sort -u); \
+	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; \
-	  else echo "promtool is missing: install Debian's 'prometheus' package" >&2; exit 1; fi; }
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	  else echo "missing Debian packages: $$missing (install them as root)" >&2; exit 1; fi; \
+	fi
 
 lint: $(STAMP)
 	$(BIN)/ruff check operator tests
