@@ -13,12 +13,15 @@ from dataclasses import dataclass, field
 from aiohttp import web
 
 from .auth import PRINCIPAL_KEY, authenticate
-from .core import OPERATIONS_KEY, STATE_KEY, EmulatorState, TwilioError, operation_of
+from .core import OPERATIONS_KEY, STATE_KEY, EmulatorState, TwilioError, new_sid, operation_of
 from .faults import RETRY_AFTER_SECONDS, FaultConfig, too_many_requests
 
 log = logging.getLogger(__name__)
 
 CONTROL_PREFIX = "/_emulator/"
+# Twilio answers every API request with this header: "RQ" plus 32 lowercase hex digits.
+REQUEST_ID_HEADER = "Twilio-Request-Id"
+REQUEST_ID_KEY = web.RequestKey("twilio_request_id", str)
 UNKNOWN_OPERATION = "(unknown)"
 SCHEDULER_TICK_SECONDS = 0.1
 
@@ -72,6 +75,7 @@ async def twilio_middleware(request: web.Request, handler: Handler) -> web.Strea
             return await handler(request)
         except TwilioError as error:
             return error.response()
+    request[REQUEST_ID_KEY] = new_sid("RQ")
     operation = operation_of(request)
     stats = request.app[STATS_KEY]
     stats.in_flight += 1
@@ -122,7 +126,9 @@ async def _serve(
     except web.HTTPException:
         raise
     except Exception:
-        log.exception("emulator failed on %s %s", request.method, request.path)
+        log.exception(
+            "emulator failed on %s %s (request %s)", request.method, request.path, request[REQUEST_ID_KEY]
+        )
         return TwilioError(500, 20500, "Internal Server Error").response()
 
 
@@ -132,6 +138,13 @@ def _route_error(request: web.Request) -> TwilioError:
     if isinstance(http_exception, web.HTTPMethodNotAllowed):
         return TwilioError(405, 20004, "Method not allowed")
     return TwilioError(404, 20404, f"The requested resource {request.path} was not found")
+
+
+async def _add_request_id(request: web.Request, response: web.StreamResponse) -> None:
+    """Stamp every Twilio API answer (errors, redirects and aiohttp's own answers included)."""
+    request_id = request.get(REQUEST_ID_KEY)
+    if request_id is not None:
+        response.headers[REQUEST_ID_HEADER] = request_id
 
 
 async def _scheduler_ticker(app: web.Application) -> AsyncIterator[None]:
@@ -160,5 +173,6 @@ def create_app(state: EmulatorState) -> web.Application:
     app[FAULTS_KEY] = FaultConfig()
     for name in MODULES:
         importlib.import_module(f"{__package__}.{name}").install(app, state)
+    app.on_response_prepare.append(_add_request_id)
     app.cleanup_ctx.append(_scheduler_ticker)
     return app
