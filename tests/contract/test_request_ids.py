@@ -63,6 +63,16 @@ def test_every_twilio_answer_carries_a_request_id(emulator: Any, emulator_contro
     assert statuses == [200, 201, 200, 400, 404, 401, 404, 405, 201]
     ids = [request_id(headers) for _, headers in answers]
     assert len(set(ids)) == len(ids)  # one per request
+    recent = emulator_control("GET", "requests").body["recent"]
+    assert [entry["requestId"] for entry in recent] == ids  # the journal names the same requests
+    assert [entry["status"] for entry in recent] == [str(status) for status in statuses]
+    assert recent[1] == {
+        "requestId": ids[1],
+        "operation": "CreateRoom",
+        "method": "POST",
+        "path": "/v1/Rooms",
+        "status": "201",
+    }
 
     key_sid = next(key.sid for key in emulator.state.keys.values() if key.friendly_name == "ids")
     status, headers = raw(f"{keys}/{key_sid}.json", "DELETE", auth)

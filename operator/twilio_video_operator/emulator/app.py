@@ -23,6 +23,7 @@ CONTROL_PREFIX = "/_emulator/"
 REQUEST_ID_HEADER = "Twilio-Request-Id"
 REQUEST_ID_KEY = web.RequestKey("twilio_request_id", str)
 UNKNOWN_OPERATION = "(unknown)"
+RECENT_REQUESTS = 200
 SCHEDULER_TICK_SECONDS = 0.1
 
 # Modules whose ``install(app, state)`` registers routes, in order.
@@ -40,23 +41,44 @@ MODULES = (
 
 @dataclass
 class RequestStats:
-    """Counts of Twilio API requests by operationId and HTTP status, plus requests now in flight."""
+    """Counts of Twilio API requests by operationId and HTTP status, requests now in flight, and the
+    last :data:`RECENT_REQUESTS` requests with their ``Twilio-Request-Id``."""
 
     counts: dict[str, collections.Counter[str]] = field(
         default_factory=lambda: collections.defaultdict(collections.Counter)
     )
     in_flight: int = 0
+    recent: collections.deque[dict[str, str]] = field(
+        default_factory=lambda: collections.deque(maxlen=RECENT_REQUESTS)
+    )
 
-    def record(self, operation: str, status: str) -> None:
+    def record(
+        self, operation: str, status: str, request_id: str = "", method: str = "", path: str = ""
+    ) -> None:
         self.counts[operation][status] += 1
+        self.recent.append(
+            {
+                "requestId": request_id,
+                "operation": operation,
+                "method": method,
+                "path": path,
+                "status": status,
+            }
+        )
 
     def to_json(self) -> dict[str, object]:
         operations = {op: dict(sorted(statuses.items())) for op, statuses in sorted(self.counts.items())}
         total = sum(sum(statuses.values()) for statuses in self.counts.values())
-        return {"operations": operations, "total": total, "inFlight": self.in_flight}
+        return {
+            "operations": operations,
+            "total": total,
+            "inFlight": self.in_flight,
+            "recent": list(self.recent),
+        }
 
     def reset(self) -> None:
         self.counts.clear()
+        self.recent.clear()
 
 
 STATS_KEY = web.AppKey("emulator_stats", RequestStats)
@@ -84,7 +106,11 @@ async def twilio_middleware(request: web.Request, handler: Handler) -> web.Strea
     finally:
         stats.in_flight -= 1
     stats.record(
-        operation or UNKNOWN_OPERATION, "dropped" if isinstance(response, _Dropped) else str(response.status)
+        operation or UNKNOWN_OPERATION,
+        "dropped" if isinstance(response, _Dropped) else str(response.status),
+        request[REQUEST_ID_KEY],
+        request.method,
+        request.path,
     )
     return response
 
