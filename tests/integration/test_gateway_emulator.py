@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from functools import partial
 from typing import Any, TypeVar
@@ -230,6 +231,49 @@ async def test_keys(api: TwilioApi, gateway: TwilioGateway, emulator: Emulator) 
     with pytest.raises(AuthError) as raised:
         await with_new_key.find_in_progress_room("team-c:none")
     assert (raised.value.status, raised.value.code) == (401, 20003)
+
+
+async def test_mutations_and_failures_are_logged_with_the_emulators_request_id(
+    api: TwilioApi, emulator: Emulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="twilio_video_operator.gateway")
+    room = await api.create_room(unique_name="team-e:ids")
+    assert await api.fetch_room(room.sid) is not None  # a read that succeeds: not logged at INFO
+    with pytest.raises(TerminalError):
+        await api.create_room(unique_name="team-e:ids")  # 400/53113
+    assert await api.fetch_room("RM" + "0" * 32) is None  # 404
+    key = await api.create_key("team-e-ids")
+    assert await api.delete_key(key.sid) is True
+    await api.complete_room(room.sid)
+
+    _, stats = await control(emulator, "GET", "/_emulator/requests")
+    mutations_or_failures = [
+        entry for entry in stats["recent"] if entry["method"] != "GET" or int(entry["status"]) >= 400
+    ]
+    assert [entry["operation"] for entry in mutations_or_failures] == [
+        "CreateRoom",
+        "CreateRoom",
+        "FetchRoom",
+        "CreateNewKey",
+        "DeleteKey",
+        "UpdateRoom",
+    ]
+    records = [record for record in caplog.records if record.name == "twilio_video_operator.gateway"]
+    logged = [
+        tuple(getattr(record, field, None) for field in ("twilio_request_id", "operation", "http_status"))
+        for record in records
+    ]
+    assert logged == [
+        (entry["requestId"], entry["operation"], int(entry["status"])) for entry in mutations_or_failures
+    ]
+    assert all(str(request_id).startswith("RQ") for request_id, _, _ in logged)
+    secrets = [
+        emulator.credentials["api_secret"],
+        emulator.credentials["auth_token"],
+        key.secret.get_secret_value(),
+    ]
+    texts = [caplog.text] + [str(value) for record in records for value in vars(record).values()]
+    assert not any(secret in text for secret in secrets for text in texts)
 
 
 async def test_wrong_credentials_are_an_auth_error(gateway: TwilioGateway, emulator: Emulator) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ from twilio_video_operator.gateway import (
     ThrottledError,
     TwilioGateway,
 )
+from twilio_video_operator.logs import JsonFormatter, RedactingFilter
 from twilio_video_operator.settings import Settings
 
 AC = "AC" + "1" * 32
@@ -602,6 +604,75 @@ async def test_secrets_never_reach_errors_or_logs(
         record for record in caplog.records if record.levelno == logging.DEBUG and "twilio" in record.name
     ]
     assert any(getattr(record, "http_status", None) == 200 for record in debug_logs)
+
+
+def rq(digit: str) -> dict[str, str]:
+    return {"Twilio-Request-Id": "RQ" + digit * 32}
+
+
+async def test_mutations_and_failures_are_logged_with_the_twilio_request_id(
+    fake: FakeTwilio, make_gateway: GatewayFactory, creds: CredentialSet, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake.script(
+        "POST",
+        "/v1/Rooms",
+        Reply(201, room_body(), rq("a")),
+        Reply(400, error_body(400, 53113, "exists"), rq("b")),
+    )
+    fake.script(
+        "GET",
+        f"/v1/Rooms/{RM}",
+        Reply(200, room_body(), rq("c")),
+        Reply(404, error_body(404, 20404, "gone"), rq("d")),
+    )
+    fake.script("POST", f"/v1/Rooms/{RM}", Reply(202, room_body(status="completed"), rq("e")))
+    fake.script("DELETE", f"/v1/Compositions/{CJ}", Reply(204, None, rq("f")))
+    fake.script("GET", f"/v1/Compositions/{CJ}", Reply(401, error_body(401, 20003, "Authenticate"), rq("0")))
+    fake.script("POST", "/v1/Compositions", Reply(503, error_body(503, 20503, "busy"), rq("1")))
+    caplog.set_level(logging.INFO, logger="twilio_video_operator.gateway")
+    api = make_gateway().api(creds)
+
+    await api.create_room(unique_name="ns:room")
+    await api.fetch_room(RM)  # a read that succeeds: nothing at INFO
+    await api.complete_room(RM)
+    assert await api.delete_composition(CJ) is True
+    with pytest.raises(TerminalError):
+        await api.create_room(unique_name="ns:room")
+    assert await api.fetch_room(RM) is None
+    with pytest.raises(AuthError):
+        await api.fetch_composition(CJ)
+    with pytest.raises(RetryableError):
+        await api.create_composition(room_sid=RM, audio_sources=["*"])
+
+    records = [r for r in caplog.records if r.name == "twilio_video_operator.gateway"]
+    logged = [
+        (
+            r.levelname,
+            getattr(r, "operation", None),
+            getattr(r, "http_status", None),
+            getattr(r, "twilio_request_id", None),
+        )
+        for r in records
+    ]
+    assert logged == [
+        ("INFO", "CreateRoom", 201, "RQ" + "a" * 32),
+        ("INFO", "UpdateRoom", 202, "RQ" + "e" * 32),
+        ("INFO", "DeleteComposition", 204, "RQ" + "f" * 32),
+        ("INFO", "CreateRoom", 400, "RQ" + "b" * 32),
+        ("INFO", "FetchRoom", 404, "RQ" + "d" * 32),
+        ("WARNING", "FetchComposition", 401, "RQ" + "0" * 32),
+        ("WARNING", "CreateComposition", 503, "RQ" + "1" * 32),
+    ]
+    assert getattr(records[3], "twilio_code", None) == 53113
+    assert getattr(records[3], "error_class", None) == "TerminalError"
+    assert getattr(records[0], "account_sid", None) == AC
+    assert "RQ" + "a" * 32 in records[0].getMessage()
+
+    # As the operator writes them: JSON lines with a twilio_request_id field and no secret.
+    redaction, formatter = RedactingFilter(), JsonFormatter()
+    lines = [formatter.format(record) for record in records if redaction.filter(record)]
+    assert [json.loads(line)["twilio_request_id"] for line in lines] == [entry[3] for entry in logged]
+    assert all(SECRET not in line and TOKEN not in line for line in lines)
 
 
 async def test_changed_credentials_replace_the_client_and_close_the_old_session(

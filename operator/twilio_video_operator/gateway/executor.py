@@ -16,10 +16,12 @@ from twilio_video_operator.gateway.catalog import Operation
 from twilio_video_operator.gateway.circuit import CircuitBreaker, CircuitOpen, CircuitState
 from twilio_video_operator.gateway.classify import classify
 from twilio_video_operator.gateway.errors import (
+    AuthError,
     CircuitOpenError,
     GatewayError,
     RetryableError,
     ThrottledError,
+    TransientError,
 )
 from twilio_video_operator.gateway.retry import RetryPolicy
 from twilio_video_operator.gateway.transport import CallRecord, recording
@@ -103,6 +105,8 @@ class Executor:
                 else:
                     breaker.record_success()
                     _log_exchanges(record, attempt, account_sid, None)
+                    if operation.mutating:
+                        _log_mutation(record, attempt, account_sid)
                     return result
             _record_outcome(breaker, error)
             _log_exchanges(record, attempt, account_sid, error)
@@ -119,6 +123,14 @@ class Executor:
                     logger.warning(
                         "Twilio call failed after %d attempts, giving up: %s %s",
                         attempt,
+                        type(error).__name__,
+                        error,
+                        extra=_fields(operation, error.status, error.request_id, attempt, account_sid, error),
+                    )
+                else:
+                    logger.log(
+                        _failure_level(error),
+                        "Twilio call failed: %s %s",
                         type(error).__name__,
                         error,
                         extra=_fields(operation, error.status, error.request_id, attempt, account_sid, error),
@@ -154,6 +166,30 @@ def _record_outcome(breaker: CircuitBreaker, error: GatewayError) -> None:
         breaker.record_success()
 
 
+def _failure_level(error: GatewayError) -> int:
+    """WARNING for what needs attention (Twilio unavailable, credentials refused); INFO for definite 4xx
+    answers, which callers usually expect and handle (404 on a fetch, 53113 on a create, 53118 on a
+    complete) and otherwise report through the object's conditions."""
+    return logging.WARNING if isinstance(error, TransientError | AuthError) else logging.INFO
+
+
+def _log_mutation(record: CallRecord, attempt: int, account_sid: str) -> None:
+    """One INFO record per create, update or delete that Twilio accepted, with its request id."""
+    last = record.last
+    status = last.status if last is not None else None
+    request_id = last.request_id if last is not None else None
+    logger.info(
+        "Twilio %s -> %s (request %s)",
+        record.operation.op_id,
+        status if status is not None else "-",
+        request_id or "-",
+        extra={
+            **_fields(record.operation, status, request_id, attempt, account_sid, None),
+            "duration_seconds": round(sum(exchange.duration for exchange in record.exchanges), 4),
+        },
+    )
+
+
 def _fields(
     operation: Operation,
     status: int | None,
@@ -165,7 +201,7 @@ def _fields(
     fields: dict[str, object] = {
         "operation": operation.op_id,
         "http_status": status,
-        "request_id": request_id,
+        "twilio_request_id": request_id,
         "attempt": attempt,
         "account_sid": account_sid,
     }
