@@ -185,3 +185,37 @@ async def test_the_source_address_limits_unknown_bearer_tokens_only(tmp_path: Pa
         # Known callers behind the same address (a proxy, say) are not held back by its bucket.
         identities = [f"user-{index}" for index in range(5)]
         assert [(await ask(h, "standup", identity=who))[0] for who in identities] == [200] * 5
+
+
+async def test_a_caller_over_its_limit_is_refused_while_another_is_served(tmp_path: Path) -> None:
+    plenty = Limit(rate=1000, burst=1000)
+    limits = RateLimits(
+        per_caller=Limit(rate=0.5, burst=2), per_identity=plenty, per_room=plenty, per_source=plenty
+    )
+    async with running_operator(tmp_path, limits=limits) as h:
+        h.allow_service_account(APP, "app", ("standup",))
+        h.allow_service_account(OTHER, "other", ("standup",))
+        app_again = "second-token-of-the-app-service-account"
+        h.allow_service_account(app_again, "app", ("standup",))
+        await h.create_room("standup")
+        before = denied("RateLimited")
+
+        assert [(await ask(h, "standup", identity=f"app-user-{n}"))[0] for n in range(2)] == [200, 200]
+        status, headers, body = await ask(h, "standup", identity="app-user-2")
+        assert (status, body["error"]) == (429, "RateLimited")
+        assert "caller" in body["message"]
+        assert int(headers["Retry-After"]) == 2  # one request back every 2 s
+        # The caller is the ServiceAccount, not the bearer token; and its limit is checked before RBAC.
+        assert (await ask(h, "standup", identity="app-user-3", bearer=app_again))[0] == 429
+        assert (await ask(h, "elsewhere", identity="app-user-4"))[0] == 429
+
+        # Another ServiceAccount has its own bucket.
+        for n in range(2):
+            status, _, body = await ask(h, "standup", identity=f"other-user-{n}", bearer=OTHER)
+            assert status == 200 and body["identity"] == f"other-user-{n}"
+        assert denied("RateLimited") == before + 3
+
+        # Refused requests did not use up the bucket: after Retry-After exactly one more request fits.
+        await h.clock.advance(2)
+        assert (await ask(h, "standup", identity="app-user-5"))[0] == 200
+        assert (await ask(h, "standup", identity="app-user-6"))[0] == 429
