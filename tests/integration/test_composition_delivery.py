@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import pytest
 from pydantic import SecretStr
-from s3_server import S3Identity, SeaweedS3, free_ports, s3_server_fixture  # noqa: F401 - the s3_server fixture
+from s3_server import s3_server_fixture  # noqa: F401 - the s3_server fixture
 
 from twilio_video_operator.delivery import (
     MIN_PART_SIZE,
@@ -21,6 +21,7 @@ from twilio_video_operator.delivery import (
     S3Deliverer,
     S3Target,
 )
+from twilio_video_operator.dev.s3 import S3Identity, SeaweedS3, free_ports
 
 PART = MIN_PART_SIZE
 SIZE = 2 * PART + 12_345  # three parts, the last one short

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from operator_harness import OperatorHarness, condition
-from s3_server import SeaweedS3, s3_server_fixture  # noqa: F401 - the s3_server fixture
+from s3_server import s3_server_fixture  # noqa: F401 - the s3_server fixture
 from test_composition_harness import (
     bed_fixture,  # noqa: F401 - the bed fixture
     create_composition,
@@ -22,6 +22,8 @@ from test_composition_harness import (
     recorded_room,
     wait_composition,
 )
+
+from twilio_video_operator.dev.s3 import SeaweedS3
 
 MIB = 1024 * 1024
 MEDIA_BYTES = 40 * MIB  # eight parts: the upload is still running when S3 dies

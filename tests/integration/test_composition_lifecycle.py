@@ -14,7 +14,7 @@ from typing import Any
 import kopf
 from operator_harness import OperatorHarness, condition
 from prometheus_client import REGISTRY
-from s3_server import SeaweedS3, s3_server_fixture  # noqa: F401 - the s3_server fixture
+from s3_server import s3_server_fixture  # noqa: F401 - the s3_server fixture
 from test_composition_harness import (
     FAST,
     bed_fixture,  # noqa: F401 - the bed fixture
@@ -35,6 +35,7 @@ from test_composition_harness import (
     wait_deleted,
 )
 
+from twilio_video_operator.dev.s3 import SeaweedS3
 from twilio_video_operator.handlers.composition import CREATED_SPEC_ANNOTATION, register_handlers
 from twilio_video_operator.kube import COMPOSITIONS
 from twilio_video_operator.models.annotations import PAUSED
