@@ -213,6 +213,14 @@ class Playground:
         return self._client
 
     @property
+    def kube(self) -> EmbeddedKubernetes:
+        """The embedded Kubernetes API, e.g. to accept bearer tokens (``kube.allow_tokens``) and grant
+        access (``kube.rbac_rules``) for TokenReview and SubjectAccessReview."""
+        if self._kube is None:
+            raise RuntimeError("the playground is not started")
+        return self._kube
+
+    @property
     def operator_task(self) -> asyncio.Task[None]:
         if self._operator_task is None:
             raise RuntimeError("the playground is not started")
