@@ -7,6 +7,7 @@ import asyncio
 import json
 import logging
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -25,7 +26,8 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from twilio_video_operator import API_GROUP, API_VERSION
 from twilio_video_operator.dev import playground as playground_module
-from twilio_video_operator.dev.demo import run_demo, wait_converged
+from twilio_video_operator.dev.demo import STEPS, joining, run_demo, wait_converged
+from twilio_video_operator.dev.demo.waiting import StepFailed, wait_for
 from twilio_video_operator.dev.kube import EmbeddedKubernetes
 from twilio_video_operator.dev.playground import (
     EMULATOR_FILE,
@@ -38,7 +40,7 @@ from twilio_video_operator.dev.playground import (
 from twilio_video_operator.emulator.server import start_emulator
 from twilio_video_operator.http_server import SETTINGS_KEY, HealthState, build_app
 from twilio_video_operator.kube import EVENTS
-from twilio_video_operator.logs import register_secret
+from twilio_video_operator.logs import redact, register_secret
 from twilio_video_operator.runner import handles_resource
 from twilio_video_operator.settings import Settings, load_settings
 
@@ -336,19 +338,95 @@ def test_handles_resource_follows_the_registered_selectors() -> None:
     assert not handles_resource(registry, API_GROUP, API_VERSION, "compositions", "Composition")
 
 
+def story_steps(output: str) -> dict[str, str]:
+    """The demo's output by step title (``==> N. Title`` headers)."""
+    parts = re.split(r"^==> \d+\. (.+)$", output, flags=re.MULTILINE)
+    return {title: text.split("\n==> ", 1)[0] for title, text in zip(parts[1::2], parts[2::2], strict=True)}
+
+
 async def test_the_demo_runs_end_to_end(capsys: pytest.CaptureFixture[str]) -> None:
     assert await run_demo(EXAMPLES, wait_seconds=30) == 0
     output = capsys.readouterr().out
-    assert "The demo finished successfully." in output
+    assert output.rstrip().endswith("The demo finished successfully.")
+    steps = story_steps(output)
+    assert list(steps) == [title for title, _ in STEPS]
+    rooms, joins, moderation, recording, rotation, metrics = steps.values()
+
+    assert "VideoRoom default/standup: Ready, Twilio room RM" in rooms
+    assert "VideoRoom default/town-hall: Scheduled" in rooms
+    assert "SigningKeyRotation default/video-keys: Ready, active key SK" in rooms
+    listed = rooms.split("$ kubectl get twilio -A", 1)[1]
     for _, _, name in example_objects():
-        assert name in output.split("==> kubectl get twilio -A", 1)[1]
+        assert name in listed
+
+    assert "POST /v1/token {room: standup, identity: alice} -> 200, JWT of " in joins
+    assert re.search(r"alice joins default:standup through the emulator -> 201, participant PA\w{32}", joins)
+    assert "participants.connected=1" in joins
+
+    assert "POST /v1/token for guest-mallory -> 403 IdentityBlocked" in moderation
+    assert "guest-mallory joins anyway with her earlier token -> 201" in moderation
+    assert re.search(r"Twilio reports participant PA\w{32} disconnected", moderation)
+    assert "ParticipantRemoved on VideoRoom default/standup" in moderation
+
+    assert "Composition default/board-meeting-recording created, Twilio composition CJ" in recording
+    delivered = re.search(r"bytes (\d+), sha256 ([0-9a-f]{64})", recording)
+    assert delivered is not None and int(delivered[1]) > 0
+    assert "acme-meeting-recordings/board/board-meeting-recording/CJ" in recording
+    assert ": same size and sha256" in recording
+
+    switched = re.search(r"Switched: active key (SK\w{32}), previous key (SK\w{32})", rotation)
+    assert switched is not None and switched[1] != switched[2]
+    signers = re.findall(r"token signed by (SK\w{32}) -> joined", rotation)
+    assert signers[0] == switched[2] and signers[-2] == switched[1] and signers[-1] == switched[2]
+    summary = re.search(r"(\d+) joins, (\d+) accepted", rotation)
+    assert summary is not None and int(summary[1]) == int(summary[2]) == len(signers)
+
+    for title in ("reconciles", "Twilio API requests", "access tokens minted", "deliveries to S3"):
+        moved = re.search(rf"^{title} +\+(\d+)", metrics, flags=re.MULTILINE)
+        assert moved is not None and int(moved[1]) > 0, title
+
+    assert redact(output) == output  # no registered secret, JWT or credential header was printed
+
+
+async def test_a_failed_step_makes_the_demo_fail_and_says_why(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    grant = joining.grant_token_access
+
+    def grant_without_rbac(demo: Any) -> str:  # the ServiceAccount is known, but RBAC allows it nothing
+        username = grant(demo)
+        demo.playground.kube.rbac_rules.clear()
+        return username
+
+    monkeypatch.setattr(joining, "grant_token_access", grant_without_rbac)
+    assert await run_demo(EXAMPLES, wait_seconds=10) == 1
+    output = capsys.readouterr().out
+    assert "The demo FAILED" in output
+    assert (
+        "step 2 (A participant joins with a token from the operator's token service): "
+        "POST /v1/token for alice in default/standup answered 403 Forbidden" in output
+    )
+    assert "==> 3." not in output
+
+
+async def test_bounded_waits_say_what_they_waited_for() -> None:
+    async def never() -> None:
+        return None
+
+    async def seen() -> str:
+        return "Ready=False Creating"
+
+    with pytest.raises(StepFailed, match=r"gave up after 1s waiting for the thing; Ready=False Creating"):
+        await wait_for("the thing", never, within=1.0, interval=0.2, explain=seen)
 
 
 async def test_the_demo_fails_when_there_is_nothing_to_show(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert await run_demo(tmp_path, wait_seconds=1) == 1
-    assert "The demo FAILED" in capsys.readouterr().out
+    output = capsys.readouterr().out
+    assert "The demo FAILED" in output
+    assert "step 1 (Rooms from examples/ are applied and Ready)" in output
 
 
 # --- /healthz and /metrics of the HTTP server ------------------------------------------------------------
