@@ -539,6 +539,30 @@ async def test_disconnect_of_a_gone_participant_is_none(
     assert await make_gateway().api(creds).disconnect_participant(RM, "alice") is None
 
 
+async def test_recording_rules_are_sent_as_one_json_array_and_retried_like_an_update(
+    fake: FakeTwilio, make_gateway: GatewayFactory, creds: CredentialSet
+) -> None:
+    rules = [{"type": "exclude", "all": True}, {"type": "include", "kind": "audio"}]
+    answer = {"room_sid": RM, "rules": rules, "date_created": None, "date_updated": None}
+    fake.script(
+        "POST",
+        f"/v1/Rooms/{RM}/RecordingRules",
+        Reply(503, error_body(503, 20500, "down")),
+        Reply(200, answer),
+    )
+    held = await make_gateway().api(creds).update_recording_rules(RM, rules)
+    assert held == rules
+    assert [request.form for request in fake.seen] == [{"Rules": [json.dumps(rules)]}] * 2
+    fake.script(
+        "POST",
+        f"/v1/Rooms/{RM}/RecordingRules",
+        Reply(400, error_body(400, 53120, "Invalid Recording Rule(s)")),
+    )
+    with pytest.raises(TerminalError) as raised:
+        await make_gateway().api(creds).update_recording_rules(RM, [{"type": "include"}])
+    assert raised.value.code == 53120 and raised.value.operation == "UpdateRoomRecordingRule"
+
+
 async def test_deletes_tolerate_404(
     fake: FakeTwilio, make_gateway: GatewayFactory, creds: CredentialSet
 ) -> None:

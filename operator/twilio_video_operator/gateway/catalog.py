@@ -40,6 +40,7 @@ FETCH_ROOM = _op("FetchRoom", "video", "read")
 UPDATE_ROOM = _op("UpdateRoom", "video", "update")
 LIST_ROOM_PARTICIPANT = _op("ListRoomParticipant", "video", "list")
 UPDATE_ROOM_PARTICIPANT = _op("UpdateRoomParticipant", "video", "update")
+UPDATE_ROOM_RECORDING_RULE = _op("UpdateRoomRecordingRule", "video", "update")
 CREATE_COMPOSITION = _op("CreateComposition", "video", "create")
 FETCH_COMPOSITION = _op("FetchComposition", "video", "read")
 LIST_COMPOSITION = _op("ListComposition", "video", "list")
@@ -58,6 +59,7 @@ ALL_OPERATIONS: tuple[Operation, ...] = (
     UPDATE_ROOM,
     LIST_ROOM_PARTICIPANT,
     UPDATE_ROOM_PARTICIPANT,
+    UPDATE_ROOM_RECORDING_RULE,
     CREATE_COMPOSITION,
     FETCH_COMPOSITION,
     LIST_COMPOSITION,

@@ -151,6 +151,24 @@ class RoomOperations(BoundOperations):
                 return None
             raise
 
+    async def update_recording_rules(
+        self, room_sid: str, rules: Sequence[Mapping[str, Any]]
+    ) -> list[dict[str, Any]]:
+        """UpdateRoomRecordingRule: replace the recording rules of an in-progress room.
+
+        Returns the rules Twilio now holds. Setting the same rules twice is harmless, so it is retried like
+        any update. Invalid rules raise ``TerminalError`` code 53120, a room that has ended ``TerminalError``
+        code 53118, an unknown room ``NotFoundError``.
+        """
+        body = _plain(list(rules))
+
+        async def attempt(client: SdkClient) -> list[dict[str, Any]]:
+            context = client.video.v1.rooms(room_sid).recording_rules
+            instance = await context.update_async(rules=body)
+            return [dict(rule) for rule in instance.rules or []]
+
+        return await self._call(catalog.UPDATE_ROOM_RECORDING_RULE, attempt)
+
 
 def _newest_first_key(room: RoomInfo) -> tuple[float, str]:
     return (room.date_created.timestamp() if room.date_created else 0.0, room.sid)
