@@ -345,6 +345,49 @@ async def test_tenant_credentials_from_a_secret(harness: OperatorHarness) -> Non
     assert creds["api_secret"] not in text and creds["auth_token"] not in text
 
 
+def recorded_kinds(twilio_room: Any, participant_sid: str) -> list[str]:
+    return sorted(r.type for r in twilio_room.recordings if r.participant_sid == participant_sid)
+
+
+async def test_recording_rules_change_on_the_live_room(harness: OperatorHarness) -> None:
+    ns = await harness.namespace()
+    nothing = [{"type": "exclude", "all": True}]
+    audio = [{"type": "include", "kind": "audio"}]
+    await harness.create_room(ns, "rules", {"recording": {"rules": nothing}})
+    obj = await harness.wait_room(ns, "rules", in_progress)
+    assert obj["status"]["recordingRules"] == nothing
+    [twilio] = harness.twilio_rooms(f"{ns}:rules")
+    alice = await harness.join(twilio.sid, "alice")
+    assert recorded_kinds(twilio, alice) == []
+
+    await harness.reset_counts()
+    await harness.patch_room(ns, "rules", {"spec": {"recording": {"rules": audio}}})
+    obj = await harness.wait_room(ns, "rules", lambda o: o["status"].get("recordingRules") == audio)
+    assert twilio.recording_rules == audio and twilio.sid == obj["status"]["sid"]
+    assert await harness.twilio_counts() == {"UpdateRoomRecordingRule": 1}
+    assert condition(obj, "Synced")["reason"] == "ReconcileSuccess"
+    assert "RecordingRulesUpdated" in await event_reasons(harness, ns, "rules")
+    assert recorded_kinds(twilio, alice) == ["audio"]  # her published audio is recorded from now on
+    bob = await harness.join(twilio.sid, "bob")
+    assert recorded_kinds(twilio, bob) == ["audio"]
+
+    # Applied once: a resync of the room fetches it and sends the rules no more.
+    annotations = {"video.openclaw.io/reconcile-requested-at": "after-rules"}
+    await harness.patch_room(ns, "rules", {"metadata": {"annotations": annotations}})
+    await harness.wait_room(ns, "rules", lambda o: o["status"].get("lastHandledReconcileAt") == "after-rules")
+    await asyncio.sleep(0.3)
+    counts = await harness.twilio_counts()
+    assert counts["UpdateRoomRecordingRule"] == 1 and set(counts) == {"UpdateRoomRecordingRule", "FetchRoom"}
+
+    # Rules removed: the room goes back to what recording on connect (off) implies.
+    await harness.patch_room(ns, "rules", {"spec": {"recording": {"rules": None}}})
+    obj = await harness.wait_room(ns, "rules", lambda o: "recordingRules" not in o["status"])
+    assert twilio.recording_rules == nothing
+    carol = await harness.join(twilio.sid, "carol")
+    assert recorded_kinds(twilio, carol) == []
+    assert len(harness.twilio_rooms(f"{ns}:rules")) == 1 and twilio.status == "in-progress"
+
+
 async def test_completed_room_with_compose_gets_an_owned_composition(harness: OperatorHarness) -> None:
     ns = await harness.namespace()
     spec = {"recording": {"participantsOnConnect": True, "compose": {"format": "webm"}}}

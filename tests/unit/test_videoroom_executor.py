@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -84,6 +84,12 @@ class FakeApi:
         gone = self.answers.get("gone", ())
         self.journal.entries.append(("disconnect_participant", (room_sid, sid_or_identity)))
         return None if sid_or_identity in gone else participant(sid_or_identity)
+
+    async def update_recording_rules(
+        self, room_sid: str, rules: Sequence[Mapping[str, Any]]
+    ) -> list[dict[str, Any]]:
+        self._answer("update_recording_rules", room_sid, [dict(rule) for rule in rules])
+        return [dict(rule) for rule in rules]
 
 
 def participant(identity: str) -> ParticipantInfo:
@@ -209,6 +215,29 @@ async def test_disconnects_are_noted_only_for_participants_still_there() -> None
     ]
     assert outcome.twilio_calls == 2  # one listing, one disconnect round
     assert outcome.status.participants is not None and outcome.status.participants.connected == 1
+
+
+async def test_changed_recording_rules_are_sent_noted_and_recorded_in_one_patch() -> None:
+    journal = Journal()
+    rules = [{"type": "include", "kind": "audio"}]
+    spec = {"recording": {"rules": rules}}
+    status = {"sid": "RM1", "roomStatus": "in-progress", "recordingRules": [{"type": "exclude", "all": True}]}
+    outcome = await ReconcileRun(
+        make_input(spec, status), {}, FakeApi(journal), FakeWriter(journal)
+    ).execute()
+    assert journal.entries[:2] == [
+        ("update_recording_rules", ("RM1", rules)),
+        ("event", "RecordingRulesUpdated"),
+    ]
+    assert names(journal)[2:] == ["patch_status"]
+    assert journal.entries[2][1]["recordingRules"] == rules
+    assert outcome.twilio_calls == 1 and not outcome.retry
+
+    journal.entries.clear()
+    again = await ReconcileRun(
+        make_input(spec, outcome.status.to_dict()), {}, FakeApi(journal), FakeWriter(journal)
+    ).execute()
+    assert "update_recording_rules" not in names(journal) and again.twilio_calls == 0
 
 
 async def test_composition_needs_no_twilio_credentials() -> None:

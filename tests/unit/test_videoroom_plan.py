@@ -47,6 +47,7 @@ from twilio_video_operator.reconcilers.videoroom import (
     Note,
     Plan,
     PlanInput,
+    UpdateRecordingRules,
     Working,
     absorb,
     fail,
@@ -598,6 +599,178 @@ def test_changes_twilio_cannot_apply_are_reported_for_the_next_session() -> None
     assert "maxParticipants: 25 -> 10" in message and "videoCodecs: VP8,H264 -> H264" in message
     assert "uniqueName: team:standup -> new-name" in message
     assert "mediaRegion" not in message  # the live room does not report it: nothing to compare
+
+
+def test_removed_fields_the_session_was_opened_with_are_reported_too() -> None:
+    settings = {
+        "type": "group",
+        "maxParticipants": 25,
+        "emptyRoomTimeout": 10,
+        "unusedRoomTimeout": 5,
+        "videoCodecs": ["H264"],
+        "audioOnly": True,
+        "recordParticipantsOnConnect": True,
+        "fromSpec": ["emptyRoomTimeout", "videoCodecs", "audioOnly", "recording.participantsOnConnect"],
+    }
+    inp = make_input(spec={}, status=live_status(roomSettings=settings))
+    final, actions, _ = drive(inp, answers())
+    assert actions == []
+    assert isinstance(final, Plan)
+    status, reason, message = synced(final.status)
+    assert (status, reason) == ("True", cond.PENDING_NEXT_SESSION)
+    for change in (
+        "emptyRoomTimeout: 10 -> Twilio's default",
+        "videoCodecs: H264 -> Twilio's default",
+        "audioOnly: True -> Twilio's default",
+        "recording.participantsOnConnect: True -> Twilio's default",
+    ):
+        assert change in message
+    assert "unusedRoomTimeout" not in message  # Twilio's default when the session opened: not a removal
+
+
+def test_fields_the_spec_sets_are_recorded_with_the_session() -> None:
+    spec = {
+        "emptyRoomTimeout": 7,
+        "videoCodecs": ["VP8"],
+        "recording": {"rules": [{"type": "exclude", "all": True}]},
+    }
+    final, _, _ = drive(make_input(spec=spec), answers(CreateRoom=created_room))
+    assert isinstance(final, Plan) and final.status.room_settings is not None
+    assert final.status.room_settings.from_spec == [
+        "emptyRoomTimeout",
+        "videoCodecs",
+        "recording.participantsOnConnect",
+    ]
+    plain, _, _ = drive(make_input(spec={}), answers(CreateRoom=created_room))
+    assert isinstance(plain, Plan) and plain.status.room_settings is not None
+    assert plain.status.room_settings.from_spec is None
+
+
+# ------------------------------------------------------------------------------- live recording rules
+
+AUDIO_ONLY = [{"type": "exclude", "all": True}, {"type": "include", "kind": "audio"}]
+NOT_BOB = [{"type": "include", "all": True}, {"type": "exclude", "publisher": "bob"}]
+
+
+def recording(rules: list[dict[str, Any]] | None = None, on_connect: bool = False) -> dict[str, Any]:
+    body: dict[str, Any] = {"participantsOnConnect": on_connect}
+    if rules is not None:
+        body["rules"] = rules
+    return {"recording": body}
+
+
+def test_a_room_created_with_rules_records_them_and_costs_nothing_more() -> None:
+    inp = make_input(spec=recording(AUDIO_ONLY))
+    final, actions, _ = drive(inp, answers(CreateRoom=created_room))
+    assert [type(a) for a in actions] == [CreateRoom]
+    assert isinstance(final, Plan) and final.status.recording_rules is not None
+    assert [rule.to_dict() for rule in final.status.recording_rules] == AUDIO_ONLY
+    again = make_input(spec=recording(AUDIO_ONLY), status=final.status, observe=True)
+    assert drive(again, answers(FetchRoom=room(sid="RM9")))[1] == [FetchRoom("RM9")]  # the resync only
+
+
+def test_changed_rules_are_applied_to_the_live_room_once() -> None:
+    inp = make_input(spec=recording(NOT_BOB), status=live_status(recordingRules=AUDIO_ONLY))
+    final, actions, notes = drive(inp, answers(UpdateRecordingRules=[NOT_BOB]))
+    assert actions == [UpdateRecordingRules("RM1", tuple(NOT_BOB))]
+    assert isinstance(final, Plan)
+    assert [rule.to_dict() for rule in final.status.recording_rules or []] == NOT_BOB
+    assert synced(final.status)[:2] == ("True", cond.RECONCILE_SUCCESS)
+    assert ready(final.status) == ("True", cond.IN_PROGRESS)
+    assert notes == [
+        Note(
+            "Normal",
+            "RecordingRulesUpdated",
+            "Applied recording rules to Twilio room RM1: include all; exclude publisher=bob.",
+        )
+    ]
+    again = make_input(spec=recording(NOT_BOB), status=final.status)
+    assert drive(again, answers())[1] == []
+
+
+def test_rules_added_to_a_live_room_created_without_any_are_applied() -> None:
+    inp = make_input(spec=recording(AUDIO_ONLY), status=live_status())
+    _, actions, _ = drive(inp, answers(UpdateRecordingRules=[AUDIO_ONLY]))
+    assert actions == [UpdateRecordingRules("RM1", tuple(AUDIO_ONLY))]
+
+
+@pytest.mark.parametrize(
+    ("on_connect", "spec", "implied"),
+    [
+        (True, recording(on_connect=True), "include"),
+        (False, {}, "exclude"),
+        (None, recording(on_connect=True), "include"),  # the room does not say: the spec does
+        (None, {}, "exclude"),
+    ],
+)
+def test_removed_rules_reset_the_room_to_what_recording_on_connect_implies(
+    on_connect: bool | None, spec: dict[str, Any], implied: str
+) -> None:
+    settings = {"type": "group", "maxParticipants": 25, "recordParticipantsOnConnect": on_connect}
+    inp = make_input(spec=spec, status=live_status(recordingRules=AUDIO_ONLY, roomSettings=settings))
+    final, actions, notes = drive(inp, answers(UpdateRecordingRules=[[]]))
+    assert actions == [UpdateRecordingRules("RM1", ({"type": implied, "all": True},), reset=True)]
+    assert isinstance(final, Plan) and final.status.recording_rules is None
+    assert notes[0].reason == "RecordingRulesUpdated" and "was removed" in notes[0].message
+    assert drive(make_input(spec=spec, status=final.status), answers())[1] == []
+
+
+def test_rules_of_an_adopted_room_are_not_known_so_the_spec_is_applied() -> None:
+    inp = make_input(spec={"adoptExisting": True, **recording(AUDIO_ONLY)})
+    _, actions, notes = drive(inp, answers(LookupRoom=room(sid="RM7"), UpdateRecordingRules=[AUDIO_ONLY]))
+    assert actions == [LookupRoom(UNIQUE), UpdateRecordingRules("RM7", tuple(AUDIO_ONLY))]
+    assert [n.reason for n in notes] == ["Adopted", "RecordingRulesUpdated"]
+
+
+def test_rules_wait_for_the_next_session_when_the_live_room_cannot_record() -> None:
+    settings = {"type": "peer-to-peer", "maxParticipants": 10}
+    inp = make_input(
+        spec=recording(AUDIO_ONLY), status=live_status(type="peer-to-peer", roomSettings=settings)
+    )
+    final, actions, _ = drive(inp, answers())
+    assert actions == []
+    assert isinstance(final, Plan)
+    status, reason, message = synced(final.status)
+    assert (status, reason) == ("True", cond.PENDING_NEXT_SESSION)
+    assert "type: peer-to-peer -> group" in message and "recording.rules: a peer-to-peer room" in message
+
+
+def test_rules_twilio_rejects_stall_as_invalid_spec() -> None:
+    bad = TerminalError(
+        "Invalid Recording Rule(s)", operation="UpdateRoomRecordingRule", status=400, code=53120
+    )
+    inp = make_input(spec=recording(NOT_BOB), status=live_status())
+    final, _, notes = drive(inp, answers(UpdateRecordingRules=bad))
+    assert isinstance(final, Failure) and not final.retry
+    assert stalled_reason(final.status) == cond.INVALID_SPEC
+    assert "spec.recording.rules" in synced(final.status)[2]
+    assert [n.reason for n in notes] == [cond.INVALID_SPEC]
+
+
+def test_rules_sent_to_a_room_that_just_ended_fetch_it_and_record_the_end() -> None:
+    ended = TerminalError("Room completed", operation="UpdateRoomRecordingRule", status=400, code=53118)
+    inp = make_input(spec=recording(NOT_BOB), status=live_status())
+    done = room(status="completed", end_time=NOW, duration=60)
+    final, actions, _ = drive(inp, answers(UpdateRecordingRules=ended, FetchRoom=done))
+    assert actions == [UpdateRecordingRules("RM1", tuple(NOT_BOB)), FetchRoom("RM1")]
+    assert isinstance(final, Plan) and final.status.room_status == "completed"
+    assert ready(final.status) == ("True", cond.COMPLETED)
+
+
+def test_rules_refused_as_ended_by_a_room_twilio_still_lists_are_retried_later() -> None:
+    ended = TerminalError("Room completed", operation="UpdateRoomRecordingRule", status=400, code=53118)
+    inp = make_input(spec=recording(NOT_BOB), status=live_status())
+    final, actions, _ = drive(inp, answers(UpdateRecordingRules=ended, FetchRoom=room()))
+    assert [type(a) for a in actions] == [UpdateRecordingRules, FetchRoom, UpdateRecordingRules]
+    assert isinstance(final, Failure) and final.retry and final.retry_after == REJECTED_RETRY_SECONDS
+
+
+def test_rules_sent_to_a_room_twilio_forgot() -> None:
+    missing = NotFoundError("not found", operation="UpdateRoomRecordingRule", status=404, code=20404)
+    inp = make_input(spec=recording(NOT_BOB), status=live_status())
+    final, _, notes = drive(inp, answers(UpdateRecordingRules=missing))
+    assert isinstance(final, Plan) and final.status.room_status == "completed"
+    assert notes[0].reason == "RoomGone"
 
 
 def test_same_codecs_in_another_order_are_no_change() -> None:

@@ -301,6 +301,16 @@ class CreatePending(StatusModel):
     requested_at: datetime = Field(description="When the create was about to be sent.")
 
 
+class AppliedRecordingRule(StatusModel):
+    """A recording rule as the operator applied it to the current session."""
+
+    type: str = Field(description="include or exclude.")
+    all: bool | None = Field(default=None, description="Matches every track.")
+    publisher: str | None = Field(default=None, description="Participant identity or SID.")
+    track: str | None = Field(default=None, description="Track name or SID.")
+    kind: str | None = Field(default=None, description="Track kind.")
+
+
 class RoomSettings(StatusModel):
     """Settings the current session was opened with (fixed for the life of a Twilio room)."""
 
@@ -313,6 +323,13 @@ class RoomSettings(StatusModel):
     video_codecs: list[str] | None = Field(default=None, description="Video codecs.")
     audio_only: bool | None = Field(default=None, description="Audio-only room.")
     record_participants_on_connect: bool | None = Field(default=None, description="Recording on connect.")
+    from_spec: list[str] | None = Field(
+        default=None,
+        description=(
+            "Fields the spec set explicitly when the session opened (the others took defaults); removing "
+            "one from the spec is reported as a change for the next session."
+        ),
+    )
 
 
 class VideoRoomStatus(StatusModel):
@@ -343,6 +360,13 @@ class VideoRoomStatus(StatusModel):
     )
     room_settings: RoomSettings | None = Field(
         default=None, description="Settings of the current session; spec changes apply to the next one."
+    )
+    recording_rules: list[AppliedRecordingRule] | None = Field(
+        default=None,
+        description=(
+            "spec.recording.rules as applied to the current session (at creation or since); absent: the "
+            "session records as recording.participantsOnConnect said when it opened."
+        ),
     )
     moderation_digest: str | None = Field(
         default=None, description="Digest of the blocked identities already enforced in the current session."

@@ -34,6 +34,8 @@ from twilio_video_operator.models.annotations import PAUSED as PAUSED_ANNOTATION
 from twilio_video_operator.models.annotations import RECONCILE_REQUESTED_AT
 from twilio_video_operator.models.conditions import ConditionStatus
 from twilio_video_operator.models.videoroom import (
+    RECORDING_ROOM_TYPES,
+    AppliedRecordingRule,
     CreatePending,
     ParticipantCounts,
     SessionHistory,
@@ -46,9 +48,12 @@ from twilio_video_operator.reconcilers.videoroom_desired import (
     Window,
     blocked_identities,
     create_params,
+    describe_rules,
     extra_problems,
+    implied_recording_rules,
     moderation_digest,
     pending_changes,
+    recording_rules_of,
     settings_of_room,
     unique_name_of,
     window_of,
@@ -56,6 +61,10 @@ from twilio_video_operator.reconcilers.videoroom_desired import (
 
 #: Twilio error code: an in-progress room already uses this UniqueName.
 CODE_ROOM_EXISTS = 53113
+#: Twilio error codes of an operation on a room that is no longer in progress.
+CODES_ROOM_NOT_IN_PROGRESS = (53112, 53118)
+#: Twilio error code: invalid recording rules.
+CODE_INVALID_RECORDING_RULES = 53120
 #: A room found by UniqueName counts as the one an interrupted create made only if Twilio created it no
 #: earlier than this before the create-pending marker was written (tolerates clock skew with Twilio).
 CLAIM_CLOCK_SKEW = timedelta(minutes=2)
@@ -135,6 +144,19 @@ class DisconnectParticipants:
 
 
 @dataclass(frozen=True)
+class UpdateRecordingRules:
+    """Replace the recording rules of the live room ``sid``.
+
+    ``rules`` are ``spec.recording.rules``; ``reset`` when the spec no longer has any and the room goes back
+    to what recording on connect implies (``rules`` then holds that single rule).
+    """
+
+    sid: str
+    rules: tuple[Mapping[str, Any], ...]
+    reset: bool = False
+
+
+@dataclass(frozen=True)
 class CreateRecordingComposition:
     """Create the Composition object ``name`` (Kubernetes, not Twilio) owned by the room."""
 
@@ -149,6 +171,7 @@ Action = (
     | CompleteRoom
     | ListParticipants
     | DisconnectParticipants
+    | UpdateRecordingRules
     | CreateRecordingComposition
 )
 
@@ -177,6 +200,8 @@ class Facts:
     """CreateRoom answered 53113 (the name is taken)."""
     participants: tuple[ParticipantInfo, ...] | None = None
     removal_done: bool = False
+    stale: bool = False
+    """Twilio said the room is no longer in progress: fetch it before going on."""
 
 
 @dataclass(frozen=True)
@@ -246,7 +271,7 @@ def plan(inp: PlanInput, work: Working) -> Plan:
     work = replace(work, status=status)
     observe = inp.observe or (token is not None and token != inp.status.last_handled_reconcile_at)
     live = status.sid is not None and status.room_status == "in-progress"
-    if live and observe and not work.facts.fetched:
+    if live and (observe or work.facts.stale) and not work.facts.fetched:
         return Plan(status=status, action=FetchRoom(status.sid or ""))
     if live:
         return _plan_live(inp, spec, work)
@@ -292,6 +317,11 @@ def _plan_live(inp: PlanInput, spec: VideoRoomSpec, work: Working) -> Plan:
 
     unique_name = unique_name_of(spec, inp.namespace, inp.name)
     changes = pending_changes(spec, inp.defaults, status, unique_name)
+    rules = _recording_rules_action(spec, status)
+    if isinstance(rules, UpdateRecordingRules):
+        return Plan(status=status, action=rules)
+    if rules is not None:
+        changes.append(rules)
     synced_reason, synced_message = cond.RECONCILE_SUCCESS, "The room matches the spec."
     if changes:
         synced_reason = cond.PENDING_NEXT_SESSION
@@ -309,6 +339,30 @@ def _plan_live(inp: PlanInput, spec: VideoRoomSpec, work: Working) -> Plan:
         now=inp.now,
     )
     return Plan(status=status, requeue_at=window.closes_at)
+
+
+def _recording_rules_action(
+    spec: VideoRoomSpec, status: VideoRoomStatus
+) -> UpdateRecordingRules | str | None:
+    """Bring the live room's recording rules in line with the spec: the action, or why it waits, or ``None``.
+
+    ``status.recordingRules`` holds the spec's rules last applied to the session. Rules removed from the
+    spec send the room back to what its recording on connect implies.
+    """
+    desired = recording_rules_of(spec)
+    applied = [rule.to_dict() for rule in status.recording_rules] if status.recording_rules else None
+    if desired == applied:
+        return None
+    room_type = (status.room_settings.type if status.room_settings else None) or status.type
+    if room_type is not None and room_type not in RECORDING_ROOM_TYPES:
+        return f"recording.rules: a {room_type} room does not record"
+    sid = status.sid or ""
+    if desired is not None:
+        return UpdateRecordingRules(sid, tuple(desired))
+    on_connect = status.room_settings.record_participants_on_connect if status.room_settings else None
+    if on_connect is None:
+        on_connect = spec.recording.participants_on_connect if spec.recording else False
+    return UpdateRecordingRules(sid, tuple(implied_recording_rules(on_connect)), reset=True)
 
 
 def _plan_idle(inp: PlanInput, spec: VideoRoomSpec, work: Working) -> Plan:
@@ -440,8 +494,7 @@ def absorb(inp: PlanInput, work: Working, action: Action, result: Any) -> Workin
     if isinstance(action, LookupRoom):
         return _absorb_lookup(inp, work, action.unique_name, result)
     if isinstance(action, CreateRoom):
-        blocked = blocked_identities(inp.spec) if inp.spec is not None else frozenset[str]()
-        status = _start_session(status, result, fresh=True, blocked=blocked)
+        status = _start_session(status, result, fresh=True, spec=inp.spec)
         return _with(
             work,
             status,
@@ -477,6 +530,8 @@ def absorb(inp: PlanInput, work: Working, action: Action, result: Any) -> Workin
             for identity in removed
         )
         return Working(status, replace(facts, removal_done=True), work.notes + notes)
+    if isinstance(action, UpdateRecordingRules):
+        return _absorb_rules(work, action)
     if isinstance(action, CreateRecordingComposition):
         status = status.model_copy(update={"recording_composition": action.name})
         if not result:
@@ -485,6 +540,20 @@ def absorb(inp: PlanInput, work: Working, action: Action, result: Any) -> Workin
             work, status, Note("Normal", "CompositionCreated", f"Created Composition {action.name}.")
         )
     raise TypeError(f"unknown action {action!r}")
+
+
+def _absorb_rules(work: Working, action: UpdateRecordingRules) -> Working:
+    if action.reset:
+        applied = None
+        text = (
+            f"Reset the recording rules of Twilio room {action.sid} to '{describe_rules(action.rules)}': "
+            "spec.recording.rules was removed."
+        )
+    else:
+        applied = [AppliedRecordingRule.model_validate(rule) for rule in action.rules]
+        text = f"Applied recording rules to Twilio room {action.sid}: {describe_rules(action.rules)}."
+    status = work.status.model_copy(update={"recording_rules": applied})
+    return _with(work, status, Note("Normal", "RecordingRulesUpdated", text))
 
 
 def _with(work: Working, status: VideoRoomStatus, note: Note) -> Working:
@@ -541,14 +610,20 @@ def _absorb_lookup(inp: PlanInput, work: Working, unique_name: str, room: RoomIn
         note = Note("Normal", "Adopted", f"Adopted the in-progress Twilio room {room.sid} ({unique_name}).")
     else:
         return replace(work, facts=replace(facts, foreign=room))
-    status = _start_session(work.status, room, fresh=False)
+    status = _start_session(work.status, room, fresh=False, spec=spec)
     return Working(status, replace(facts, fetched=True), (*work.notes, note))
 
 
 def _start_session(
-    status: VideoRoomStatus, room: RoomInfo, *, fresh: bool, blocked: frozenset[str] = frozenset()
+    status: VideoRoomStatus, room: RoomInfo, *, fresh: bool, spec: VideoRoomSpec | None
 ) -> VideoRoomStatus:
-    """Status of a new session on ``room``; ``fresh`` rooms were just created, so nobody is connected yet."""
+    """Status of a new session on ``room`` for ``spec``.
+
+    ``fresh`` rooms were just created from ``spec``: nobody is connected yet, and they record by its rules.
+    The rules of a room found by name are not known, so the spec's are applied to it next.
+    """
+    blocked = blocked_identities(spec) if spec is not None else frozenset[str]()
+    rules = recording_rules_of(spec) if fresh and spec is not None else None
     history = status.sessions or SessionHistory()
     recent = list(history.recent_sids or [])
     count = history.count or 0
@@ -567,7 +642,10 @@ def _start_session(
             "participants": ParticipantCounts(connected=0, peak=0) if fresh else None,
             "sessions": SessionHistory(count=count, recent_sids=recent),
             "create_pending": None,
-            "room_settings": settings_of_room(room),
+            "room_settings": settings_of_room(room, spec),
+            "recording_rules": [AppliedRecordingRule.model_validate(rule) for rule in rules]
+            if rules
+            else None,
             # Nobody can be connected to a room created a moment ago: the block list holds already.
             "moderation_digest": moderation_digest(room.sid, blocked) if fresh else None,
         }
@@ -596,10 +674,17 @@ def fail(inp: PlanInput, work: Working, action: Action, error: GatewayError) -> 
         text = f"Twilio rejected the room settings: {message}"
         stalled = _stall(status, cond.INVALID_SPEC, text, inp, drop_marker=True)
         return Failure(stalled.status, cond.INVALID_SPEC, message, retry=False, notes=stalled.notes)
+    if isinstance(action, UpdateRecordingRules) and isinstance(error, TerminalError):
+        if error.code == CODE_INVALID_RECORDING_RULES:
+            text = f"Twilio rejected spec.recording.rules: {message}"
+            stalled = _stall(status, cond.INVALID_SPEC, text, inp)
+            return Failure(stalled.status, cond.INVALID_SPEC, message, retry=False, notes=stalled.notes)
+        if error.code in CODES_ROOM_NOT_IN_PROGRESS and not work.facts.fetched:
+            return replace(work, facts=replace(work.facts, stale=True))  # the room ended: see how
     if isinstance(error, NotFoundError):
         if isinstance(action, CompleteRoom):
             return absorb(inp, work, action, None)  # already gone: nothing left to complete
-        if isinstance(action, ListParticipants | DisconnectParticipants):
+        if isinstance(action, ListParticipants | DisconnectParticipants | UpdateRecordingRules):
             return _absorb_fetch(work, None, now)  # the room vanished under us
     status = cond.unsynced(status, cond.RECONCILE_ERROR, message, generation=gen, now=now)
     return Failure(status, cond.RECONCILE_ERROR, message, retry=True, retry_after=REJECTED_RETRY_SECONDS)

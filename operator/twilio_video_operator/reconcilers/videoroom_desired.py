@@ -6,7 +6,7 @@ Pure functions of the spec, the operator defaults and the clock.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -82,10 +82,30 @@ def extra_problems(spec: VideoRoomSpec, defaults: Defaults) -> list[str]:
     return problems
 
 
+def recording_rules_of(spec: VideoRoomSpec) -> list[dict[str, Any]] | None:
+    """``spec.recording.rules`` as Twilio takes them, in order (the last match wins); ``None`` if unset."""
+    recording = spec.recording
+    return [rule.to_dict() for rule in recording.rules] if recording and recording.rules else None
+
+
+def implied_recording_rules(record_on_connect: bool) -> list[dict[str, Any]]:
+    """The rules of a room created without any: all tracks or none, as RecordParticipantsOnConnect said."""
+    return [{"type": "include" if record_on_connect else "exclude", "all": True}]
+
+
+def describe_rules(rules: Iterable[Mapping[str, Any]]) -> str:
+    """``include kind=audio; exclude publisher=bob`` (for Events)."""
+    parts = []
+    for rule in rules:
+        filters = ",".join(f"{key}={rule[key]}" for key in ("publisher", "track", "kind") if key in rule)
+        parts.append(f"{rule.get('type')} {'all' if rule.get('all') else filters}")
+    return "; ".join(parts)
+
+
 def create_params(spec: VideoRoomSpec, defaults: Defaults, unique_name: str) -> dict[str, Any]:
     """Keyword arguments of ``create_room`` for this spec; ``None`` values are not sent to Twilio."""
     recording = spec.recording
-    rules = [rule.to_dict() for rule in recording.rules] if recording and recording.rules else None
+    rules = recording_rules_of(spec)
     return {
         "unique_name": unique_name,
         "type": room_type_of(spec, defaults),
@@ -103,8 +123,32 @@ def create_params(spec: VideoRoomSpec, defaults: Defaults, unique_name: str) -> 
     }
 
 
-def settings_of_room(room: RoomInfo) -> RoomSettings:
-    """The fixed settings of a Twilio room, as recorded in ``status.roomSettings``."""
+def _optional_fixed_fields(spec: VideoRoomSpec) -> list[tuple[str, Any]]:
+    """Fixed room settings the spec may leave unset (Twilio's defaults then apply), by spec field name."""
+    recording = spec.recording
+    return [
+        ("maxParticipantDuration", spec.max_participant_duration),
+        ("emptyRoomTimeout", spec.empty_room_timeout),
+        ("unusedRoomTimeout", spec.unused_room_timeout),
+        ("mediaRegion", spec.media_region),
+        ("videoCodecs", spec.video_codecs),
+        ("audioOnly", spec.audio_only),
+        ("recording.participantsOnConnect", recording.participants_on_connect if recording else None),
+    ]
+
+
+def explicit_fields(spec: VideoRoomSpec | None) -> list[str] | None:
+    """Which of those the spec sets (``None`` when none does), as recorded in ``roomSettings.fromSpec``."""
+    if spec is None:
+        return None
+    return [name for name, value in _optional_fixed_fields(spec) if value is not None] or None
+
+
+def settings_of_room(room: RoomInfo, spec: VideoRoomSpec | None = None) -> RoomSettings:
+    """The fixed settings of a Twilio room, as recorded in ``status.roomSettings``.
+
+    ``spec`` is the spec the session is opened (or taken over) for: the fields it sets are recorded too.
+    """
     return RoomSettings(
         type=room.type,
         max_participants=room.max_participants,
@@ -115,6 +159,7 @@ def settings_of_room(room: RoomInfo) -> RoomSettings:
         video_codecs=list(room.video_codecs) if room.video_codecs else None,
         audio_only=room.audio_only,
         record_participants_on_connect=room.record_participants_on_connect,
+        from_spec=explicit_fields(spec),
     )
 
 
@@ -123,35 +168,46 @@ def pending_changes(
 ) -> list[str]:
     """Spec fields that differ from the live room and that Twilio cannot change on it (``field: old -> new``).
 
-    Fields the spec leaves to Twilio's defaults are not compared; neither are values the live room does
-    not report.
+    A field the spec leaves unset is compared only if the session was opened with it set
+    (``roomSettings.fromSpec``): removing it is a change (``field: old -> Twilio's default``). Values the live
+    room does not report are not compared.
     """
     current = status.room_settings or RoomSettings()
-    recording = spec.recording
+    opened_with = set(current.from_spec or ())
+    live: dict[str, Any] = {
+        "maxParticipantDuration": current.max_participant_duration,
+        "emptyRoomTimeout": current.empty_room_timeout,
+        "unusedRoomTimeout": current.unused_room_timeout,
+        "mediaRegion": current.media_region,
+        "videoCodecs": current.video_codecs,
+        "audioOnly": current.audio_only,
+        "recording.participantsOnConnect": current.record_participants_on_connect,
+    }
     desired: list[tuple[str, Any, Any]] = [
         ("type", room_type_of(spec, defaults), current.type),
         ("maxParticipants", spec.max_participants or defaults.max_participants, current.max_participants),
-        ("maxParticipantDuration", spec.max_participant_duration, current.max_participant_duration),
-        ("emptyRoomTimeout", spec.empty_room_timeout, current.empty_room_timeout),
-        ("unusedRoomTimeout", spec.unused_room_timeout, current.unused_room_timeout),
-        ("mediaRegion", spec.media_region, current.media_region),
-        ("audioOnly", spec.audio_only, current.audio_only),
-        (
-            "recording.participantsOnConnect",
-            recording.participants_on_connect if recording else None,
-            current.record_participants_on_connect,
-        ),
+        *((field, new, live[field]) for field, new in _optional_fixed_fields(spec)),
     ]
-    changes = [
-        f"{field}: {old} -> {new}"
-        for field, new, old in desired
-        if new is not None and old is not None and new != old
-    ]
-    if spec.video_codecs and current.video_codecs and set(spec.video_codecs) != set(current.video_codecs):
-        changes.append(f"videoCodecs: {','.join(current.video_codecs)} -> {','.join(spec.video_codecs)}")
+    changes: list[str] = []
+    for field, new, old in desired:
+        if old is None or (new is None and field not in opened_with):
+            continue
+        if field == "videoCodecs":
+            if new is None or set(new) != set(old):
+                changes.append(f"{field}: {','.join(old)} -> {_shown(new)}")
+        elif new != old:
+            changes.append(f"{field}: {old} -> {_shown(new)}")
     if status.unique_name and status.unique_name != unique_name:
         changes.append(f"uniqueName: {status.unique_name} -> {unique_name}")
     return changes
+
+
+def _shown(value: Any) -> str:
+    if value is None:
+        return "Twilio's default"
+    if isinstance(value, list):
+        return ",".join(str(item) for item in value)
+    return str(value)
 
 
 def blocked_identities(spec: VideoRoomSpec) -> frozenset[str]:

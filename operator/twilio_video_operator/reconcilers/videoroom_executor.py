@@ -28,6 +28,7 @@ from twilio_video_operator.reconcilers.videoroom import (
     LookupRoom,
     Note,
     PlanInput,
+    UpdateRecordingRules,
     Working,
     absorb,
     fail,
@@ -56,6 +57,10 @@ class RoomApi(Protocol):
     ) -> list[ParticipantInfo]: ...
 
     async def disconnect_participant(self, room_sid: str, sid_or_identity: str) -> ParticipantInfo | None: ...
+
+    async def update_recording_rules(
+        self, room_sid: str, rules: Sequence[Mapping[str, Any]]
+    ) -> list[dict[str, Any]]: ...
 
 
 class RoomWriter(Protocol):
@@ -207,4 +212,6 @@ class ReconcileRun:
                 if await api.disconnect_participant(action.sid, identity) is not None:
                     removed.append(identity)  # None: the participant had already left
             return removed
+        if isinstance(action, UpdateRecordingRules):
+            return await api.update_recording_rules(action.sid, action.rules)
         raise TypeError(f"unknown action {action!r}")
