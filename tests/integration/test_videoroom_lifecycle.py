@@ -388,6 +388,51 @@ async def test_recording_rules_change_on_the_live_room(harness: OperatorHarness)
     assert len(harness.twilio_rooms(f"{ns}:rules")) == 1 and twilio.status == "in-progress"
 
 
+async def test_a_fixed_credentials_secret_is_picked_up_at_once(harness: OperatorHarness) -> None:
+    ns = await harness.namespace()
+    assert harness.emulator is not None
+    creds = harness.emulator.credentials
+    data = {"TWILIO_ACCOUNT_SID": creds["account_sid"], "TWILIO_API_KEY": creds["api_key"]}
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "tenant", "namespace": ns, "labels": {"video.openclaw.io/credentials": "true"}},
+        "data": _encoded(data),
+    }
+    await harness.kube_client.create(SECRETS, ns, secret)
+    await harness.create_room(ns, "fixed", {"credentialsRef": {"name": "tenant"}})
+
+    def stalled(reason: str) -> Any:
+        return lambda o: (
+            condition(o, "Stalled").get("status") == "True" and ready_reason(o) == f"False/{reason}"
+        )
+
+    await harness.wait_room(ns, "fixed", stalled("InvalidCredentials"))
+    assert await harness.twilio_calls() == 0
+
+    # The resync clock never moves in this test: each fix is noticed through the watch on the Secret.
+    wrong = {**data, "TWILIO_API_SECRET": "not-the-secret"}
+    await harness.kube_client.patch(SECRETS, ns, "tenant", {"data": _encoded(wrong)})
+    await harness.wait_room(ns, "fixed", stalled("AuthFailed"), timeout=5)
+
+    right = {**data, "TWILIO_API_SECRET": creds["api_secret"]}
+    await harness.kube_client.patch(SECRETS, ns, "tenant", {"data": _encoded(right)})
+    obj = await harness.wait_room(ns, "fixed", in_progress, timeout=5)
+    assert condition(obj, "Stalled")["status"] == "False"
+    assert len(harness.twilio_rooms(f"{ns}:fixed")) == 1
+    text = str(obj) + str(await harness.events(ns))
+    assert creds["api_secret"] not in text and "not-the-secret" not in text
+
+    # The operator only ever lists and watches the labelled Secrets: the API server filters the others out.
+    assert harness.kube is not None
+    reads = [r for r in harness.kube.emulator if r.method == "GET" and r.url.path.endswith("/secrets")]
+    assert reads and {r.params.get("labelSelector") for r in reads} == {"video.openclaw.io/credentials"}
+
+
+def _encoded(data: dict[str, str]) -> dict[str, str]:
+    return {key: base64.b64encode(value.encode()).decode() for key, value in data.items()}
+
+
 async def test_completed_room_with_compose_gets_an_owned_composition(harness: OperatorHarness) -> None:
     ns = await harness.namespace()
     spec = {"recording": {"participantsOnConnect": True, "compose": {"format": "webm"}}}

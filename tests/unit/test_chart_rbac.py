@@ -29,7 +29,7 @@ NAMESPACED_RULES: list[Rule] = [
     (("video.openclaw.io",), tuple(f"{plural}/status" for plural in CRS), ("patch",)),
     (("video.openclaw.io",), ("compositions",), ("create",)),
     (("",), ("events",), ("create",)),
-    (("",), ("secrets",), ("get",)),
+    (("",), ("secrets",), ("get", "list", "watch")),
     (("",), ("secrets",), ("create", "patch", "delete")),
 ]
 CLUSTER_ONLY_RULES: list[Rule] = [

@@ -9,10 +9,12 @@ import pytest
 
 from twilio_video_operator.handlers.videoroom import (
     KubeRoomObjects,
+    credentials_ref_of,
     decode_secret,
     needs_request,
     operator_credentials,
     operator_defaults,
+    rooms_to_wake,
 )
 from twilio_video_operator.kube import COMPOSITIONS, SECRETS, VIDEOROOMS, KubeApiError, Resource
 from twilio_video_operator.settings import load_settings
@@ -54,6 +56,32 @@ def body(
 )
 def test_annotation_requests(obj: dict[str, Any], expected: tuple[bool, bool]) -> None:
     assert needs_request(obj) == expected
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        ({"credentialsRef": {"name": "tenant"}}, "tenant"),
+        (
+            {"credentialsRef": {"name": "tenant"}, "maxParticipants": 999},
+            "tenant",
+        ),  # invalid spec: still indexed
+        ({}, None),
+        ({"credentialsRef": {}}, None),
+        ({"credentialsRef": "tenant"}, None),
+        ({"credentialsRef": {"name": ""}}, None),
+        (None, None),
+    ],
+)
+def test_the_credentials_secret_of_a_room(spec: Any, expected: str | None) -> None:
+    assert credentials_ref_of({"spec": spec}) == expected
+
+
+def test_a_secret_wakes_the_rooms_of_its_namespace_that_name_it() -> None:
+    index = {("team-a", "tenant"): ["b", "a", "a"], ("team-b", "tenant"): ["c"]}
+    assert rooms_to_wake(index, "team-a", "tenant") == ["a", "b"]
+    assert rooms_to_wake(index, "team-a", "other") == []
+    assert rooms_to_wake(index, "team-c", "tenant") == []
 
 
 def test_secret_data_is_decoded_and_undecodable_entries_skipped() -> None:

@@ -89,9 +89,11 @@ watched namespace's Role (namespaced mode).
   resources: ["events"]
   verbs: ["create"]
 # Read credentials: credentialsRef Secrets, S3 delivery credentials and the key Secrets tokens are signed with.
+# list/watch serve one watch, restricted by the API server to Secrets labelled video.openclaw.io/credentials
+# (RBAC cannot express that filter): a change of one re-reconciles the VideoRooms that name it at once.
 - apiGroups: [""]
   resources: ["secrets"]
-  verbs: ["get"]
+  verbs: ["get", "list", "watch"]
 # Write access to Secrets exists only for the Secrets that SigningKeyRotations own (spec.secretName): the
 # operator writes the rotated API keys into them and deletes them with their rotation.
 - apiGroups: [""]

@@ -5,6 +5,10 @@
 - ``event``: the ``paused`` and ``reconcile-requested-at`` annotations (kopf leaves annotations of its own
   prefix out of its change detection, so these are watched here) ask the controller for a reconcile;
 - ``delete``: apply ``deletionPolicy`` (kopf holds the finalizer until it returns);
+- an index of the ``credentialsRef`` Secrets the rooms name, and an ``event`` handler on Secrets labelled
+  ``video.openclaw.io/credentials`` (filtered by the API server): a change of one asks for a reconcile of
+  the rooms naming it, so a fixed Secret lifts a credentials stall at once. Only names are kept;
+  Secret data never leaves the event;
 - ``startup``/``cleanup``: build and stop the controller, the Twilio gateway, the Kubernetes client, and
   attach room status callbacks (``POST /twilio/room-events``) to the controller.
 
@@ -32,7 +36,7 @@ from twilio_video_operator.handlers.shared import release_shared, shared_gateway
 from twilio_video_operator.kube import COMPOSITIONS, SECRETS, VIDEOROOMS, KubeApiError, KubeClient
 from twilio_video_operator.kube.events import post_event
 from twilio_video_operator.logs import register_secret
-from twilio_video_operator.models.annotations import PAUSED, RECONCILE_REQUESTED_AT
+from twilio_video_operator.models.annotations import CREDENTIALS_LABEL, PAUSED, RECONCILE_REQUESTED_AT
 from twilio_video_operator.models.videoroom import VideoRoomStatus
 from twilio_video_operator.reconcilers.videoroom_conditions import is_paused
 from twilio_video_operator.reconcilers.videoroom_controller import Trigger, VideoRoomController, utc_now
@@ -50,6 +54,8 @@ logger = logging.getLogger(__name__)
 
 PLURAL = "videorooms"
 KIND = "VideoRoom"
+#: The kopf index of credentialsRef Secrets: ``(namespace, secret) -> VideoRoom names``.
+CREDENTIALS_INDEX = "videoroom_credentials_refs"
 
 
 # ------------------------------------------------------------------------------------ Kubernetes port
@@ -191,6 +197,18 @@ def needs_request(body: Mapping[str, Any]) -> tuple[bool, bool]:
     return False, False
 
 
+def credentials_ref_of(body: Mapping[str, Any]) -> str | None:
+    """The Secret a VideoRoom's ``spec.credentialsRef`` names, if any (whatever else the spec holds)."""
+    ref = (body.get("spec") or {}).get("credentialsRef")
+    name = ref.get("name") if isinstance(ref, Mapping) else None
+    return name if isinstance(name, str) and name else None
+
+
+def rooms_to_wake(refs: Mapping[Any, Any], namespace: str, secret: str) -> list[str]:
+    """Names of the VideoRooms of ``namespace`` whose credentialsRef is ``secret`` (from the kopf index)."""
+    return sorted({str(name) for name in refs.get((namespace, secret)) or ()})
+
+
 def register_handlers(
     registry: kopf.OperatorRegistry,
     *,
@@ -210,6 +228,9 @@ def register_handlers(
     @kopf.on.startup(registry=registry, id="videoroom-startup")
     async def startup(memo: kopf.Memo, settings: kopf.OperatorSettings, **_: Any) -> None:
         operator_settings: Settings = memo.settings
+        # Only credential Secrets are watched (filtered by the API server, for every Secret watch of this
+        # process): the others never reach the operator.
+        settings.watching.label_selectors["v1", "secrets"] = CREDENTIALS_LABEL
         kube = shared_kube(memo, settings)
         gateway = shared_gateway(memo, gateway_overrides)
         hub = WebhookHub.of(operator_settings)
@@ -268,6 +289,28 @@ def register_handlers(
         request, observe = needs_request(dict(body))
         if request:
             runtime.controller.request(str(namespace), name, observe=observe)
+
+    @kopf.index(*resource, registry=registry, id=CREDENTIALS_INDEX)
+    async def credentials_refs(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> Any:
+        secret = credentials_ref_of(body)
+        return {(namespace, secret): name} if secret is not None else None
+
+    @kopf.on.event("v1", "secrets", registry=registry, id="videoroom-credentials")
+    async def credentials_changed(
+        memo: Any, type: str | None, namespace: str | None, name: str, **kwargs: Any
+    ) -> None:
+        runtime: VideoRoomRuntime | None = memo.get("videorooms")
+        if runtime is None or type is None:  # type None: listed at startup, which resumes every room
+            return
+        for room in rooms_to_wake(kwargs[CREDENTIALS_INDEX], str(namespace), name):
+            logger.info(
+                "Secret %s/%s changed: reconciling VideoRoom %s",
+                namespace,
+                name,
+                room,
+                extra={"namespace": namespace, "object_name": room, "kind": KIND},
+            )
+            runtime.controller.request(str(namespace), room)
 
     @kopf.on.delete(*resource, registry=registry, id="videoroom-delete")
     async def deleted(memo: Any, namespace: str | None, name: str, body: kopf.Body, **_: Any) -> None:

@@ -1,4 +1,4 @@
-"""Annotations users put on the objects to steer the operator."""
+"""Annotations and labels users put on objects to steer the operator."""
 
 from __future__ import annotations
 
@@ -11,3 +11,7 @@ PAUSED: Final = PREFIX + "paused"
 RECONCILE_REQUESTED_AT: Final = PREFIX + "reconcile-requested-at"
 #: SigningKeyRotation: any new value starts a rotation now.
 ROTATE_REQUESTED_AT: Final = PREFIX + "rotate-requested-at"
+#: Label of a Secret named by a VideoRoom's ``credentialsRef``: the operator watches Secrets that carry it
+#: (any value) and reconciles the rooms naming one as soon as it changes. Without it, changes are read at
+#: the next resync.
+CREDENTIALS_LABEL: Final = PREFIX + "credentials"

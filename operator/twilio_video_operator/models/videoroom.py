@@ -252,7 +252,8 @@ class VideoRoomSpec(SpecModel):
         default=None,
         description=(
             "Secret with TWILIO_ACCOUNT_SID, TWILIO_API_KEY, TWILIO_API_SECRET and optionally "
-            "TWILIO_AUTH_TOKEN; unset means the operator's credentials."
+            "TWILIO_AUTH_TOKEN; unset means the operator's credentials. Label the Secret "
+            "video.openclaw.io/credentials to have its changes applied at once, not at the next resync."
         ),
     )
 
