@@ -302,6 +302,31 @@ async def test_concurrency_cap_keeps_below_the_emulator_limit(emulator: Emulator
     assert sleeps.delays == []
 
 
+async def test_the_cap_adapts_to_a_lower_twilio_limit(emulator: Emulator) -> None:
+    """A cap of 10 against Twilio's 3: the first 429s shrink it, and later bursts are not throttled.
+
+    Real sleeps: a throttled request waits Twilio's Retry-After (1 s) before it is sent again.
+    """
+    faults = {"concurrencyLimit": 3, "latencyMs": 100}
+    status, _ = await control(emulator, "POST", "/_emulator/faults", faults)
+    assert status == 200
+    gw = TwilioGateway(GatewayConfig(base_url=emulator.url, max_concurrency=10))
+    try:
+        api = gw.api(credentials(emulator))
+        for burst in range(3):
+            names = [f"team-f:burst-{burst}-{i}" for i in range(20)]
+            results = await asyncio.wait_for(asyncio.gather(*(api.fetch_room(n) for n in names)), timeout=30)
+            assert results == [None] * 20
+    finally:
+        await gw.close()
+    _, stats = await control(emulator, "GET", "/_emulator/requests")
+    fetches = stats["operations"]["FetchRoom"]
+    assert fetches["404"] == 60  # every fetch answered in the end
+    # A fixed cap of 10 sees most requests of every burst throttled (over 40 429s here); the adaptive cap
+    # pays for the first burst (7 over the limit) and an occasional probe above the limit.
+    assert 1 <= fetches.get("429", 0) <= 10, fetches
+
+
 async def until_done(step: Callable[[], Awaitable[T]], budget: int = 20) -> T:
     """What the operator's per-object retry does with transient errors (minus the long waits)."""
     for _ in range(budget):

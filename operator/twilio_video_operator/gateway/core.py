@@ -14,6 +14,7 @@ from twilio_video_operator.gateway.circuit import CircuitBreaker, CircuitState
 from twilio_video_operator.gateway.config import GatewayConfig
 from twilio_video_operator.gateway.credentials import CredentialSet
 from twilio_video_operator.gateway.executor import Executor
+from twilio_video_operator.gateway.limiter import AdaptiveLimit
 from twilio_video_operator.gateway.pool import ClientPool
 
 
@@ -35,11 +36,11 @@ class TwilioGateway:
     ) -> None:
         self.config = config or GatewayConfig()
         self._clock = clock
-        self._semaphore = asyncio.Semaphore(self.config.max_concurrency)
+        self._limit = AdaptiveLimit(self.config.max_concurrency)
         self._breakers: dict[str, CircuitBreaker] = {}
         self._pool = ClientPool(
             base_url=self.config.base_url,
-            semaphore=self._semaphore,
+            limit=self._limit,
             request_timeout=self.config.request_timeout,
             idle_ttl=self.config.idle_client_ttl,
             clock=clock,

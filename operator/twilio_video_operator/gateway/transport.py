@@ -8,7 +8,6 @@ never see each other's records.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -23,6 +22,7 @@ from twilio.http.response import Response
 from twilio_video_operator import metrics
 from twilio_video_operator.gateway.base_url import AsyncBaseUrlHttpClient
 from twilio_video_operator.gateway.catalog import Operation, OpType
+from twilio_video_operator.gateway.limiter import AdaptiveLimit
 
 REQUEST_ID_HEADER = "Twilio-Request-Id"
 RETRY_AFTER_HEADER = "Retry-After"
@@ -90,19 +90,21 @@ def _fallback_operation(method: str, url: str) -> Operation:
 class InstrumentedHttpClient(AsyncBaseUrlHttpClient):
     """Async SDK client that caps concurrency, times requests out, and records every exchange.
 
-    ``semaphore`` is shared by all clients of a gateway, so the cap is process-wide. ``request_timeout``
-    applies to each request (the SDK passes none, and aiohttp would otherwise wait five minutes).
+    ``limit`` is shared by all clients of a gateway, so the cap is process-wide; it shrinks when Twilio
+    answers 429 and grows back while it does not (:mod:`~twilio_video_operator.gateway.limiter`).
+    ``request_timeout`` applies to each request (the SDK passes none, and aiohttp would otherwise wait five
+    minutes).
     """
 
     def __init__(
         self,
         base_url: str | None,
         *,
-        semaphore: asyncio.Semaphore,
+        limit: AdaptiveLimit,
         request_timeout: float,
     ) -> None:
         super().__init__(base_url, timeout=request_timeout)
-        self._semaphore = semaphore
+        self._limit = limit
 
     def log_request(self, kwargs: dict[str, Any]) -> None:
         """The gateway logs one structured record per call instead of the SDK's multi-line dump."""
@@ -128,7 +130,7 @@ class InstrumentedHttpClient(AsyncBaseUrlHttpClient):
             # Sent as a header rather than aiohttp's deprecated ``auth=``; never logged.
             send_headers["Authorization"] = aiohttp.encode_basic_auth(auth[0], auth[1])
         path = urlsplit(url).path
-        async with self._semaphore:
+        async with self._limit.slot() as slot:
             metrics.TWILIO_INFLIGHT_REQUESTS.inc()
             started = time.perf_counter()
             try:
@@ -142,6 +144,8 @@ class InstrumentedHttpClient(AsyncBaseUrlHttpClient):
                     timeout=timeout if timeout is not None else self.timeout,
                     allow_redirects=allow_redirects,
                 )
+                if response.status_code == 429:
+                    slot.throttled()
             except (aiohttp.ClientError, TimeoutError) as exc:
                 failure = "timeout" if isinstance(exc, TimeoutError) else "network"
                 exchange = Exchange(method, path, None, time.perf_counter() - started, failure=failure)
