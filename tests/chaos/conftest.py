@@ -1,8 +1,8 @@
 """Chaos suites: faults, crashes, hostile manifests, fuzzed webhooks and token abuse.
 
 ``CHAOS_LEVEL=full`` (what ``make test-chaos`` sets) runs every case; the default, ``reduced``, runs a small
-bounded subset that is part of ``make test``. Every test here carries the ``chaos`` marker and is watched by
-the secret scan (``secret_scan.py``).
+bounded subset that is part of ``make test``. Every test here carries the ``chaos`` marker and, like every
+test of the suite, is watched by the secret scan (``tests/secret_scan.py``).
 """
 
 from __future__ import annotations
@@ -20,9 +20,10 @@ for directory in (CHAOS_DIR, BENCH_DIR):
     if str(directory) not in sys.path:
         sys.path.insert(0, str(directory))
 
-import secret_scan  # noqa: E402
 from chaos_support import NAMESPACE, chaos_level, collect_stack  # noqa: E402
 from operator_stack import Stack  # noqa: E402
+
+import secret_scan  # noqa: E402
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -30,8 +31,6 @@ def pytest_configure(config: pytest.Config) -> None:
         chaos_level()
     except ValueError as exc:
         raise pytest.UsageError(str(exc)) from None
-    if not config.pluginmanager.is_registered(secret_scan):
-        config.pluginmanager.register(secret_scan, "secret_scan")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

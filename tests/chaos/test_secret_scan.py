@@ -6,10 +6,10 @@ import logging
 from pathlib import Path
 
 import pytest
-from secret_scan import SecretScanner, install_collectors
 from twilio.jwt.access_token import AccessToken
 from twilio.jwt.access_token.grants import VideoGrant
 
+from secret_scan import SecretScanner, install_collectors
 from twilio_video_operator.dev.kube import EmbeddedKubernetes
 from twilio_video_operator.emulator.server import start_emulator
 from twilio_video_operator.kube import EVENTS, KubeClient

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,13 +26,9 @@ from test_composition_harness import (
     wait_composition,
 )
 
+# The suite's secret scanner (tests/secret_scan.py), used here on its own to add the S3 secret.
+from secret_scan import SecretScanner, install_collectors
 from twilio_video_operator.dev.s3 import SeaweedS3
-
-# The chaos suites' secret scanner (tests/chaos/secret_scan.py), reused here on its own.
-CHAOS_DIR = str(Path(__file__).resolve().parents[1] / "chaos")
-if CHAOS_DIR not in sys.path:
-    sys.path.append(CHAOS_DIR)
-from secret_scan import SecretScanner, install_collectors  # noqa: E402
 
 MIB = 1024 * 1024
 MEDIA_BYTES = 40 * MIB  # eight parts: the upload is still running when S3 dies

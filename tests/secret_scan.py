@@ -12,18 +12,15 @@ test (caught as each key is made), and anything registered with :meth:`SecretSca
 end of the test it looks for each secret, and for anything shaped like a JWT (a minted Access Token), in
 all the evidence; a hit fails the test, naming where it was found but never printing the value.
 
-The chaos suites (``tests/chaos``) enable it for their own tests. To enable it for the whole suite, load it
-as a plugin and switch it on::
-
-    PYTHONPATH=tests/chaos pytest -p secret_scan --secret-scan
-    # or: SECRET_SCAN=1 with the plugin loaded (tests/chaos/conftest.py loads it whenever it is collected)
+``tests/conftest.py`` loads it for the whole suite, and every test is scanned except those marked
+``no_secret_scan`` (tests that plant a secret in a log record on purpose, e.g. to check redaction).
+``--no-secret-scan`` turns it off for a run.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -37,7 +34,6 @@ MIN_SECRET_LENGTH = 8
 WATCHED_LOGGERS = ("twilio_video_operator", "kopf")
 TEST_INFRASTRUCTURE_LOGGERS = ("twilio_video_operator.emulator", "twilio_video_operator.dev")
 API_GROUP = "video.openclaw.io"
-ENV_SWITCH = "SECRET_SCAN"
 
 
 @dataclass(frozen=True)
@@ -182,31 +178,21 @@ def install_collectors(scanner: SecretScanner, monkeypatch: pytest.MonkeyPatch) 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
-        "--secret-scan",
+        "--no-secret-scan",
         action="store_true",
         default=False,
-        help="fail any test whose logs, Events or statuses contain a secret or a JWT (secret_scan plugin)",
+        help="do not fail tests whose logs, Events or statuses hold a secret or a JWT (secret_scan plugin)",
     )
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "secret_scan: scan this test's logs, Events and statuses for secrets")
     config.addinivalue_line("markers", "no_secret_scan: never scan this test (it plants secrets on purpose)")
 
 
 def scan_enabled(item: pytest.Item) -> bool:
     if item.get_closest_marker("no_secret_scan") is not None:
         return False
-    option = False
-    try:
-        option = bool(item.config.getoption("--secret-scan"))
-    except ValueError:  # the plugin was registered after the command line was parsed
-        option = False
-    switched_on = os.environ.get(ENV_SWITCH, "").lower() in ("1", "true", "yes")
-    marked = (
-        item.get_closest_marker("secret_scan") is not None or item.get_closest_marker("chaos") is not None
-    )
-    return option or switched_on or marked
+    return not item.config.getoption("--no-secret-scan")
 
 
 _SCANNER_KEY = pytest.StashKey[SecretScanner]()
