@@ -46,10 +46,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--output", type=Path, default=REPO_ROOT / "bench-results", help="results directory")
     parser.add_argument("--compositions", type=int, default=1000, help="Compositions to apply (0 skips)")
     parser.add_argument(
-        "--limits-size", type=int, default=200, help="VideoRooms of the Twilio-limits scenario"
+        "--limits-size", type=int, default=300, help="VideoRooms of the Twilio-limits scenario"
     )
     parser.add_argument("--concurrency-limit", type=int, default=5, help="emulator concurrencyLimit")
-    parser.add_argument("--latency-ms", type=int, default=50, help="emulator latency in the limits scenario")
+    parser.add_argument(
+        "--latency-ms",
+        type=int,
+        default=200,
+        help="emulator latency in the limits scenario (default 200, about a Twilio REST call from a cluster)",
+    )
     parser.add_argument(
         "--max-concurrency", type=int, default=10, help="the operator's TWILIO_MAX_CONCURRENCY"
     )
