@@ -17,10 +17,11 @@ from typing import Any
 import aiohttp
 from operator_stack import Key, OperatorProcess, Stack, count_requests
 from procstat import ProcessSample, mib
-from workloads import Workload
+from workloads import Workload, room_completed
 
 CREATE_CONCURRENCY = 32
 RSS_SAMPLE_SECONDS = 5.0
+COMPLETE_PATCH = {"spec": {"state": "Completed"}}
 
 
 def _per(count: float, unit: float) -> float:
@@ -47,11 +48,16 @@ def twilio_figures(operations: Mapping[str, Mapping[str, int]], objects: int) ->
     }
 
 
+READ_VERBS = frozenset({"get", "list", "watch"})
+
+
 def kube_figures(requests: Mapping[Key, int], objects: int) -> dict[str, Any]:
     total = sum(requests.values())
+    writes = sum(count for (verb, _), count in requests.items() if verb not in READ_VERBS)
     return {
         "total": total,
         "per_object": _per(total, objects),
+        "writes_per_object": _per(writes, objects),
         "by_request": {f"{verb} {resource}": count for (verb, resource), count in sorted(requests.items())},
     }
 
@@ -129,6 +135,43 @@ async def measure_convergence(
         "twilio_calls": twilio_figures(operations, workload.count),
         "kube_requests": kube_figures(stack.operator_requests_since(snapshot), workload.count),
         "operator_process": process_figures(before, after),
+    }
+
+
+async def measure_completion(
+    stack: Stack, operator: OperatorProcess, workload: Workload, *, within: float
+) -> dict[str, Any]:
+    """Set ``spec.state: Completed`` on every object of ``workload`` at once; time until every room is
+    ``completed`` and count the Twilio calls it took (the second half of a room's lifecycle)."""
+    await stack.control.reset_requests()
+    gate = asyncio.Semaphore(CREATE_CONCURRENCY)
+    errors: list[str] = []
+
+    async def complete(name: str) -> None:
+        async with gate:
+            try:
+                await stack.client.patch(workload.resource, workload.namespace, name, COMPLETE_PATCH)
+            except Exception as exc:
+                errors.append(f"{name}: {exc}")
+
+    started = time.monotonic()
+    await asyncio.gather(*(complete(name) for name in workload.names))
+    completed = Workload(
+        kind=workload.kind,
+        resource=workload.resource,
+        namespace=workload.namespace,
+        manifests=workload.manifests,
+        done=room_completed,
+        failed=workload.failed,
+    )
+    outcome = await wait_converged(stack, completed, within=within, operator=operator)
+    seconds = time.monotonic() - started
+    operations = await stack.control.requests()
+    return {
+        **outcome,
+        "seconds_to_done": round(seconds, 3),
+        "patch_errors": errors[:10],
+        "twilio_calls": twilio_figures(operations, workload.count),
     }
 
 

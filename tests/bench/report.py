@@ -27,6 +27,8 @@ FIGURES: list[tuple[str, Figure, str, bool]] = [
     ("rooms_per_second", _get("objects_per_second"), "rooms/s", False),
     ("twilio_calls_per_room", _get("twilio_calls", "per_object"), "calls", True),
     ("kube_requests_per_room", _get("kube_requests", "per_object"), "requests", True),
+    ("kube_writes_per_room", _get("kube_requests", "writes_per_object"), "writes", True),
+    ("lifecycle_twilio_calls_per_room", _get("lifecycle", "twilio_calls_per_room"), "calls", True),
     ("peak_rss_mib", _get("operator_process", "peak_rss_mib"), "MiB", True),
     ("cpu_seconds_to_ready", _get("operator_process", "cpu_seconds"), "s", True),
     ("idle_twilio_calls_per_room_minute", _get("idle", "twilio_calls_per_object_minute"), "calls", True),

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from measure import measure_convergence, measure_idle, metric_sum, scrape_metrics
+from measure import measure_completion, measure_convergence, measure_idle, metric_sum, scrape_metrics
 from operator_stack import REPO_ROOT, Flavor, OperatorProcess, Stack
 from twilio_setup import recorded_rooms, ticking_clock
 from workloads import composition_workload, room_workload
@@ -68,13 +68,22 @@ async def scale_rooms(flavor: Flavor, count: int, options: BenchOptions) -> dict
         workload = room_workload(NAMESPACE, count, naive=flavor == "naive")
         convergence = await measure_convergence(stack, operator, workload, within=options.timeout_for(count))
         idle = await measure_idle(stack, operator, count, seconds=options.idle_seconds)
+        completion = None
+        if flavor == "operator":  # the naive baseline has no way to end a room
+            within = options.timeout_for(count)
+            completion = await measure_completion(stack, operator, workload, within=within)
         failures = count_failed_reconciles(operator)
+    lifecycle = None
+    if completion is not None:
+        calls = convergence["twilio_calls"]["total"] + completion["twilio_calls"]["total"]
+        lifecycle = {"twilio_calls_per_room": round(calls / count, 3), "completion": completion}
     return {
         **result,
         "available": True,
         "settings": _settings(flavor, options, env),
         **convergence,
         "idle": idle,
+        "lifecycle": lifecycle,
         "failed_reconciles": failures,
     }
 

@@ -61,6 +61,10 @@ def operator_room_ready(obj: Mapping[str, Any]) -> bool:
     return bool((obj.get("status") or {}).get("sid")) and condition_true(obj, "Ready") and current(obj)
 
 
+def room_completed(obj: Mapping[str, Any]) -> bool:
+    return (obj.get("status") or {}).get("roomStatus") == "completed"
+
+
 def naive_room_ready(obj: Mapping[str, Any]) -> bool:
     """The naive operator has no conditions: a SID of an in-progress room is as ready as it gets."""
     status = obj.get("status") or {}
