@@ -129,6 +129,13 @@ COMPOSITIONS_STALLED = Gauge(
     "Compositions still enqueued or processing at Twilio longer than their stalledAfter (alert when > 0).",
 )
 
+COMPOSITIONS_BY_STATUS = Gauge(
+    "twilio_video_operator_compositions",
+    "Composition objects known to this operator, by composition status (enqueued, processing, completed, "
+    "failed, deleted, none).",
+    ["composition_status"],
+)
+
 COMPOSITION_PROCESSING_TIMEOUTS = Counter(
     "twilio_video_operator_composition_processing_timeouts_total",
     "Times a Composition was marked Stalled because Twilio did not finish it within stalledAfter.",

@@ -71,6 +71,12 @@ from twilio_video_operator.reconcilers.composition_plan import (
     Timing,
     is_ours,
 )
+from twilio_video_operator.reconcilers.reconcile_tracking import (
+    ReconcileProgress,
+    ReconcileRun,
+    Result,
+    track_reconcile,
+)
 from twilio_video_operator.settings import Settings
 from twilio_video_operator.webhooks.channel import CallbackEvent
 from twilio_video_operator.webhooks.composition_events import CHANNEL, composition_callback_url
@@ -83,6 +89,8 @@ logger = logging.getLogger(__name__)
 PLURAL = "compositions"
 KIND = "Composition"
 TICK_SECONDS = 10.0
+#: Values of the ``composition_status`` label (``none``: no Twilio composition yet).
+COMPOSITION_STATUS_LABELS = ("enqueued", "processing", "completed", "failed", "deleted", "none")
 #: The spec the Twilio composition was created from (JSON), recorded before the create call.
 CREATED_SPEC_ANNOTATION = f"{API_GROUP}/created-spec"
 
@@ -127,6 +135,8 @@ class CompositionRuntime:
     deliverer: S3Deliverer
     clock: Callable[[], datetime] = utc_now
     timing: Timing = field(default_factory=Timing)
+    progress: ReconcileProgress | None = None
+    tick_seconds: float = TICK_SECONDS
     locks: dict[tuple[str, str], asyncio.Lock] = field(default_factory=dict)
     memories: dict[str, Memory] = field(default_factory=dict)
     by_sid: dict[str, tuple[str, str]] = field(default_factory=dict)
@@ -134,6 +144,7 @@ class CompositionRuntime:
     backlog: dict[tuple[str, str], list[CompositionEvent]] = field(default_factory=dict)
     draining: set[tuple[str, str]] = field(default_factory=set)
     drains: set[asyncio.Task[None]] = field(default_factory=set)
+    statuses: dict[tuple[str, str], str] = field(default_factory=dict)
 
     def lock(self, namespace: str, name: str) -> asyncio.Lock:
         return self.locks.setdefault((namespace, name), asyncio.Lock())
@@ -143,6 +154,19 @@ class CompositionRuntime:
 
     def export_stalled(self) -> None:
         metrics.COMPOSITIONS_STALLED.set(sum(1 for memory in self.memories.values() if memory.timed_out))
+
+    def index_status(self, namespace: str, name: str, status: CompositionStatus | None) -> None:
+        """Remember the object's ``compositionStatus`` (``None``: it is gone) and export the counts."""
+        key = (namespace, name)
+        if status is None:
+            self.statuses.pop(key, None)
+        else:
+            self.statuses[key] = status.composition_status or "none"
+        counts = dict.fromkeys(COMPOSITION_STATUS_LABELS, 0)
+        for value in self.statuses.values():
+            counts[value if value in counts else "none"] += 1
+        for label, count in counts.items():
+            metrics.COMPOSITIONS_BY_STATUS.labels(label).set(count)
 
     @property
     def hub(self) -> WebhookHub:
@@ -290,37 +314,54 @@ class CompositionRuntime:
 
     async def reconcile(self, namespace: str, name: str) -> float | None:
         """Bring one Composition forward (serialised per object); seconds until it wants another look."""
-        async with self.lock(namespace, name):
-            obj = await self.read(namespace, name)
-            metadata = (obj or {}).get("metadata") or {}
-            if obj is None or metadata.get("deletionTimestamp"):
-                return None
-            if (metadata.get("annotations") or {}).get(PAUSED) == "true":
-                return None
-            context, api = await self.context(obj)
-            memory = self.memory(context.uid)
-            memory.request_resync((metadata.get("annotations") or {}).get(RECONCILE_REQUESTED_AT))
-            executor = CompositionExecutor(
-                context,
-                twilio=api,
-                ports=self.ports(obj),
-                memory=memory,
-                clock=self.clock,
-                timing=self.timing,
-            )
-            status = CompositionStatus.model_validate(obj.get("status") or {})
-            if status.sid is not None:
-                self.by_sid[status.sid] = (namespace, name)
-            try:
-                _, after = await executor.reconcile(status)
-            except (KubeApiError, OSError) as exc:
-                raise kopf.TemporaryError(
-                    f"cannot write the status: {_kube_problem(exc)}", delay=10
-                ) from None
-            finally:
-                self.export_stalled()
-                metrics.LAST_RECONCILE_TIMESTAMP.labels(KIND).set_to_current_time()
-            return after
+        with track_reconcile(KIND, namespace, name, self.progress) as run:
+            async with self.lock(namespace, name):
+                return await self._reconcile(run, namespace, name)
+
+    async def _reconcile(self, run: ReconcileRun, namespace: str, name: str) -> float | None:
+        obj = await self.read(namespace, name)
+        metadata = (obj or {}).get("metadata") or {}
+        if obj is None:
+            self.index_status(namespace, name, None)
+        if obj is None or metadata.get("deletionTimestamp"):
+            run.skip()
+            return None
+        status = CompositionStatus.model_validate(obj.get("status") or {})
+        self.index_status(namespace, name, status)
+        if (metadata.get("annotations") or {}).get(PAUSED) == "true":
+            run.finish(Result.PAUSED)
+            return None
+        context, api = await self.context(obj)
+        memory = self.memory(context.uid)
+        memory.request_resync((metadata.get("annotations") or {}).get(RECONCILE_REQUESTED_AT))
+        executor = CompositionExecutor(
+            context,
+            twilio=api,
+            ports=self.ports(obj),
+            memory=memory,
+            clock=self.clock,
+            timing=self.timing,
+        )
+        if status.sid is not None:
+            self.by_sid[status.sid] = (namespace, name)
+        try:
+            final, after = await executor.reconcile(status)
+        except (KubeApiError, OSError) as exc:
+            raise kopf.TemporaryError(f"cannot write the status: {_kube_problem(exc)}", delay=10) from None
+        finally:
+            self.export_stalled()
+        self.index_status(namespace, name, final)
+        if cond.stall_of(final) is not None:
+            result = Result.STALLED
+        elif executor.failure is not None:
+            result = Result.ERROR
+        else:
+            result = Result.SUCCESS if after is None else Result.REQUEUE_AFTER
+        # The tick reconciles objects that need attention; the others wait for a change.
+        looked_at = {**obj, "status": final.model_dump(mode="json", by_alias=True, exclude_none=True)}
+        due_in = self.tick_seconds if needs_attention(looked_at) else None
+        run.finish(result, failed=executor.failure is not None, due_in=due_in)
+        return after
 
     async def settled(self) -> None:
         """Wait until every callback handed over so far was applied (tests, orderly shutdown)."""
@@ -431,6 +472,7 @@ class CompositionRuntime:
                     entered.append(seen)
             if status != initial:
                 await executor.ports.write_status(status)
+                self.index_status(namespace, name, status)
             for seen in entered:
                 await executor.report(seen)
             self.export_stalled()
@@ -473,15 +515,24 @@ class CompositionRuntime:
         metadata = body.get("metadata") or {}
         namespace, name = str(metadata["namespace"]), str(metadata["name"])
         uid = str(metadata.get("uid") or "")
+        if self.progress is not None:  # no more reconciles, even while the deletion is retried
+            self.progress.forget(KIND, namespace, name)
         async with self.lock(namespace, name):
             status = CompositionStatus.model_validate(body.get("status") or {})
             raw_spec = body.get("spec") or {}
             spec = None if validate_composition_spec(raw_spec) else CompositionSpec.model_validate(raw_spec)
             if spec is not None and spec.deletion_policy == "Delete":
                 await self._delete_at_twilio(body, spec, status)
+        self.forget(namespace, name, uid)
+
+    def forget(self, namespace: str, name: str, uid: str) -> None:
+        """The object is gone: drop what this process remembers of it."""
         self.memories.pop(uid, None)
         self.by_sid = {sid: where for sid, where in self.by_sid.items() if where != (namespace, name)}
         self.locks.pop((namespace, name), None)
+        self.index_status(namespace, name, None)
+        if self.progress is not None:
+            self.progress.forget(KIND, namespace, name)
         self.export_stalled()
 
     async def _delete_at_twilio(
@@ -599,6 +650,8 @@ def register_handlers(
             deliverer=S3Deliverer(**(deliverer_options or {})),
             clock=clock,
             timing=timing or Timing(),
+            progress=memo.get("reconcile_progress"),
+            tick_seconds=tick_seconds,
         )
         memo.compositions = runtime
         runtime.hub.channel(CHANNEL).attach(runtime.on_callback)
@@ -629,6 +682,18 @@ def register_handlers(
     @kopf.on.delete(*resource, registry=registry, id="composition-delete")
     async def deleted(memo: Any, body: kopf.Body, **_: Any) -> None:
         await memo.compositions.on_deleted(dict(body))
+
+    def vanished(type: str | None, **_: Any) -> bool:
+        return type == "DELETED"
+
+    # Normally on_deleted forgets the object; this covers one that disappears without the delete handler
+    # (its finalizer removed by hand).
+    @kopf.on.event(*resource, registry=registry, id="composition-gone", when=vanished)
+    async def gone(memo: Any, body: kopf.Body, **_: Any) -> None:
+        runtime: CompositionRuntime | None = memo.get("compositions")
+        metadata = body.get("metadata") or {}
+        if runtime is not None:
+            runtime.forget(str(metadata["namespace"]), str(metadata["name"]), str(metadata.get("uid") or ""))
 
 
 register_handlers(shared_registry)

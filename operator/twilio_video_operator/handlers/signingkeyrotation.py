@@ -36,6 +36,7 @@ from twilio_video_operator.http_server import register_routes
 from twilio_video_operator.kube import SECRETS, SIGNINGKEYROTATIONS, KubeApiError, KubeClient
 from twilio_video_operator.kube.events import post_event
 from twilio_video_operator.logs import register_secret
+from twilio_video_operator.models import ConditionType, get_condition
 from twilio_video_operator.models import annotations as object_annotations
 from twilio_video_operator.models.signingkeyrotation import (
     SecretKeys,
@@ -43,11 +44,13 @@ from twilio_video_operator.models.signingkeyrotation import (
     SigningKeyRotationStatus,
     validate_signingkeyrotation_spec,
 )
+from twilio_video_operator.reconcilers.reconcile_tracking import ReconcileProgress, Result, track_reconcile
 from twilio_video_operator.reconcilers.signingkeyrotation import (
     BackoffPolicy,
     EventType,
     KeyMaterial,
     KeysApi,
+    Outcome,
     RotationContext,
     RotationExecutor,
     SecretContents,
@@ -231,11 +234,20 @@ class RotationRuntime:
     settings: Settings
     clock: Callable[[], datetime]
     backoff: BackoffPolicy
+    progress: ReconcileProgress | None = None
+    tick_seconds: float = TICK_SECONDS
     locks: dict[tuple[str, str], asyncio.Lock] = field(default_factory=dict)
     resync_requests: dict[tuple[str, str], str] = field(default_factory=dict)
 
     def lock(self, namespace: str, name: str) -> asyncio.Lock:
         return self.locks.setdefault((namespace, name), asyncio.Lock())
+
+    def forget(self, namespace: str, name: str) -> None:
+        """The object is gone: drop what this process remembers of it."""
+        self.locks.pop((namespace, name), None)
+        self.resync_requests.pop((namespace, name), None)
+        if self.progress is not None:
+            self.progress.forget(KIND, namespace, name)
 
     def needs_prompt_reconcile(self, body: Mapping[str, Any]) -> bool:
         """Whether the object carries a rotate or resync request not acted upon yet."""
@@ -282,16 +294,25 @@ class RotationRuntime:
 
 
 async def reconcile(runtime: RotationRuntime, namespace: str, name: str) -> None:
-    """Bring one SigningKeyRotation forward as far as its schedule allows (serialised per object)."""
-    async with runtime.lock(namespace, name):
+    """Bring one SigningKeyRotation forward as far as its schedule allows (serialised per object).
+
+    The periodic tick runs it for every object that is not paused, so each is due again one tick later.
+    """
+    tick = runtime.tick_seconds
+    async with (
+        track_reconcile(KIND, namespace, name, runtime.progress, due_in_after_error=tick) as run,
+        runtime.lock(namespace, name),
+    ):
         try:
             obj = await runtime.kube.get(SIGNINGKEYROTATIONS, namespace, name)
         except KUBE_ERRORS as exc:
             raise kopf.TemporaryError(f"cannot read the object: {_kube_problem(exc)}", delay=10) from None
         metadata = (obj or {}).get("metadata") or {}
         if obj is None or metadata.get("deletionTimestamp"):
+            run.skip()
             return
         if (metadata.get("annotations") or {}).get(object_annotations.PAUSED) == "true":
+            run.finish(Result.PAUSED)
             return
         executor = await _executor(runtime, obj)
         status = SigningKeyRotationStatus.model_validate(obj.get("status") or {})
@@ -299,6 +320,11 @@ async def reconcile(runtime: RotationRuntime, namespace: str, name: str) -> None
             final, outcome = await executor.reconcile(status)
         except KUBE_ERRORS as exc:
             raise kopf.TemporaryError(f"cannot write the status: {_kube_problem(exc)}", delay=10) from None
+        # An error: a failed step, or a new stall (invalid spec, refused credentials).
+        failed = outcome.error is not None or (
+            outcome.stall is not None and _stall_of(final) != _stall_of(status)
+        )
+        run.finish(_result(outcome), failed=failed, due_in=tick)
         if outcome.steps:
             logger.info(
                 "signing key rotation: %s",
@@ -306,6 +332,21 @@ async def reconcile(runtime: RotationRuntime, namespace: str, name: str) -> None
                 extra={"namespace": namespace, "object_name": name, "kind": KIND, "revision": final.revision},
             )
         _export_metrics(runtime, namespace, name, final)
+
+
+def _stall_of(status: SigningKeyRotationStatus) -> tuple[str, int | None] | None:
+    condition = get_condition(status.conditions, ConditionType.STALLED)
+    if condition is None or condition.status != "True":
+        return None
+    return condition.reason, condition.observed_generation
+
+
+def _result(outcome: Outcome) -> Result:
+    if outcome.stall is not None:
+        return Result.STALLED
+    if outcome.error is not None:
+        return Result.ERROR
+    return Result.REQUEUE_AFTER if outcome.wait_until is not None else Result.SUCCESS
 
 
 async def _executor(runtime: RotationRuntime, obj: Mapping[str, Any]) -> RotationExecutor:
@@ -381,6 +422,8 @@ async def on_deleted(runtime: RotationRuntime, body: Mapping[str, Any]) -> None:
     metadata = body.get("metadata") or {}
     namespace, name = str(metadata["namespace"]), str(metadata["name"])
     _forget_metrics(namespace, name)
+    if runtime.progress is not None:  # no more reconciles, even while the deletion is retried
+        runtime.progress.forget(KIND, namespace, name)
     async with runtime.lock(namespace, name):
         try:
             latest = await runtime.kube.get(SIGNINGKEYROTATIONS, namespace, name)
@@ -395,8 +438,7 @@ async def on_deleted(runtime: RotationRuntime, body: Mapping[str, Any]) -> None:
             await _release_secret(runtime, obj, spec)
         else:
             await _revoke_keys(runtime, obj, spec)
-    runtime.locks.pop((namespace, name), None)
-    runtime.resync_requests.pop((namespace, name), None)
+    runtime.forget(namespace, name)
 
 
 async def _release_secret(
@@ -465,6 +507,8 @@ def register_handlers(
             settings=operator_settings,
             clock=clock,
             backoff=backoff or BackoffPolicy(),
+            progress=memo.get("reconcile_progress"),
+            tick_seconds=tick_seconds,
         )
         publish_kube_connection(operator_settings, kube.connection)
 
@@ -499,6 +543,17 @@ def register_handlers(
     @kopf.on.delete(*resource, registry=registry, id="signingkeyrotation-delete")
     async def deleted(memo: Any, body: kopf.Body, **_: Any) -> None:
         await on_deleted(memo.signing_keys, dict(body))
+
+    def vanished(type: str | None, **_: Any) -> bool:
+        return type == "DELETED"
+
+    # Normally on_deleted forgets the object; this covers one that disappears without the delete handler
+    # (its finalizer removed by hand).
+    @kopf.on.event(*resource, registry=registry, id="signingkeyrotation-gone", when=vanished)
+    async def gone(memo: Any, namespace: str | None, name: str, **_: Any) -> None:
+        runtime: RotationRuntime | None = memo.get("signing_keys")
+        if runtime is not None:
+            runtime.forget(str(namespace), name)
 
 
 register_handlers(shared_registry)

@@ -248,6 +248,7 @@ def register_handlers(
             clock=clock,
             rng=rng,
             on_credentials=lambda creds: _remember_credentials(hub, creds),
+            progress=memo.get("reconcile_progress"),
         )
         controller.start()
         channel = hub.channel(CHANNEL)

@@ -170,6 +170,9 @@ class CompositionExecutor:
         self.memory = memory
         self.clock = clock
         self.timing = timing or Timing()
+        self.failure: str | None = None
+        """Why a reconcile of this executor failed: a failed call or delivery attempt, or a new stall or
+        credentials problem (the reason); ``None`` while none failed."""
 
     @property
     def _api(self) -> CompositionsApi:
@@ -233,6 +236,7 @@ class CompositionExecutor:
         """
         now, generation = self.clock(), self._generation
         message = f"Could not {doing}: {error}"
+        self.failure = type(error).__name__
         if isinstance(error, AuthError):
             message = f"Twilio rejected the credentials while trying to {doing}: {error}"
             stalled = cond.stalled(status, cond.CREDENTIALS_INVALID, message, generation=generation, now=now)
@@ -254,6 +258,7 @@ class CompositionExecutor:
             status, step.reason, step.message, generation=self._generation, now=self.clock()
         )
         if was is None or was[0] != step.reason:
+            self.failure = step.reason
             await self._event("Warning", step.reason, step.message)
         return await self._save(before, status)
 
@@ -261,6 +266,8 @@ class CompositionExecutor:
         before, now, generation = status, self.clock(), self._generation
         status = cond.with_condition(status, cond.READY, "False", step.reason, step.message, generation, now)
         if step.reason != cond.WAITING_FOR_ROOM:  # a credentials problem
+            if cond.condition_reason(status, cond.SYNCED) != step.reason:
+                self.failure = step.reason
             status = cond.with_condition(
                 status, cond.SYNCED, "False", step.reason, step.message, generation, now
             )
@@ -288,6 +295,7 @@ class CompositionExecutor:
             await self.ports.record_spec(None)
             cleared = status.model_copy(update={"create_pending_at": None})
             message = f"Twilio refused to create the composition: {error}"
+            self.failure = cond.REJECTED_BY_TWILIO
             stalled = cond.stalled(
                 cleared, cond.REJECTED_BY_TWILIO, message, generation=self._generation, now=self.clock()
             )
@@ -449,6 +457,7 @@ class CompositionExecutor:
 
     async def _delivery_failed(self, status: CompositionStatus, error: DeliveryError) -> CompositionStatus:
         before, memory, now = status, self.memory, self.clock()
+        self.failure = error.reason.value
         memory.delivery_failures += 1
         delay = self.timing.delivery_delay(memory.delivery_failures, error.retryable)
         memory.delivery_retry_at = now + timedelta(seconds=delay)

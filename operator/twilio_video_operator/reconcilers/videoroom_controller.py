@@ -17,7 +17,6 @@ import contextlib
 import functools
 import logging
 import random
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -34,8 +33,10 @@ from twilio_video_operator.models.common import validation_problems
 from twilio_video_operator.models.videoroom import VideoRoomSpec, VideoRoomStatus
 from twilio_video_operator.reconcilers.due_timers import DueTimers
 from twilio_video_operator.reconcilers.keyed_locks import KeyedLocks
+from twilio_video_operator.reconcilers.reconcile_tracking import ReconcileProgress, Result, track_reconcile
 from twilio_video_operator.reconcilers.videoroom import PlanInput
 from twilio_video_operator.reconcilers.videoroom_callbacks import apply_room_callback, parse_room_callback
+from twilio_video_operator.reconcilers.videoroom_conditions import stall_of
 from twilio_video_operator.reconcilers.videoroom_credentials import CredentialResolver, SecretData
 from twilio_video_operator.reconcilers.videoroom_deletion import Released, release_room
 from twilio_video_operator.reconcilers.videoroom_desired import Defaults
@@ -115,6 +116,7 @@ class VideoRoomController:
         clock: Callable[[], datetime] = utc_now,
         rng: random.Random | None = None,
         on_credentials: Callable[[CredentialSet], None] | None = None,
+        progress: ReconcileProgress | None = None,
     ) -> None:
         self._objects = objects
         self._api_for = api_for
@@ -134,6 +136,7 @@ class VideoRoomController:
         self._running: dict[Key, asyncio.Task[None]] = {}
         self._active: set[asyncio.Task[Any]] = set()
         self._parallel = asyncio.Semaphore(MAX_PARALLEL_RECONCILES)
+        self._progress = progress
 
     # ------------------------------------------------------------------------------------- lifecycle
 
@@ -178,6 +181,8 @@ class VideoRoomController:
             self._rooms.pop(sid, None)
         self._room_status.pop(key, None)
         self._failures.pop(key, None)
+        if self._progress is not None:
+            self._progress.forget(KIND, namespace, name)
         self._update_room_gauge()
 
     def knows_room(self, room_sid: str) -> bool:
@@ -188,32 +193,34 @@ class VideoRoomController:
     async def reconcile(self, namespace: str, name: str, trigger: Trigger) -> Outcome | None:
         """Reconcile one object now. ``None`` when the object is gone or being deleted."""
         key = (namespace, name)
-        started = time.monotonic()
         task = asyncio.current_task()
         if task is not None:
             self._active.add(task)
         try:
-            return await self._reconcile_locked(key, trigger, started)
+            return await self._reconcile_locked(key, trigger)
         finally:
             if task is not None:
                 self._active.discard(task)
 
-    async def _reconcile_locked(self, key: Key, trigger: Trigger, started: float) -> Outcome | None:
+    async def _reconcile_locked(self, key: Key, trigger: Trigger) -> Outcome | None:
         namespace, name = key
-        async with self._locks.hold(key):
-            body = await self._objects.get_room(namespace, name)
-            if body is None or body.get("metadata", {}).get("deletionTimestamp"):
-                return None
-            try:
-                outcome = await self._reconcile_body(key, body, trigger)
-            except Exception:
-                metrics.RECONCILE_TOTAL.labels(KIND, "error").inc()
-                metrics.RECONCILE_ERRORS.labels(KIND).inc()
-                self._failures[key] = self._failures.get(key, 0) + 1
-                raise
-            finally:
-                metrics.RECONCILE_TIME.labels(KIND).observe(time.monotonic() - started)
-        self._record(key, outcome)
+        with track_reconcile(KIND, namespace, name, self._progress) as run:
+            async with self._locks.hold(key):
+                body = await self._objects.get_room(namespace, name)
+                if body is None or body.get("metadata", {}).get("deletionTimestamp"):
+                    run.skip()
+                    return None
+                try:
+                    outcome = await self._reconcile_body(key, body, trigger)
+                except Exception:
+                    self._failures[key] = self._failures.get(key, 0) + 1
+                    raise
+            self._record(key, outcome)
+            # An error: a failed call, or a new stall (invalid spec, unusable credentials).
+            failed = outcome.error is not None or (
+                outcome.stalled and stall_of(outcome.status) != stall_of(_parse_status(body.get("status")))
+            )
+            run.finish(_result(outcome), failed=failed, due_in=self._due_in(key))
         return outcome
 
     async def _reconcile_body(self, key: Key, body: Mapping[str, Any], trigger: Trigger) -> Outcome:
@@ -251,19 +258,8 @@ class VideoRoomController:
         return outcome
 
     def _record(self, key: Key, outcome: Outcome) -> None:
-        """Metrics, backoff bookkeeping and the next timed wake-up after a reconcile."""
+        """Backoff bookkeeping and the next timed wake-up after a reconcile."""
         now = self._clock()
-        if outcome.paused:
-            result = "paused"
-        elif outcome.stalled:
-            result = "stalled"
-        elif outcome.retry:
-            result = "error"
-        else:
-            result = "requeue_after" if outcome.requeue_at is not None else "success"
-        metrics.RECONCILE_TOTAL.labels(KIND, result).inc()
-        if outcome.error is not None:
-            metrics.RECONCILE_ERRORS.labels(KIND).inc()
         if outcome.retry:
             self._failures[key] = self._failures.get(key, 0) + 1
         else:
@@ -276,6 +272,11 @@ class VideoRoomController:
         elif outcome.observed or self._timers.resync_at(key) is None:
             self._timers.set_resync(key, now + self._jittered(self._resync_interval))
         self._wakeup.set()
+
+    def _due_in(self, key: Key) -> float | None:
+        """Seconds until the object's resync (``None`` while paused: nothing is due until it resumes)."""
+        resync = self._timers.resync_at(key)
+        return None if resync is None else (resync - self._clock()).total_seconds()
 
     def retry_delay(self, namespace: str, name: str, outcome: Outcome) -> float:
         """Seconds to wait before retrying after ``outcome``: exponential backoff, Retry-After honoured."""
@@ -437,6 +438,16 @@ class VideoRoomController:
                     "spec.moderation.blockedIdentities.",
                 )
         return status
+
+
+def _result(outcome: Outcome) -> Result:
+    if outcome.paused:
+        return Result.PAUSED
+    if outcome.stalled:
+        return Result.STALLED
+    if outcome.retry:
+        return Result.ERROR
+    return Result.REQUEUE_AFTER if outcome.requeue_at is not None else Result.SUCCESS
 
 
 def _parse_spec(raw: Any) -> tuple[VideoRoomSpec | None, list[str]]:

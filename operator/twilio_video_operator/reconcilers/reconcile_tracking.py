@@ -1,0 +1,237 @@
+"""What every reconcile of every kind goes through: its metrics, and the progress that ``/healthz`` checks.
+
+A kind wraps each reconcile of one object in :func:`track_reconcile` and tells the scope how it ended::
+
+    with track_reconcile("Composition", namespace, name, progress) as run:
+        obj = await read(...)
+        if obj is None:
+            run.skip()  # gone: not a reconcile, and the object is forgotten
+            return
+        ...
+        run.finish(Result.REQUEUE_AFTER, due_in=10.0)
+
+On leaving the scope it records, under controller-runtime's names with the ``twilio_video_operator_``
+prefix: ``reconcile_total{kind, result}``, ``reconcile_errors_total{kind}`` (when the reconcile failed),
+``reconcile_time_seconds{kind}`` and ``last_reconcile_timestamp_seconds{kind}``. An exception counts as
+``error`` and propagates; a cancelled reconcile (the operator stopping) and a skipped one count as nothing.
+
+:class:`ReconcileProgress` (one per operator process) remembers when each object is due for its next
+reconcile (``due_in``, given by the kind: its resync or timer interval; ``None`` when the object waits for a
+change, e.g. paused or finished) and tells the health check when reconciling has stopped; see
+:meth:`ReconcileProgress.problem` for the rule.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable
+from enum import StrEnum
+from types import TracebackType
+from typing import Final
+
+from twilio_video_operator import metrics
+
+#: How late a due reconcile may be, with no reconcile of its kind finishing meanwhile, before the operator
+#: counts as no longer reconciling.
+DEFAULT_GRACE_SECONDS: Final = 300.0
+
+Key = tuple[str, str, str]
+"""``(kind, namespace, name)``."""
+
+
+class Result(StrEnum):
+    """The ``result`` label of ``reconcile_total``."""
+
+    SUCCESS = "success"
+    REQUEUE_AFTER = "requeue_after"
+    """Succeeded, and asked to come back at a set time (a schedule, a poll, a rotation step)."""
+    ERROR = "error"
+    """Failed; will be retried."""
+    STALLED = "stalled"
+    """Stopped until the spec or the credentials change."""
+    PAUSED = "paused"
+
+
+class ReconcileProgress:
+    """Per-object deadlines and per-kind progress of one operator process (no I/O; monotonic time)."""
+
+    def __init__(
+        self, *, grace: float = DEFAULT_GRACE_SECONDS, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.grace = grace
+        self.clock = clock
+        self._due: dict[Key, float] = {}
+        self._running: Counter[Key] = Counter()
+        self._last_finished: dict[str, float] = {}
+
+    # -- fed by track_reconcile ---------------------------------------------------------------------
+
+    def started(self, key: Key) -> None:
+        self._running[key] += 1
+
+    def stopped(self, key: Key) -> None:
+        """A reconcile of ``key`` ended without finishing (cancelled or skipped)."""
+        self._running[key] -= 1
+        if self._running[key] <= 0:
+            del self._running[key]
+
+    def finished(self, key: Key, due_in: float | None, *, keep_due: bool = False) -> None:
+        """A reconcile of ``key`` finished; its next one is due in ``due_in`` seconds (``None``: not until
+        the object changes). ``keep_due`` leaves the previous deadline as it was."""
+        self.stopped(key)
+        now = self.clock()
+        self._last_finished[key[0]] = now
+        if keep_due:
+            return
+        if due_in is None:
+            self._due.pop(key, None)
+        else:
+            self._due[key] = now + max(0.0, due_in)
+
+    def forget(self, kind: str, namespace: str, name: str) -> None:
+        """The object is gone: nothing is due for it any more."""
+        self._due.pop((kind, namespace, name), None)
+
+    # -- read by the health check -------------------------------------------------------------------
+
+    def due_at(self, kind: str, namespace: str, name: str) -> float | None:
+        """The monotonic time at which the object's next reconcile is due (``None``: nothing is due)."""
+        return self._due.get((kind, namespace, name))
+
+    def problem(self) -> str | None:
+        """Why the operator counts as no longer reconciling, or ``None`` while it is fine.
+
+        The rule: some object that is not being reconciled right now was due for a reconcile more than
+        ``grace`` seconds ago, and no reconcile of its kind finished in the last ``grace`` seconds. Without
+        objects, or with every object waiting for its next resync, nothing is due. An overdue object while
+        other reconciles of its kind keep finishing is a backlog (a slow Twilio, many objects), which a
+        restart would not help.
+        """
+        now = self.clock()
+        overdue: dict[str, list[tuple[float, str]]] = {}
+        for key, due in self._due.items():
+            late = now - due
+            if late <= self.grace or key in self._running:
+                continue
+            kind = key[0]
+            last = self._last_finished.get(kind)
+            if last is not None and now - last <= self.grace:
+                continue
+            overdue.setdefault(kind, []).append((late, f"{key[1]}/{key[2]}"))
+        if not overdue:
+            return None
+        kind = min(overdue)
+        late, name = max(overdue[kind])
+        quiet = now - self._last_finished[kind]  # a deadline is only set when a reconcile finishes
+        count = len(overdue[kind])
+        objects = "1 object is" if count == 1 else f"{count} objects are"
+        return (
+            f"no {kind} reconcile has finished for {quiet:.0f}s while {objects} overdue "
+            f"({name} by {late:.0f}s, limit {self.grace:.0f}s)"
+        )
+
+
+class ReconcileRun:
+    """One reconcile of one object; use through :func:`track_reconcile`."""
+
+    def __init__(
+        self,
+        kind: str,
+        namespace: str,
+        name: str,
+        progress: ReconcileProgress | None,
+        *,
+        due_in_after_error: float | None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.key: Key = (kind, namespace, name)
+        self.progress = progress
+        self.due_in_after_error = due_in_after_error
+        self.clock = clock
+        self.result: Result | None = None
+        self.failed = False
+        self.due_in: float | None = None
+        self.skipped = False
+        self._started = 0.0
+
+    @property
+    def kind(self) -> str:
+        return self.key[0]
+
+    def finish(self, result: Result, *, failed: bool = False, due_in: float | None = None) -> None:
+        """How the reconcile ended. ``failed``: it hit an error (counted in ``reconcile_errors_total``);
+        ``due_in``: seconds until the object is due again (``None``: only when it changes)."""
+        self.result, self.failed, self.due_in, self.skipped = result, failed, due_in, False
+
+    def skip(self) -> None:
+        """Not a reconcile after all (the object is gone or being deleted): nothing is counted, and the
+        object is forgotten."""
+        self.skipped, self.result = True, None
+
+    async def __aenter__(self) -> ReconcileRun:
+        return self.__enter__()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.__exit__(exc_type, exc, traceback)
+
+    def __enter__(self) -> ReconcileRun:
+        self._started = self.clock()
+        if self.progress is not None:
+            self.progress.started(self.key)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        progress, kind = self.progress, self.kind
+        if exc_type is not None and not issubclass(exc_type, Exception):  # cancelled: the operator stops
+            if progress is not None:
+                progress.stopped(self.key)
+            return
+        if exc_type is None and (self.skipped or self.result is None):
+            if progress is not None:
+                progress.stopped(self.key)
+                if self.skipped:
+                    progress.forget(*self.key)
+            return
+        if exc_type is not None:
+            result, failed = Result.ERROR, True
+        else:
+            assert self.result is not None
+            result, failed = self.result, self.failed
+        metrics.RECONCILE_TOTAL.labels(kind, result.value).inc()
+        if failed:
+            metrics.RECONCILE_ERRORS.labels(kind).inc()
+        metrics.RECONCILE_TIME.labels(kind).observe(max(0.0, self.clock() - self._started))
+        metrics.LAST_RECONCILE_TIMESTAMP.labels(kind).set_to_current_time()
+        if progress is not None:
+            if exc_type is not None:
+                due_in = self.due_in_after_error
+                progress.finished(self.key, due_in, keep_due=due_in is None)
+            else:
+                progress.finished(self.key, self.due_in)
+
+
+def track_reconcile(
+    kind: str,
+    namespace: str,
+    name: str,
+    progress: ReconcileProgress | None = None,
+    *,
+    due_in_after_error: float | None = None,
+) -> ReconcileRun:
+    """A scope around one reconcile of ``kind`` ``namespace/name`` (see the module docstring).
+
+    ``due_in_after_error``: when the reconcile raises, seconds until the object is due again (its retry
+    or resync); ``None`` keeps the deadline it had.
+    """
+    return ReconcileRun(kind, namespace, name, progress, due_in_after_error=due_in_after_error)
