@@ -265,7 +265,12 @@ def test_dashboard_covers_the_operator() -> None:
         "twilio_video_operator_signing_key_age_seconds",
         "twilio_video_operator_signing_key_next_rotation_timestamp_seconds",
         "twilio_video_operator_composition_stalled",
+        "twilio_video_operator_compositions",
+        "twilio_video_operator_videorooms",
         "twilio_video_operator_last_reconcile_timestamp_seconds",
+        "twilio_video_operator_reconcile_total",
+        "twilio_video_operator_reconcile_errors_total",
+        "twilio_video_operator_reconcile_time_seconds_bucket",
     }
     assert wanted - used == set()
     covered = [metric.name for metric in project_metrics().values() if set(metric.series) & used]
