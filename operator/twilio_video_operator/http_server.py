@@ -1,10 +1,11 @@
 """The operator's one HTTP server: health, metrics, and the routes other modules plug in.
 
-``GET /healthz`` answers 200 while the operator loop runs and its heartbeat is fresh, else 503 with a JSON
-reason. ``GET /metrics`` serves the default Prometheus registry. Modules that serve more (Twilio status
-callbacks, the token endpoint) contribute a route installer: a callable taking the ``aiohttp`` application,
-either registered with :func:`register_routes` or passed to :class:`HttpServer`. Installers find the
-operator's settings and health state in the application under :data:`SETTINGS_KEY` and :data:`HEALTH_KEY`.
+``GET /healthz`` answers 200 while the operator loop runs, its heartbeat is fresh and every added check
+(e.g. that reconciles still finish) passes, else 503 with a JSON reason. ``GET /metrics`` serves the
+default Prometheus registry. Modules that serve more (Twilio status callbacks, the token endpoint)
+contribute a route installer: a callable taking the ``aiohttp`` application, either registered with
+:func:`register_routes` or passed to :class:`HttpServer`. Installers find the operator's settings and
+health state in the application under :data:`SETTINGS_KEY` and :data:`HEALTH_KEY`.
 """
 
 from __future__ import annotations
@@ -24,15 +25,25 @@ RouteInstaller = Callable[[web.Application], None]
 DEFAULT_HEARTBEAT_MAX_AGE = 60.0
 
 
+HealthCheck = Callable[[], "str | None"]
+"""A further condition of health: returns what is wrong, or ``None``."""
+
+
 @dataclass
 class HealthState:
-    """What ``/healthz`` reports: whether the operator loop is running and when it last proved it."""
+    """What ``/healthz`` reports: whether the operator loop is running, when it last proved it, and the
+    problems of the added checks."""
 
     heartbeat_max_age: float = DEFAULT_HEARTBEAT_MAX_AGE
     clock: Callable[[], float] = time.monotonic
     _running: bool = field(default=False, init=False)
     _stopped_reason: str | None = field(default=None, init=False)
     _last_beat: float | None = field(default=None, init=False)
+    _checks: list[HealthCheck] = field(default_factory=list, init=False)
+
+    def add_check(self, check: HealthCheck) -> None:
+        """Fail ``/healthz`` with ``check()``'s answer whenever it is not ``None`` (while the loop runs)."""
+        self._checks.append(check)
 
     def mark_running(self) -> None:
         self._running = True
@@ -55,6 +66,10 @@ class HealthState:
         age = self.clock() - self._last_beat
         if age > self.heartbeat_max_age:
             return False, f"heartbeat is stale ({age:.0f}s old, limit {self.heartbeat_max_age:.0f}s)"
+        for check in self._checks:
+            problem = check()
+            if problem is not None:
+                return False, problem
         return True, "ok"
 
 

@@ -2,8 +2,10 @@
 
 kopf-specific code lives here and in :mod:`twilio_video_operator.handlers` only. Handlers find in kopf's
 ``memo``: ``settings`` (the operator's :class:`~twilio_video_operator.settings.Settings`), ``kubeconfig``
-(the file given to :func:`run_operator`, or None), ``http_url`` (the HTTP server's base URL) and
-``stop_flag`` (set it to stop the operator).
+(the file given to :func:`run_operator`, or None), ``http_url`` (the HTTP server's base URL),
+``stop_flag`` (set it to stop the operator) and ``reconcile_progress`` (the
+:class:`~twilio_video_operator.reconcilers.reconcile_tracking.ReconcileProgress` every reconcile reports to,
+which ``/healthz`` checks).
 
 The operator runs as a single replica (``standalone=True``: no kopf peering objects). Two replicas would
 both reconcile every object; deploy one with the ``Recreate`` strategy.
@@ -32,6 +34,7 @@ from twilio_video_operator.kube.connection import (
     resolve_connection,
 )
 from twilio_video_operator.logs import install_redaction, register_secret
+from twilio_video_operator.reconcilers.reconcile_tracking import ReconcileProgress
 from twilio_video_operator.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -205,6 +208,8 @@ async def run_operator(
         register_secret(secret)
     kopf_settings = build_kopf_settings(settings)
     health = HealthState()
+    progress = ReconcileProgress()
+    health.add_check(progress.problem)
     try:
         try:  # fail now, with one line, rather than in kopf's background login
             resolve_connection(kubeconfig, kopf_settings)
@@ -233,6 +238,7 @@ async def run_operator(
         http_url=url,
         stop_flag=stop_flag,
         login_failures=login_failures,
+        reconcile_progress=progress,
     )
     operator_task = asyncio.create_task(
         _operate(

@@ -14,6 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from twilio_video_operator import metrics as operator_metrics
 from twilio_video_operator.http_server import HEALTH_KEY, SETTINGS_KEY, HealthState, build_app
+from twilio_video_operator.reconcilers.reconcile_tracking import ReconcileProgress, Result, track_reconcile
 from twilio_video_operator.settings import Settings, load_settings
 
 ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
@@ -106,6 +107,45 @@ async def test_healthz_reports_why_the_loop_stopped(client: Client, health: Heal
     health.mark_running()
     health.mark_stopped("operator loop has exited")
     assert await healthz(client) == (503, {"status": "unhealthy", "reason": "operator loop has exited"})
+
+
+async def test_healthz_fails_while_an_added_check_reports_a_problem(
+    client: Client, health: HealthState
+) -> None:
+    problems: list[str | None] = [None]
+    health.add_check(lambda: problems[-1])
+    health.mark_running()
+    assert (await healthz(client))[0] == 200
+    problems.append("no VideoRoom reconcile has finished for 912s while 1 object is overdue")
+    assert await healthz(client) == (
+        503,
+        {
+            "status": "unhealthy",
+            "reason": "no VideoRoom reconcile has finished for 912s while 1 object is overdue",
+        },
+    )
+    problems.append(None)
+    assert (await healthz(client))[0] == 200
+
+
+async def test_healthz_follows_the_reconcile_progress(
+    client: Client, health: HealthState, clock: FakeClock
+) -> None:
+    progress = ReconcileProgress(grace=300, clock=clock)
+    health.add_check(progress.problem)
+    health.mark_running()
+    with track_reconcile("ExampleKind", "ns", "a", progress) as run:
+        run.finish(Result.SUCCESS, due_in=600)
+    clock.now += 600 + 300
+    health.beat()
+    assert (await healthz(client))[0] == 200  # due, and late by exactly the grace
+    clock.now += 1
+    health.beat()
+    status, body = await healthz(client)
+    assert status == 503
+    assert body["reason"] == (
+        "no ExampleKind reconcile has finished for 901s while 1 object is overdue (ns/a by 301s, limit 300s)"
+    )
 
 
 # --- /metrics ---------------------------------------------------------------------------------------------
