@@ -1,18 +1,24 @@
-"""A real Prometheus scrapes the operator's ``/metrics`` and evaluates rules over its metrics.
+"""A real Prometheus scrapes the operator's ``/metrics`` and evaluates the chart's alert rules over it.
 
 The playground runs in-process with the top-level examples applied (so the operator calls the Twilio
-emulator); Debian's ``prometheus`` binary runs on 127.0.0.1 with a scrape interval of one second and a
-rules file with recording and alerting rules. The test waits, bounded, until Prometheus's HTTP API shows
-the target up, the recording rules evaluated, and a Twilio request counter above zero.
+emulator), plus one VideoRoom whose credentials Twilio refuses. Debian's ``prometheus`` binary runs on
+127.0.0.1 with scrape and evaluation intervals of one second and, as its rule file, the groups of the
+PrometheusRule the Helm chart renders (``files/alerts/*.yaml``, as ``tests/unit/test_alert_rules.py``
+extracts them). The target carries the ``job`` and ``namespace`` labels a ServiceMonitor would give it, so
+the rules' selectors match. The test waits, bounded, until Prometheus's HTTP API shows the target up,
+every shipped rule evaluated without error, the availability alerts quiet, and the alert on refused
+credentials firing.
 
-Without the binary the test is skipped, unless the ``CI`` environment variable is set: then it fails, as
-the machine is expected to have it (``make test`` installs it).
+Without the binary (or Helm's Python SDK) the test is skipped, unless the ``CI`` environment variable is
+set: then it fails, as the machine is expected to have them (``make test`` installs them).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
+import functools
 import os
 import shutil
 import socket
@@ -26,54 +32,54 @@ import pytest
 import yaml
 
 from twilio_video_operator.dev.playground import Playground
+from twilio_video_operator.kube import SECRETS, VIDEOROOMS
 
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"
-JOB = "twilio-video-operator"
+CHART = REPO / "charts" / "twilio-video-operator"
+RELEASE = "tvo"
+NAMESPACE = "video-system"
+#: The scrape job of the release's Service (the chart's `metricsJob`), which its rules select.
+JOB = "tvo-twilio-video-operator"
+CHART_VALUES: dict[str, Any] = {
+    "publicBaseUrl": "https://video.example.com",
+    "credentials": {"existingSecret": "twilio-credentials"},
+    "metrics": {
+        "prometheusRule": {"enabled": True, "runbookBaseUrl": "https://runbooks.example.com/runbooks.md"}
+    },
+}
 PROMETHEUS_START_ATTEMPTS = 3
 PROMETHEUS_READY_TIMEOUT = 15.0
 CONVERGE_TIMEOUT = 30.0
 STOP_TIMEOUT = 10.0
 POLL_SECONDS = 0.25
 
-RATE_RULE = "job:twilio_outbound_api_requests:rate30s"
-ERROR_RATIO_RULE = "job:twilio_outbound_api_errors:ratio_rate30s"
-RULES: dict[str, Any] = {
-    "groups": [
-        {
-            "name": "twilio-video-operator-scrape-test",
-            "interval": "1s",
-            "rules": [
-                {
-                    "record": RATE_RULE,
-                    "expr": "sum by (job) (rate(twilio_outbound_api_requests_total[30s]))",
-                },
-                {
-                    "record": ERROR_RATIO_RULE,
-                    "expr": (
-                        f"sum by (job) (rate(twilio_outbound_api_errors_total[30s])) / on (job) {RATE_RULE}"
-                    ),
-                },
-                {
-                    "alert": "TwilioVideoOperatorDown",
-                    "expr": f'up{{job="{JOB}"}} == 0',
-                    "for": "1m",
-                    "labels": {"severity": "critical"},
-                    "annotations": {"summary": "Prometheus cannot scrape the operator."},
-                },
-                {
-                    "alert": "TwilioVideoOperatorTwilioErrorsHigh",
-                    "expr": f"{ERROR_RATIO_RULE} > 0.5",
-                    "for": "5m",
-                    "labels": {"severity": "warning"},
-                    "annotations": {"summary": "Most Twilio API requests of the operator fail."},
-                },
-            ],
-        }
-    ]
-}
+
+@functools.cache
+def chart_rule_groups() -> list[dict[str, Any]]:
+    """The rule groups of the PrometheusRule the chart renders for release ``tvo`` in ``video-system``."""
+    try:
+        import helm_python as helm
+    except ImportError:
+        if os.environ.get("CI"):
+            pytest.fail("helm-python-sdk is not installed")
+        pytest.skip("helm-python-sdk is not installed")
+    with helm.Chart.load(CHART) as chart:
+        rendered = chart.render(copy.deepcopy(CHART_VALUES), name=RELEASE, namespace=NAMESPACE)
+    for path, text in rendered.items():
+        if path.endswith(".txt"):
+            continue
+        for doc in yaml.safe_load_all(text):
+            if doc and doc.get("kind") == "PrometheusRule":
+                groups: list[dict[str, Any]] = doc["spec"]["groups"]
+                return groups
+    raise AssertionError("the chart rendered no PrometheusRule")
+
+
+def chart_alert_names() -> set[str]:
+    return {rule["alert"] for group in chart_rule_groups() for rule in group["rules"] if "alert" in rule}
 
 
 def prometheus_binary() -> str:
@@ -97,13 +103,13 @@ def free_port() -> int:
 def write_config(directory: Path, target: str) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     rules = directory / "rules.yaml"
-    rules.write_text(yaml.safe_dump(RULES, sort_keys=False), encoding="utf-8")
+    rules.write_text(yaml.safe_dump({"groups": chart_rule_groups()}, sort_keys=False), encoding="utf-8")
+    # The labels a ServiceMonitor gives the target in the release's namespace.
+    static = {"targets": [target], "labels": {"namespace": NAMESPACE}}
     config = {
         "global": {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"},
         "rule_files": [str(rules)],
-        "scrape_configs": [
-            {"job_name": JOB, "metrics_path": "/metrics", "static_configs": [{"targets": [target]}]}
-        ],
+        "scrape_configs": [{"job_name": JOB, "metrics_path": "/metrics", "static_configs": [static]}],
     }
     path = directory / "prometheus.yml"
     path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
@@ -214,52 +220,98 @@ def single_value(result: list[dict[str, Any]]) -> float | None:
     return float(result[0]["value"][1])
 
 
-async def test_prometheus_scrapes_the_operator_and_evaluates_rules(tmp_path: Path) -> None:
+async def refuse_credentials(playground: Playground) -> None:
+    """A VideoRoom whose credentials Secret holds a wrong API secret: Twilio answers 401 (20003)."""
+    creds = playground.credentials
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "wrong-credentials", "namespace": "default"},
+        "stringData": {
+            "TWILIO_ACCOUNT_SID": creds["account_sid"],
+            "TWILIO_API_KEY": creds["api_key"],
+            "TWILIO_API_SECRET": "not-the-secret",
+        },
+    }
+    room = {
+        "apiVersion": "video.openclaw.io/v1alpha1",
+        "kind": "VideoRoom",
+        "metadata": {"name": "refused", "namespace": "default"},
+        "spec": {"credentialsRef": {"name": "wrong-credentials"}},
+    }
+    await playground.client.create(SECRETS, "default", secret)
+    await playground.client.create(VIDEOROOMS, "default", room)
+
+
+async def test_prometheus_evaluates_the_charts_alert_rules_against_the_operator(tmp_path: Path) -> None:
     binary = prometheus_binary()
+    alerts = chart_alert_names()
     async with asyncio.timeout(120), Playground(tmp_path / "playground") as playground:
         applied = await playground.apply(EXAMPLES)
         assert any(obj.kind == "VideoRoom" for obj in applied)
+        await refuse_credentials(playground)
         assert playground.operator_url is not None
         target = urlsplit(playground.operator_url).netloc
+        release = f'job="{JOB}", namespace="{NAMESPACE}"'
         async with (
             aiohttp.ClientSession() as http,
             running_prometheus(binary, target, tmp_path / "prometheus", http) as prometheus,
         ):
 
             async def target_up() -> bool:
-                return single_value(await prometheus.query(http, f'up{{job="{JOB}"}}')) == 1.0
-
-            async def rate_recorded() -> bool:
-                return single_value(await prometheus.query(http, RATE_RULE)) is not None
+                return single_value(await prometheus.query(http, f"up{{{release}}}")) == 1.0
 
             async def twilio_requests_counted() -> bool:
-                total = single_value(await prometheus.query(http, "sum(twilio_outbound_api_requests_total)"))
+                query = f"sum(twilio_outbound_api_requests_total{{{release}}})"
+                total = single_value(await prometheus.query(http, query))
                 return total is not None and total > 0
 
+            async def rules_by_name() -> dict[str, dict[str, Any]]:
+                groups = (await prometheus.api(http, "rules"))["groups"]
+                return {rule["name"]: rule for group in groups for rule in group["rules"]}
+
+            async def every_rule_evaluated() -> bool:
+                rules = await rules_by_name()  # lastEvaluation is Go's zero time until the first run
+                never = "0001-01-01"
+                return set(rules) == alerts and all(
+                    not rule.get("lastEvaluation", never).startswith(never) for rule in rules.values()
+                )
+
+            async def auth_alert_firing() -> bool:
+                rule = (await rules_by_name())["TwilioVideoAuthFailures"]
+                return rule["state"] == "firing"
+
+            async def availability_quiet() -> bool:
+                # Before the first scrape `absent(up)` holds, so TwilioVideoOperatorDown may be pending
+                # for an evaluation or two; once samples arrive both alerts must be inactive.
+                rules = await rules_by_name()
+                watched = ("TwilioVideoOperatorDown", "TwilioVideoOperatorNotReconciling")
+                return all(rules[name]["state"] == "inactive" for name in watched)
+
             await wait_for("the operator target to be up", target_up, prometheus)
-            await wait_for(f"the recording rule {RATE_RULE}", rate_recorded, prometheus)
             await wait_for("a Twilio request counter above zero", twilio_requests_counted, prometheus)
+            await wait_for("every rule of the chart to be evaluated", every_rule_evaluated, prometheus)
+            await wait_for("TwilioVideoAuthFailures to fire", auth_alert_firing, prometheus)
+            # The operator is up and reconciling: the availability alerts are quiet.
+            await wait_for("the availability alerts to be inactive", availability_quiet, prometheus)
 
             targets = await prometheus.api(http, "targets", state="active")
             [scraped] = targets["activeTargets"]
             assert scraped["health"] == "up", scraped
             assert scraped["scrapeUrl"] == f"{playground.operator_url}/metrics"
 
-            groups = (await prometheus.api(http, "rules"))["groups"]
-            rules = {rule.get("name"): rule for group in groups for rule in group["rules"]}
-            expected = {
-                RATE_RULE,
-                ERROR_RATIO_RULE,
-                "TwilioVideoOperatorDown",
-                "TwilioVideoOperatorTwilioErrorsHigh",
-            }
-            assert set(rules) == expected
+            rules = await rules_by_name()
             for name, rule in rules.items():
                 assert rule["health"] == "ok", (name, rule.get("lastError"))
-            assert rules["TwilioVideoOperatorDown"]["state"] == "inactive"
+            # The refused credentials fire the alert, labelled with the release and linked to its runbook.
+            [firing] = [
+                alert for alert in rules["TwilioVideoAuthFailures"]["alerts"] if alert["state"] == "firing"
+            ]
+            assert firing["labels"]["job"] == JOB and firing["labels"]["namespace"] == NAMESPACE
+            assert firing["annotations"]["runbook_url"].endswith("#twilio-authentication-failed-20003")
 
-            # The operator's own series came through with their labels.
-            by_operation = await prometheus.query(
-                http, 'twilio_outbound_api_requests_total{op_id="CreateRoom"}'
+            # The series the rules read come through with the release's labels.
+            reconciles = await prometheus.query(
+                http, f'twilio_video_operator_last_reconcile_timestamp_seconds{{{release}, kind="VideoRoom"}}'
             )
-            assert by_operation and all(sample["metric"]["job"] == JOB for sample in by_operation)
+            assert reconciles and all(sample["metric"]["job"] == JOB for sample in reconciles)
