@@ -55,6 +55,12 @@ TWILIO_INFLIGHT_REQUESTS = Gauge(
     "Twilio requests in flight right now (slots taken from the process-wide concurrency cap).",
 )
 
+TWILIO_CONCURRENCY_LIMIT = Gauge(
+    "twilio_concurrency_limit",
+    "Twilio requests allowed in flight right now: TWILIO_MAX_CONCURRENCY, lowered after 429s to what Twilio "
+    "allowed and probed back up while Twilio does not throttle.",
+)
+
 TWILIO_CIRCUIT_STATE = Gauge(
     "twilio_circuit_state",
     "Circuit breaker state per Twilio service: 0 closed, 1 half-open, 2 open.",

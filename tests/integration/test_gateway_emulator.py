@@ -325,6 +325,7 @@ async def test_the_cap_adapts_to_a_lower_twilio_limit(emulator: Emulator) -> Non
     # A fixed cap of 10 sees most requests of every burst throttled (over 40 429s here); the adaptive cap
     # pays for the first burst (7 over the limit) and an occasional probe above the limit.
     assert 1 <= fetches.get("429", 0) <= 10, fetches
+    assert (REGISTRY.get_sample_value("twilio_concurrency_limit") or 0) <= 4  # about what Twilio allows
 
 
 async def until_done(step: Callable[[], Awaitable[T]], budget: int = 20) -> T:

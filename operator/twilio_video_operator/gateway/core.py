@@ -36,7 +36,9 @@ class TwilioGateway:
     ) -> None:
         self.config = config or GatewayConfig()
         self._clock = clock
-        self._limit = AdaptiveLimit(self.config.max_concurrency)
+        self._limit = AdaptiveLimit(
+            self.config.max_concurrency, on_change=metrics.TWILIO_CONCURRENCY_LIMIT.set
+        )
         self._breakers: dict[str, CircuitBreaker] = {}
         self._pool = ClientPool(
             base_url=self.config.base_url,
