@@ -165,3 +165,11 @@ def test_a_new_resync_value_asks_for_a_prompt_reconcile_once() -> None:
     assert rt.needs_prompt_reconcile(body({key: "a"})) is False  # first sight: handled by create/resume
     assert rt.needs_prompt_reconcile(body({key: "b"})) is True
     assert rt.needs_prompt_reconcile(body({key: "b"})) is False
+
+
+def test_the_first_resync_request_of_a_known_object_asks_for_a_prompt_reconcile() -> None:
+    rt = runtime()
+    key = "video.openclaw.io/reconcile-requested-at"
+    assert rt.needs_prompt_reconcile(body({})) is False  # seen without a request
+    assert rt.needs_prompt_reconcile(body({key: "first"})) is True
+    assert rt.needs_prompt_reconcile(body({key: "first"})) is False

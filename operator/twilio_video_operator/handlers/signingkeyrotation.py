@@ -237,7 +237,8 @@ class RotationRuntime:
     progress: ReconcileProgress | None = None
     tick_seconds: float = TICK_SECONDS
     locks: dict[tuple[str, str], asyncio.Lock] = field(default_factory=dict)
-    resync_requests: dict[tuple[str, str], str] = field(default_factory=dict)
+    resync_requests: dict[tuple[str, str], str | None] = field(default_factory=dict)
+    """The reconcile-requested-at value last seen per object (None: seen without one)."""
 
     def lock(self, namespace: str, name: str) -> asyncio.Lock:
         return self.locks.setdefault((namespace, name), asyncio.Lock())
@@ -256,10 +257,12 @@ class RotationRuntime:
         key = (str(metadata.get("namespace")), str(metadata.get("name")))
         rotate = annotations.get(object_annotations.ROTATE_REQUESTED_AT)
         resync = annotations.get(object_annotations.RECONCILE_REQUESTED_AT)
+        # The first sight of an object (operator start) is reconciled by resume/create anyway; after that,
+        # any new value asks for a reconcile, the object's first one included.
+        known = key in self.resync_requests
         seen_resync = self.resync_requests.get(key)
-        if resync is not None:
-            self.resync_requests[key] = resync
-        if resync is not None and resync != seen_resync and seen_resync is not None:
+        self.resync_requests[key] = resync
+        if known and resync is not None and resync != seen_resync:
             return True
         handled = ((body.get("status") or {}).get("lastRotateRequest")) or ""
         return bool(rotate and rotate.strip() and rotate.strip() != handled)
