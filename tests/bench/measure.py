@@ -11,7 +11,7 @@ import asyncio
 import re
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import aiohttp
@@ -62,20 +62,29 @@ def kube_figures(requests: Mapping[Key, int], objects: int) -> dict[str, Any]:
     }
 
 
-async def apply_workload(stack: Stack, workload: Workload) -> list[str]:
-    """Create every manifest, at most :data:`CREATE_CONCURRENCY` at a time; the errors, if any."""
+async def for_each_object(
+    workload: Workload, action: Callable[[dict[str, Any]], Awaitable[object]]
+) -> list[str]:
+    """``action`` on every manifest, at most :data:`CREATE_CONCURRENCY` at a time; the errors, if any."""
     gate = asyncio.Semaphore(CREATE_CONCURRENCY)
     errors: list[str] = []
 
-    async def create(manifest: dict[str, Any]) -> None:
+    async def run(manifest: dict[str, Any]) -> None:
         async with gate:
             try:
-                await stack.client.create(workload.resource, workload.namespace, manifest)
+                await action(manifest)
             except Exception as exc:
                 errors.append(f"{manifest['metadata']['name']}: {exc}")
 
-    await asyncio.gather(*(create(manifest) for manifest in workload.manifests))
+    await asyncio.gather(*(run(manifest) for manifest in workload.manifests))
     return errors
+
+
+async def apply_workload(stack: Stack, workload: Workload) -> list[str]:
+    """Create every manifest at once (bounded); the errors, if any."""
+    return await for_each_object(
+        workload, lambda manifest: stack.client.create(workload.resource, workload.namespace, manifest)
+    )
 
 
 async def wait_converged(
@@ -144,18 +153,13 @@ async def measure_completion(
     """Set ``spec.state: Completed`` on every object of ``workload`` at once; time until every room is
     ``completed`` and count the Twilio calls it took (the second half of a room's lifecycle)."""
     await stack.control.reset_requests()
-    gate = asyncio.Semaphore(CREATE_CONCURRENCY)
-    errors: list[str] = []
 
-    async def complete(name: str) -> None:
-        async with gate:
-            try:
-                await stack.client.patch(workload.resource, workload.namespace, name, COMPLETE_PATCH)
-            except Exception as exc:
-                errors.append(f"{name}: {exc}")
+    def complete(manifest: dict[str, Any]) -> Awaitable[object]:
+        name = manifest["metadata"]["name"]
+        return stack.client.patch(workload.resource, workload.namespace, name, COMPLETE_PATCH)
 
     started = time.monotonic()
-    await asyncio.gather(*(complete(name) for name in workload.names))
+    errors = await for_each_object(workload, complete)
     completed = Workload(
         kind=workload.kind,
         resource=workload.resource,

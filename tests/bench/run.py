@@ -164,6 +164,8 @@ async def main_async(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING)
+    # Callbacks of the last rooms of a scenario reach an operator that has already been stopped.
+    logging.getLogger("twilio_video_operator.emulator.callbacks").setLevel(logging.ERROR)
     return asyncio.run(main_async(parse_args(argv)))
 
 
