@@ -244,3 +244,64 @@ async def test_get_watch_prints_rows_with_printer_columns(kube: EmbeddedKubernet
         finally:
             process.kill()
             await process.wait()
+
+
+async def test_create_token_for_a_service_account(kube: EmbeddedKubernetes, kubectl: Kubectl) -> None:
+    """``kubectl create token`` (a protobuf TokenRequest) gets a token the server's TokenReview accepts."""
+    await kubectl.ok("create", "serviceaccount", "video-app")
+    token = (await kubectl.ok("create", "token", "video-app")).strip()
+    found = kube.emulator.authenticate(token)
+    assert isinstance(found, tuple)
+    assert found[0]["username"] == "system:serviceaccount:default:video-app"
+    assert found[0]["groups"] == [
+        "system:serviceaccounts",
+        "system:serviceaccounts:default",
+        "system:authenticated",
+    ]
+
+    answer = json.loads(await kubectl.ok("create", "token", "video-app", "--duration=20m", "-o", "json"))
+    assert answer["kind"] == "TokenRequest" and answer["spec"]["expirationSeconds"] == 1200
+    issued = kube.emulator.authenticate(answer["status"]["token"])
+    assert isinstance(issued, tuple)
+    out = await kubectl.ok("create", "token", "video-app", "--audience=video-operator", "-o", "json")
+    assert json.loads(out)["spec"]["audiences"] == ["video-operator"]
+
+    code, _, err = await kubectl.run("create", "token", "nobody")
+    assert code != 0 and 'serviceaccounts "nobody" not found' in err
+    code, _, err = await kubectl.run("create", "token", "video-app", "--duration=5m")
+    assert code != 0 and "may not specify a duration less than 10 minutes" in err
+
+
+@pytest.mark.skipif(not HAVE_VIDEOROOMS, reason="crds/videorooms.video.openclaw.io.yaml is not generated")
+async def test_rbac_objects_decide_auth_can_i(kube: EmbeddedKubernetes, kubectl: Kubectl) -> None:
+    """The example Role and RoleBinding applied with kubectl, imperative RBAC commands (protobuf bodies),
+    and ``kubectl auth can-i --as`` (impersonation by the superuser) answered from them."""
+    example = REPO / "examples" / "rbac" / "token-role.yaml"
+    out = await kubectl.ok("apply", "--validate=false", "-f", str(example))
+    assert "rolebinding.rbac.authorization.k8s.io/video-app-token-minter created" in out
+    header, row = (await kubectl.ok("get", "rolebindings")).splitlines()[:2]
+    assert header.split() == ["NAME", "ROLE", "AGE"]
+    assert row.split()[:2] == ["video-app-token-minter", "Role/video-token-minter"]
+
+    app = "--as=system:serviceaccount:default:video-app"
+    can_i = ("auth", "can-i", "create", "--subresource=token", app)
+    assert (await kubectl.ok(*can_i, "videorooms/standup")).strip() == "yes"
+    code, out, _ = await kubectl.run(*can_i, "videorooms/board")
+    assert (code, out.split()[0]) == (1, "no")
+    code, out, _ = await kubectl.run(*can_i, "videorooms/standup", "-n", "kube-system")
+    assert (code, out.split()[0]) == (1, "no")
+
+    await kubectl.ok("create", "clusterrole", "room-reader", "--verb=get,list", "--resource=videorooms")
+    await kubectl.ok(
+        "create", "clusterrolebinding", "room-readers", "--clusterrole=room-reader", "--group=staff"
+    )
+    role = kube.get("rbac.authorization.k8s.io/v1", "clusterroles", None, "room-reader")
+    assert role is not None
+    assert role["rules"] == [
+        {"verbs": ["get", "list"], "apiGroups": ["video.openclaw.io"], "resources": ["videorooms"]}
+    ]
+    assert (
+        await kubectl.ok("auth", "can-i", "list", "videorooms", "--as=bob", "--as-group=staff")
+    ).strip() == "yes"
+    code, out, _ = await kubectl.run("auth", "can-i", "list", "videorooms", "--as=bob")
+    assert (code, out.split()[0]) == (1, "no")

@@ -215,8 +215,8 @@ class Scenario:
             try:
                 await applier.resource_for(str(manifest["apiVersion"]), str(manifest["kind"]))
             except ManifestError:
-                # Kinds the embedded API does not serve (Deployment, ResourceQuota, RBAC objects) play no
-                # part in what the operator calls; none of them is ours.
+                # Kinds the embedded API does not serve (Deployment, ResourceQuota) play no part in what
+                # the operator calls; none of them is ours.
                 assert not str(manifest["apiVersion"]).startswith(API_GROUP), manifest["kind"]
                 continue
             applied = await applier.apply(manifest)

@@ -12,6 +12,7 @@ from typing import Any
 
 from twilio_video_operator.dev.kube import errors
 from twilio_video_operator.dev.kube.errors import FieldError
+from twilio_video_operator.dev.kube.rbac import admit_rbac, is_rbac
 from twilio_video_operator.dev.kube.registry import (
     CRD_CLEANUP_FINALIZER,
     Registry,
@@ -80,7 +81,8 @@ def check_no_new_finalizers(
 def prepare_builtin(
     registry: Registry, rt: ResourceType, current: Mapping[str, Any] | None, obj: dict[str, Any]
 ) -> None:
-    """Fill in what the server owns for Namespaces, Secrets and CRDs (``current`` is None on create)."""
+    """Fill in what the server owns for Namespaces, Secrets and CRDs, and default and validate RBAC objects
+    (``current`` is None on create)."""
     if is_namespace(rt):
         obj["metadata"].setdefault("labels", {})["kubernetes.io/metadata.name"] = obj["metadata"]["name"]
         if current is None:
@@ -98,6 +100,8 @@ def prepare_builtin(
         obj.setdefault("type", "Opaque")
     elif is_crd(rt):
         prepare_crd(registry, current, obj)
+    elif is_rbac(rt):
+        admit_rbac(rt, current, obj)
 
 
 def prepare_crd(registry: Registry, current: Mapping[str, Any] | None, crd: dict[str, Any]) -> None:

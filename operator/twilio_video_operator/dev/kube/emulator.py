@@ -12,8 +12,9 @@ import binascii
 import json
 import logging
 import math
+import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import aiohttp.web
@@ -27,9 +28,11 @@ from twilio_video_operator.dev.kube.errors import ApiError, qualified_resource
 from twilio_video_operator.dev.kube.patching import PATCH_TYPES
 from twilio_video_operator.dev.kube.paths import ApiPath, GroupPath, parse_api_path
 from twilio_video_operator.dev.kube.protobuf import PROTOBUF, ProtobufError, decode_protobuf_object
-from twilio_video_operator.dev.kube.registry import SUBRESOURCE_VERBS, Registry, ResourceType
+from twilio_video_operator.dev.kube.rbac import authorize
+from twilio_video_operator.dev.kube.registry import RBAC_GROUP, Registry, ResourceType
 from twilio_video_operator.dev.kube.reviews import (
     ANONYMOUS,
+    SUPERUSER_GROUP,
     UNSECURED,
     AccessRule,
     UserInfo,
@@ -45,6 +48,7 @@ from twilio_video_operator.dev.kube.selectors import (
     parse_field_selector,
     parse_label_selector,
 )
+from twilio_video_operator.dev.kube.serviceaccounts import ServiceAccountTokens
 from twilio_video_operator.dev.kube.store import ObjectStore
 from twilio_video_operator.dev.kube.tables import render_table
 from twilio_video_operator.dev.kube.watching import WatchStream
@@ -126,6 +130,25 @@ def _decode_body(request: kmock.Request) -> Any:
         raise errors.bad_request(f"couldn't decode the request body: {exc}") from exc
 
 
+class StoreRbacObjects:
+    """The RBAC objects of the store, for :func:`twilio_video_operator.dev.kube.rbac.authorize`."""
+
+    def __init__(self, store: ObjectStore, registry: Registry) -> None:
+        self._store = store
+        self._registry = registry
+
+    def _type(self, plural: str) -> ResourceType:
+        resource_type = self._registry.get(RBAC_GROUP, "v1", plural)
+        assert resource_type is not None
+        return resource_type
+
+    def list(self, plural: str, namespace: str | None) -> list[dict[str, Any]]:
+        return self._store.list_objects(self._type(plural), namespace, Selection(namespace=namespace))
+
+    def get(self, plural: str, namespace: str | None, name: str) -> dict[str, Any] | None:
+        return self._store.get(self._type(plural), namespace, name)
+
+
 @attrs.define(kw_only=True)
 class KubernetesApiEmulator(kmock.KubernetesEmulator):
     """kmock's Kubernetes emulator completed with the behaviour of a real API server."""
@@ -134,9 +157,12 @@ class KubernetesApiEmulator(kmock.KubernetesEmulator):
     rbac_rules: list[AccessRule] = attrs.field(factory=list)
     requests_kept: int = 1000
     server_address: str = "127.0.0.1:443"
+    clock: Callable[[], float] = time.time  # when ServiceAccount tokens are issued and expire
     request_counts: Counter[tuple[str, str]] = attrs.field(factory=Counter, init=False)
     registry: Registry = attrs.field(init=False)
     store: ObjectStore = attrs.field(init=False)
+    service_account_tokens: ServiceAccountTokens = attrs.field(factory=ServiceAccountTokens, init=False)
+    _rbac_objects: StoreRbacObjects = attrs.field(init=False)
     _serial: int = attrs.field(default=0, init=False)
     _stopping: bool = attrs.field(default=False, init=False)
 
@@ -144,10 +170,66 @@ class KubernetesApiEmulator(kmock.KubernetesEmulator):
         super().__attrs_post_init__()
         self.registry = Registry(self.resources)
         self.store = ObjectStore(self.objects, self.registry)
+        self._rbac_objects = StoreRbacObjects(self.store, self.registry)
         namespace_type = self.registry.get("", "v1", "namespaces")
         assert namespace_type is not None
         for namespace in INITIAL_NAMESPACES:
             self.store.create(namespace_type, None, {"metadata": {"name": namespace}})
+
+    # --- authentication and authorization ---------------------------------------------------------------
+
+    def _uid_of(self, kind: str, namespace: str, name: str) -> str | None:
+        plural = {"ServiceAccount": "serviceaccounts", "Secret": "secrets"}[kind]
+        resource_type = self.registry.get("", "v1", plural)
+        assert resource_type is not None
+        found = self.store.get(resource_type, namespace, name)
+        return str(found["metadata"].get("uid", "")) if found is not None else None
+
+    def authenticate(
+        self, token: str, audiences: Sequence[str] = ()
+    ) -> tuple[UserInfo, list[str]] | str | None:
+        """A ServiceAccount token this server issued: its user and the audiences it is good for among
+        ``audiences`` (empty: the API server's own), an error text when it no longer authenticates, or None
+        for a token this server never issued."""
+        return self.service_account_tokens.authenticate(token, audiences, self.clock(), self._uid_of)
+
+    def authorize(
+        self,
+        user: str,
+        groups: Sequence[str],
+        resource_attributes: Mapping[str, Any] | None,
+        non_resource_attributes: Mapping[str, Any] | None,
+    ) -> str | None:
+        """Why the RBAC objects in the store allow the request, or None."""
+        return authorize(self._rbac_objects, user, groups, resource_attributes, non_resource_attributes)
+
+    def _user_of(self, request: kmock.Request) -> UserInfo:
+        """Who sends ``request``: an ``allow_tokens`` user or the ServiceAccount of an issued token;
+        anonymous for other tokens; a superuser without credentials (see :data:`UNSECURED`). A superuser
+        may impersonate (``Impersonate-User``/``Impersonate-Group``: ``kubectl auth can-i --as``)."""
+        credentials = _header(request, "Authorization")
+        user = UNSECURED
+        if credentials:
+            token = credentials.removeprefix("Bearer ").strip()
+            found = self.authenticate(token) if token not in self.allow_tokens else None
+            user = self.allow_tokens.get(token) or (found[0] if isinstance(found, tuple) else ANONYMOUS)
+        impersonated = _header(request, "Impersonate-User")
+        if not impersonated:
+            return user
+        if SUPERUSER_GROUP not in (user.get("groups") or []):
+            raise ApiError(
+                403,
+                f'users "{impersonated}" is forbidden: User "{user.get("username", "")}" cannot impersonate '
+                'resource "users" in API group "" at the cluster scope',
+            )
+        raw = request._raw_request
+        groups = list(raw.headers.getall("Impersonate-Group", [])) if raw is not None else []
+        service_account = impersonated.split(":")
+        if not groups and len(service_account) == 4 and impersonated.startswith("system:serviceaccount:"):
+            groups = ["system:serviceaccounts", f"system:serviceaccounts:{service_account[2]}"]
+        if "system:authenticated" not in groups:
+            groups.append("system:authenticated")
+        return {"username": impersonated, "groups": groups}
 
     def open_watches(self) -> None:
         """Let watch streams run (again) until :meth:`stop_watches`."""
@@ -309,8 +391,10 @@ class KubernetesApiEmulator(kmock.KubernetesEmulator):
         if path.subresource is not None:
             if path.subresource not in rt.subresources:
                 raise errors.path_not_found()
-            if verb not in SUBRESOURCE_VERBS:
+            if verb not in rt.subresource(path.subresource).verbs:
                 raise errors.method_not_allowed()
+            if (rt.group, rt.plural, path.subresource) == ("", "serviceaccounts", "token"):
+                return self._create_token(request, rt, path)
         elif verb not in rt.verbs:
             raise errors.method_not_allowed()
         if verb in ("list", "watch", "deletecollection"):
@@ -344,17 +428,15 @@ class KubernetesApiEmulator(kmock.KubernetesEmulator):
             if path.name is not None:
                 raise errors.method_not_allowed()
             if (rt.group, rt.plural) == ("authentication.k8s.io", "tokenreviews"):
-                return _json(review_token(body or {}, self.allow_tokens), 201)
+                return _json(review_token(body or {}, self.allow_tokens, self.authenticate), 201)
             if (rt.group, rt.plural) == ("authorization.k8s.io", "subjectaccessreviews"):
                 problems = validate_access_review(body or {})
                 if problems:
                     raise errors.invalid(rt.kind, rt.group, "", problems)
-                return _json(review_access(body or {}, self.rbac_rules), 201)
+                return _json(review_access(body or {}, self.rbac_rules, self.authorize), 201)
             if (rt.group, rt.plural) == ("authorization.k8s.io", "selfsubjectaccessreviews"):
-                credentials = _header(request, "Authorization")
-                token = credentials.removeprefix("Bearer ").strip()
-                user = self.allow_tokens.get(token, ANONYMOUS) if credentials else UNSECURED
-                return _json(review_own_access(body or {}, user, self.rbac_rules), 201)
+                user = self._user_of(request)
+                return _json(review_own_access(body or {}, user, self.rbac_rules, self.authorize), 201)
             if rt.namespaced and path.namespace is None:
                 raise errors.method_not_allowed()
             result = self.store.create(rt, path.namespace, body, dry_run=dry_run, strict=strict)
@@ -405,6 +487,16 @@ class KubernetesApiEmulator(kmock.KubernetesEmulator):
                 return _json({**status, "details": details})
             return _json(obj)
         raise errors.method_not_allowed()
+
+    def _create_token(self, request: kmock.Request, rt: ResourceType, path: ApiPath) -> aiohttp.web.Response:
+        """``POST .../serviceaccounts/NAME/token``: a TokenRequest for an existing ServiceAccount."""
+        assert path.name is not None and path.namespace is not None
+        service_account = self.store.get(rt, path.namespace, path.name)
+        if service_account is None:
+            raise errors.not_found(rt.plural, rt.group, path.name)
+        body = _decode_body(request)
+        answer = self.service_account_tokens.issue(service_account, body, self.clock(), self._uid_of)
+        return _json(answer, 201)
 
     def _warnings(self, dropped: list[str], validation: str) -> dict[str, str] | None:
         if not dropped or validation != "Warn":

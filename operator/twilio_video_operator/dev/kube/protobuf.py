@@ -4,8 +4,10 @@ kubectl sends ``application/vnd.kubernetes.protobuf`` for built-in types and doe
 The body is the ``k8s\\0`` magic and a ``runtime.Unknown`` envelope (TypeMeta + the raw message). Only the
 messages kubectl creates imperatively for the served built-ins are understood: Namespace, ConfigMap,
 Secret and ServiceAccount (ObjectMeta's name, generateName, namespace, labels, annotations, finalizers,
-and their own simple fields), and the TokenReview, SubjectAccessReview and SelfSubjectAccessReview specs
-(``kubectl auth can-i`` and typed clients of the review APIs).
+and their own simple fields), Role, ClusterRole, RoleBinding and ClusterRoleBinding (``kubectl create
+role|clusterrole|rolebinding|clusterrolebinding``), the TokenRequest spec (``kubectl create token``), and
+the TokenReview, SubjectAccessReview and SelfSubjectAccessReview specs (``kubectl auth can-i`` and typed
+clients of the review APIs).
 """
 
 from __future__ import annotations
@@ -187,11 +189,60 @@ def _token_review(fields: list[tuple[int, int | bytes]], obj: dict[str, Any]) ->
             obj["spec"] = spec
 
 
+def _bound_object_ref(data: bytes) -> dict[str, str]:
+    return _attributes(data, {1: "kind", 2: "apiVersion", 3: "name", 4: "uid"})
+
+
+def _token_request(fields: list[tuple[int, int | bytes]], obj: dict[str, Any]) -> None:
+    for number, value in fields:
+        if number == 2 and isinstance(value, bytes):
+            spec: dict[str, Any] = {}
+            for sub, item in _fields(value):
+                if sub == 1:
+                    spec.setdefault("audiences", []).append(_text(item))
+                elif sub == 3 and isinstance(item, bytes):
+                    spec["boundObjectRef"] = _bound_object_ref(item)
+                elif sub == 4 and isinstance(item, int):
+                    spec["expirationSeconds"] = item
+            obj["spec"] = spec
+
+
+def _policy_rule(data: bytes) -> dict[str, list[str]]:
+    names = {1: "verbs", 2: "apiGroups", 3: "resources", 4: "resourceNames", 5: "nonResourceURLs"}
+    rule: dict[str, list[str]] = {}
+    for number, value in _fields(data):
+        if number in names:
+            rule.setdefault(names[number], []).append(_text(value))
+    rule.setdefault("verbs", [])
+    return rule
+
+
+def _role(fields: list[tuple[int, int | bytes]], obj: dict[str, Any]) -> None:
+    for number, value in fields:
+        if number == 2 and isinstance(value, bytes):
+            obj.setdefault("rules", []).append(_policy_rule(value))
+    obj.setdefault("rules", [])
+
+
+def _role_binding(fields: list[tuple[int, int | bytes]], obj: dict[str, Any]) -> None:
+    for number, value in fields:
+        if number == 2 and isinstance(value, bytes):
+            subject = _attributes(value, {1: "kind", 2: "apiGroup", 3: "name", 4: "namespace"})
+            obj.setdefault("subjects", []).append(subject)
+        elif number == 3 and isinstance(value, bytes):
+            obj["roleRef"] = _attributes(value, {1: "apiGroup", 2: "kind", 3: "name"})
+
+
 _DECODERS: dict[tuple[str, str], Callable[[list[tuple[int, int | bytes]], dict[str, Any]], None]] = {
     ("v1", "Namespace"): _namespace,
     ("v1", "ConfigMap"): _config_map,
     ("v1", "Secret"): _secret,
     ("v1", "ServiceAccount"): _service_account,
+    ("rbac.authorization.k8s.io/v1", "Role"): _role,
+    ("rbac.authorization.k8s.io/v1", "ClusterRole"): _role,
+    ("rbac.authorization.k8s.io/v1", "RoleBinding"): _role_binding,
+    ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"): _role_binding,
+    ("authentication.k8s.io/v1", "TokenRequest"): _token_request,
     ("authentication.k8s.io/v1", "TokenReview"): _token_review,
     ("authorization.k8s.io/v1", "SubjectAccessReview"): _subject_access_review,
     ("authorization.k8s.io/v1", "SelfSubjectAccessReview"): _self_subject_access_review,

@@ -21,6 +21,18 @@ METADATA_FIELDS = ("metadata.name", "metadata.namespace")
 CRD_CLEANUP_FINALIZER = "customresourcecleanup.apiextensions.k8s.io"
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _KUBE_VERSION = re.compile(r"^v(\d+)(?:(alpha|beta)(\d+))?$")
+RBAC_GROUP = "rbac.authorization.k8s.io"
+
+
+@dataclass(frozen=True)
+class Subresource:
+    """How a subresource is served when it differs from ``status`` (get, patch and update of the parent's
+    kind): e.g. ``serviceaccounts/token`` takes ``create`` of an ``authentication.k8s.io/v1`` TokenRequest."""
+
+    verbs: tuple[str, ...] = SUBRESOURCE_VERBS
+    kind: str = ""  # empty: the parent's kind
+    group: str | None = None  # with version: the API of ``kind`` when it is not the parent's
+    version: str | None = None
 
 
 @dataclass(eq=False)
@@ -37,6 +49,7 @@ class ResourceType:
     categories: tuple[str, ...] = ()
     verbs: tuple[str, ...] = ALL_VERBS
     subresources: frozenset[str] = frozenset()
+    subresource_info: Mapping[str, Subresource] = field(default_factory=dict)
     schema: dict[str, Any] | None = None
     columns: list[Column] = field(default_factory=list)
     selectable_fields: tuple[str, ...] = METADATA_FIELDS
@@ -74,6 +87,9 @@ class ResourceType:
         """The key of this resource's objects in kmock's ``objects`` array."""
         return kmock.resource(self.group, self.storage_version, self.plural)
 
+    def subresource(self, name: str) -> Subresource:
+        return self.subresource_info.get(name) or Subresource()
+
     @cached_property
     def validator(self) -> SchemaValidator | None:
         return SchemaValidator(self.schema) if self.schema else None
@@ -91,16 +107,18 @@ class ResourceType:
         if self.categories:
             entry["categories"] = list(self.categories)
         entries = [entry]
-        for subresource in sorted(self.subresources):
-            entries.append(
-                {
-                    "name": f"{self.plural}/{subresource}",
-                    "singularName": "",
-                    "namespaced": self.namespaced,
-                    "kind": self.kind,
-                    "verbs": list(SUBRESOURCE_VERBS),
-                }
-            )
+        for name in sorted(self.subresources):
+            info = self.subresource(name)
+            sub_entry: dict[str, Any] = {
+                "name": f"{self.plural}/{name}",
+                "singularName": "",
+                "namespaced": self.namespaced,
+                "kind": info.kind or self.kind,
+                "verbs": list(info.verbs),
+            }
+            if info.group is not None and info.version is not None:
+                sub_entry.update(group=info.group, version=info.version)
+            entries.append(sub_entry)
         return entries
 
 
@@ -120,6 +138,56 @@ def _event_last_seen(obj: Mapping[str, Any]) -> Any:
 
 def _column(name: str, type_: str, getter: Any) -> Column:
     return Column(name, type_, getter)
+
+
+def _role_ref(obj: Mapping[str, Any]) -> str:
+    ref = obj.get("roleRef") or {}
+    return f"{ref.get('kind', '')}/{ref.get('name', '')}"
+
+
+def _subjects_of_kind(kind: str) -> Any:
+    def names(obj: Mapping[str, Any]) -> str:
+        found = []
+        for subject in obj.get("subjects") or []:
+            if subject.get("kind") == kind:
+                name = str(subject.get("name", ""))
+                namespace = subject.get("namespace")
+                found.append(f"{namespace}/{name}" if kind == "ServiceAccount" and namespace else name)
+        return ", ".join(found)
+
+    return names
+
+
+def rbac_types() -> list[ResourceType]:
+    """Role, RoleBinding, ClusterRole and ClusterRoleBinding (``rbac.authorization.k8s.io/v1``), with the
+    columns kubectl shows for them."""
+    name = name_column()
+    created = Column("Created At", "string", lambda o: (o.get("metadata") or {}).get("creationTimestamp"))
+    binding_columns = [
+        name,
+        _column("Role", "string", _role_ref),
+        age_column(),
+        Column("Users", "string", _subjects_of_kind("User"), priority=1),
+        Column("Groups", "string", _subjects_of_kind("Group"), priority=1),
+        Column("ServiceAccounts", "string", _subjects_of_kind("ServiceAccount"), priority=1),
+    ]
+    return [
+        ResourceType(RBAC_GROUP, "v1", "roles", "Role", namespaced=True, columns=[name, created]),
+        ResourceType(
+            RBAC_GROUP, "v1", "rolebindings", "RoleBinding", namespaced=True, columns=binding_columns
+        ),
+        ResourceType(
+            RBAC_GROUP, "v1", "clusterroles", "ClusterRole", namespaced=False, columns=[name, created]
+        ),
+        ResourceType(
+            RBAC_GROUP,
+            "v1",
+            "clusterrolebindings",
+            "ClusterRoleBinding",
+            namespaced=False,
+            columns=binding_columns,
+        ),
+    ]
 
 
 def builtin_types() -> list[ResourceType]:
@@ -209,6 +277,12 @@ def builtin_types() -> list[ResourceType]:
             "ServiceAccount",
             namespaced=True,
             short_names=("sa",),
+            subresources=frozenset({"token"}),
+            subresource_info={
+                "token": Subresource(
+                    verbs=CREATE_ONLY, kind="TokenRequest", group="authentication.k8s.io", version="v1"
+                )
+            },
             columns=[name, _column("Secrets", "integer", lambda o: len(o.get("secrets") or [])), age],
         ),
         ResourceType(
@@ -266,6 +340,7 @@ def builtin_types() -> list[ResourceType]:
             namespaced=False,
             verbs=CREATE_ONLY,
         ),
+        *rbac_types(),
     ]
 
 

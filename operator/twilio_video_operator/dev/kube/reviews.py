@@ -1,15 +1,19 @@
-"""TokenReview and SubjectAccessReview answered from Python-configured tokens and access rules.
+"""TokenReview and SubjectAccessReview answers.
 
-``allow_tokens`` maps a bearer token to a Kubernetes ``UserInfo`` dict (``username``, ``uid``,
-``groups``, ``extra``). ``rbac_rules`` is a list of :class:`AccessRule`; a review is allowed when any rule
-matches the subject (user or one of its groups) and the requested attributes, or when the subject is in
-``system:masters`` (the superuser group, as in a real cluster). Nothing else is consulted.
+Tokens: ``allow_tokens`` maps a bearer token to a Kubernetes ``UserInfo`` dict (``username``, ``uid``,
+``groups``, ``extra``); any other token is passed to an authenticator (the embedded API's: the
+ServiceAccount tokens it issued).
+
+Access: ``rbac_rules`` is a list of :class:`AccessRule`; a review is allowed when the subject is in
+``system:masters`` (the superuser group, as in a real cluster), when any rule matches the subject (user or
+one of its groups) and the requested attributes, or when an authorizer allows it (the embedded API's:
+the RBAC objects in its store).
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +25,11 @@ ANONYMOUS: UserInfo = {"username": "system:anonymous", "groups": ["system:unauth
 # kubectl sends no bearer token over plain HTTP; like the insecure port of old API servers, such requests
 # act as a superuser (the embedded API authorizes nothing itself anyway).
 UNSECURED: UserInfo = {"username": "system:unsecured", "groups": [SUPERUSER_GROUP, "system:authenticated"]}
+
+# (token, audiences asked for) -> (user, audiences it is good for), an error text, or None (unknown token)
+Authenticator = Callable[[str, Sequence[str]], tuple[UserInfo, list[str]] | str | None]
+# (user, groups, resourceAttributes, nonResourceAttributes) -> the reason it is allowed, or None
+Authorizer = Callable[[str, Sequence[str], Mapping[str, Any] | None, Mapping[str, Any] | None], str | None]
 
 
 def _matches(patterns: Iterable[str], value: str) -> bool:
@@ -72,18 +81,27 @@ class AccessRule:
         )
 
 
-def review_token(body: Mapping[str, Any], allow_tokens: Mapping[str, UserInfo]) -> dict[str, Any]:
+def review_token(
+    body: Mapping[str, Any],
+    allow_tokens: Mapping[str, UserInfo],
+    authenticator: Authenticator | None = None,
+) -> dict[str, Any]:
     """The answered TokenReview: authenticated with the token's user info, or not."""
     spec = dict(body.get("spec") or {})
     token = str(spec.get("token") or "")
+    audiences = [str(audience) for audience in spec.get("audiences") or []]
     user = allow_tokens.get(token) if token else None
+    found = authenticator(token, audiences) if token and user is None and authenticator else None
     status: dict[str, Any]
-    if user is None:
-        status = {"authenticated": False, "user": {}, "error": "invalid bearer token"}
-    else:
+    if user is not None:
         status = {"authenticated": True, "user": copy.deepcopy(dict(user))}
-        if spec.get("audiences"):
-            status["audiences"] = list(spec["audiences"])
+        if audiences:
+            status["audiences"] = audiences
+    elif isinstance(found, tuple):
+        status = {"authenticated": True, "user": copy.deepcopy(found[0]), "audiences": list(found[1])}
+    else:
+        error = f"[invalid bearer token, {found}]" if isinstance(found, str) else "invalid bearer token"
+        status = {"authenticated": False, "user": {}, "error": error}
     spec.pop("token", None)  # never echo the credential back
     return _answer(body, "TokenReview", "authentication.k8s.io/v1", spec, status)
 
@@ -101,7 +119,9 @@ def validate_access_review(body: Mapping[str, Any]) -> list[FieldError]:
     return errors
 
 
-def review_access(body: Mapping[str, Any], rules: Sequence[AccessRule]) -> dict[str, Any]:
+def review_access(
+    body: Mapping[str, Any], rules: Sequence[AccessRule], authorizer: Authorizer | None = None
+) -> dict[str, Any]:
     """The answered SubjectAccessReview (validate it first with :func:`validate_access_review`)."""
     spec = dict(body.get("spec") or {})
     user = str(spec.get("user") or "")
@@ -118,17 +138,24 @@ def review_access(body: Mapping[str, Any], rules: Sequence[AccessRule]) -> dict[
             return _answer(body, "SubjectAccessReview", "authorization.k8s.io/v1", spec, _allowed(index))
         if non_resource_attributes and rule.allows_non_resource(non_resource_attributes):
             return _answer(body, "SubjectAccessReview", "authorization.k8s.io/v1", spec, _allowed(index))
-    status = {"allowed": False, "reason": "no access rule allows this request"}
+    reason = authorizer(user, groups, resource_attributes, non_resource_attributes) if authorizer else None
+    if reason is not None:
+        status = {"allowed": True, "reason": reason}
+        return _answer(body, "SubjectAccessReview", "authorization.k8s.io/v1", spec, status)
+    status = {"allowed": False, "reason": "no access rule or RBAC binding allows this request"}
     return _answer(body, "SubjectAccessReview", "authorization.k8s.io/v1", spec, status)
 
 
 def review_own_access(
-    body: Mapping[str, Any], user: Mapping[str, Any], rules: Sequence[AccessRule]
+    body: Mapping[str, Any],
+    user: Mapping[str, Any],
+    rules: Sequence[AccessRule],
+    authorizer: Authorizer | None = None,
 ) -> dict[str, Any]:
     """A SelfSubjectAccessReview: the SubjectAccessReview of the calling user (``kubectl auth can-i``)."""
     spec = dict(body.get("spec") or {})
     spec.update(user=user.get("username", ""), groups=list(user.get("groups") or []))
-    answer = review_access({**body, "spec": spec}, rules)
+    answer = review_access({**body, "spec": spec}, rules, authorizer)
     answer["kind"] = "SelfSubjectAccessReview"
     answer["spec"] = {key: value for key, value in answer["spec"].items() if key not in ("user", "groups")}
     return answer

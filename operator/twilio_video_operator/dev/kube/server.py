@@ -150,10 +150,12 @@ class EmbeddedKubernetes:
 
     @property
     def allow_tokens(self) -> dict[str, UserInfo]:
-        """Bearer tokens TokenReview accepts, mapped to their user info (``username``, ``groups``...)."""
+        """Bearer tokens TokenReview accepts, mapped to their user info (``username``, ``groups``...), besides
+        the ServiceAccount tokens the server issued (``POST .../serviceaccounts/NAME/token``)."""
         return self.emulator.allow_tokens
 
     @property
     def rbac_rules(self) -> list[AccessRule]:
-        """The grants SubjectAccessReview consults."""
+        """Grants SubjectAccessReview consults besides the RBAC objects (Roles, ClusterRoles and their
+        bindings) stored in the server."""
         return self.emulator.rbac_rules
