@@ -277,6 +277,29 @@ async def test_retry_after_beyond_budget_goes_to_the_caller(
     assert sleeps.delays == []
 
 
+async def test_time_queued_for_a_slot_does_not_use_up_the_retry_budget(
+    fake: FakeTwilio, make_gateway: GatewayFactory, sleeps: Sleeps, creds: CredentialSet
+) -> None:
+    other = "RM" + "4" * 32
+    fake.script("GET", f"/v1/Rooms/{other}", Reply(200, room_body(other), delay=0.6))  # holds the slot
+    fake.script(
+        "GET",
+        f"/v1/Rooms/{RM}",
+        Reply(429, error_body(429, 20429, "Too Many Requests"), {"Retry-After": "0"}),
+        Reply(200, room_body()),
+    )
+    policy = RetryPolicy(max_attempts=4, total_budget=0.3, base_delay=0.05, max_delay=0.4)
+    api = make_gateway(max_concurrency=1, retry=policy).api(creds)
+    holder = asyncio.create_task(api.fetch_room(other))
+    await asyncio.sleep(0.05)  # the slot is taken: the next fetch queues for about 0.55 s
+
+    room = await api.fetch_room(RM)
+
+    assert room is not None and room.sid == RM  # retried although 0.55 s > the 0.3 s budget went by
+    assert fake.count("GET", f"/v1/Rooms/{RM}") == 2
+    assert await holder is not None
+
+
 async def test_5xx_then_success_on_a_read(
     fake: FakeTwilio, make_gateway: GatewayFactory, sleeps: Sleeps, creds: CredentialSet
 ) -> None:

@@ -78,6 +78,7 @@ class Executor:
     ) -> T:
         """Call ``attempt_once`` until it succeeds, fails for good, or the policy's bounds are reached."""
         started = self._clock()
+        queued = 0.0  # waiting for a concurrency slot does not use up the retry budget
         breaker = self._breaker_for(operation.service)
         attempt = 0
         while True:
@@ -111,7 +112,8 @@ class Executor:
             _record_outcome(breaker, error)
             _log_exchanges(record, attempt, account_sid, error)
             reason = retry_reason(error, record)
-            elapsed = self._clock() - started
+            queued += record.queued_seconds
+            elapsed = self._clock() - started - queued
             delay = self.policy.backoff(attempt, getattr(error, "retry_after", None), self._rng)
             if (
                 reason is None

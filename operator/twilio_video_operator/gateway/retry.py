@@ -19,7 +19,8 @@ class RetryPolicy:
     max_attempts: int = 4
     """Total attempts, the first one included."""
     total_budget: float = 30.0
-    """Seconds from the first attempt after which no further attempt starts."""
+    """Seconds from the first attempt after which no further attempt starts (time spent queued for a slot
+    of the concurrency cap does not count: with many objects waiting, it says nothing about Twilio)."""
     base_delay: float = 0.5
     """Upper bound of the first backoff; it doubles with each attempt."""
     max_delay: float = 8.0

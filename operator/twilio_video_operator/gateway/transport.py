@@ -48,6 +48,8 @@ class CallRecord:
 
     operation: Operation
     exchanges: list[Exchange] = field(default_factory=list)
+    queued_seconds: float = 0.0
+    """Time spent waiting for a slot of the concurrency cap (not Twilio's time, nor the retry budget's)."""
 
     @property
     def last(self) -> Exchange | None:
@@ -130,7 +132,10 @@ class InstrumentedHttpClient(AsyncBaseUrlHttpClient):
             # Sent as a header rather than aiohttp's deprecated ``auth=``; never logged.
             send_headers["Authorization"] = aiohttp.encode_basic_auth(auth[0], auth[1])
         path = urlsplit(url).path
+        queued = time.perf_counter()
         async with self._limit.slot() as slot:
+            if record is not None:
+                record.queued_seconds += time.perf_counter() - queued
             metrics.TWILIO_INFLIGHT_REQUESTS.inc()
             started = time.perf_counter()
             try:
