@@ -46,7 +46,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--output", type=Path, default=REPO_ROOT / "bench-results", help="results directory")
     parser.add_argument("--compositions", type=int, default=1000, help="Compositions to apply (0 skips)")
     parser.add_argument(
-        "--limits-size", type=int, default=300, help="VideoRooms of the Twilio-limits scenario"
+        "--limits-size", type=int, default=1000, help="VideoRooms of the Twilio-limits scenario"
     )
     parser.add_argument("--concurrency-limit", type=int, default=5, help="emulator concurrencyLimit")
     parser.add_argument(

@@ -102,6 +102,7 @@ async def twilio_limits(
     }
     if flavor == "operator" and (reason := handler_available("videoroom")):
         return {**result, "available": False, "reason": reason}
+    allowed = limit / (latency_ms / 1000)
     env = operator_env(options)
     work_dir = options.work_dir / f"limits-{flavor}-{count}"
     async with Stack(work_dir, namespaces=(NAMESPACE,)) as stack:
@@ -109,7 +110,9 @@ async def twilio_limits(
         await operator.start()
         await stack.control.set_faults(concurrencyLimit=limit, latencyMs=latency_ms)
         workload = room_workload(NAMESPACE, count, naive=flavor == "naive")
-        convergence = await measure_convergence(stack, operator, workload, within=options.timeout_for(count))
+        # Three times what the allowance needs: enough for the operator, a bound for the baseline.
+        within = min(options.timeout_for(count), max(60.0, 3 * count / allowed))
+        convergence = await measure_convergence(stack, operator, workload, within=within)
         await stack.control.clear_faults()
         metrics = await scrape_metrics(operator.http_url) if flavor == "operator" else {}
         failures = count_failed_reconciles(operator)
@@ -117,7 +120,6 @@ async def twilio_limits(
     throttled = int(twilio["errors_by_status"].get("429", 0))
     succeeded = twilio["total"] - sum(twilio["errors_by_status"].values())
     seconds = convergence["seconds_to_done"]
-    allowed = limit / (latency_ms / 1000)
     achieved = succeeded / seconds if seconds else 0.0
     return {
         **result,
