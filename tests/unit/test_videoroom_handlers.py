@@ -10,7 +10,7 @@ import pytest
 from twilio_video_operator.handlers.videoroom import (
     KubeRoomObjects,
     credentials_ref_of,
-    decode_secret,
+    decode_secret_data,
     needs_request,
     operator_credentials,
     operator_defaults,
@@ -89,7 +89,7 @@ def test_secret_data_is_decoded_and_undecodable_entries_skipped() -> None:
         "data": {"A": base64.b64encode(b"one").decode(), "B": "%%%", "C": base64.b64encode(b"\xff").decode()},
         "stringData": {"D": "four"},
     }
-    assert decode_secret(secret) == {"A": "one", "D": "four"}
+    assert decode_secret_data(secret) == {"A": "one", "D": "four"}
 
 
 def test_operator_settings_become_credentials_and_defaults() -> None:

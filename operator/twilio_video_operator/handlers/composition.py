@@ -17,8 +17,6 @@ done) and leaves it with ``Retain``.
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import contextlib
 import json
 import logging
@@ -43,6 +41,7 @@ from twilio_video_operator.gateway import (
 from twilio_video_operator.kube import COMPOSITIONS, SECRETS, VIDEOROOMS, KubeApiError, KubeClient
 from twilio_video_operator.kube.connection import resolve_connection
 from twilio_video_operator.kube.events import post_event
+from twilio_video_operator.kube.secrets import decode_secret_data
 from twilio_video_operator.logs import register_secret
 from twilio_video_operator.models.annotations import PAUSED, RECONCILE_REQUESTED_AT
 from twilio_video_operator.models.composition import (
@@ -97,19 +96,6 @@ CREATED_SPEC_ANNOTATION = f"{API_GROUP}/created-spec"
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-def decode_secret_data(secret: Mapping[str, Any]) -> dict[str, str]:
-    """A Secret's ``data`` (base64) and ``stringData`` as text; undecodable entries are left out."""
-    decoded: dict[str, str] = {}
-    for key, value in (secret.get("data") or {}).items():
-        try:
-            decoded[key] = base64.b64decode(str(value), validate=True).decode()
-        except (binascii.Error, UnicodeDecodeError):
-            continue
-    for key, value in (secret.get("stringData") or {}).items():
-        decoded[key] = str(value)
-    return decoded
 
 
 def _kube_problem(exc: BaseException) -> str:

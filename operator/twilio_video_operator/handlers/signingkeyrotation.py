@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import binascii
 import contextlib
 import logging
 from collections.abc import Callable, Mapping
@@ -35,6 +34,7 @@ from twilio_video_operator.handlers.shared import release_shared, shared_gateway
 from twilio_video_operator.http_server import register_routes
 from twilio_video_operator.kube import SECRETS, SIGNINGKEYROTATIONS, KubeApiError, KubeClient
 from twilio_video_operator.kube.events import post_event
+from twilio_video_operator.kube.secrets import decode_secret_data
 from twilio_video_operator.logs import register_secret
 from twilio_video_operator.models import ConditionType, get_condition
 from twilio_video_operator.models import annotations as object_annotations
@@ -92,19 +92,6 @@ def utc_now() -> datetime:
 
 
 # --------------------------------------------------------------------------------------------- Secret
-
-
-def decode_secret_data(secret: Mapping[str, Any]) -> dict[str, str]:
-    """A Secret's ``data`` (base64) and ``stringData`` as text; undecodable entries are left out."""
-    decoded: dict[str, str] = {}
-    for key, value in (secret.get("data") or {}).items():
-        try:
-            decoded[key] = base64.b64decode(str(value), validate=True).decode()
-        except (binascii.Error, UnicodeDecodeError):
-            continue
-    for key, value in (secret.get("stringData") or {}).items():
-        decoded[key] = str(value)
-    return decoded
 
 
 def _encode(value: str) -> str:

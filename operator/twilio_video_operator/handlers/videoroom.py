@@ -18,8 +18,6 @@ implements its Kubernetes port (:class:`KubeRoomObjects`) with the operator's Ku
 
 from __future__ import annotations
 
-import base64
-import binascii
 import logging
 import random
 from collections.abc import Callable, Mapping
@@ -35,6 +33,7 @@ from twilio_video_operator.gateway.credentials import CredentialSet
 from twilio_video_operator.handlers.shared import release_shared, shared_gateway, shared_kube
 from twilio_video_operator.kube import COMPOSITIONS, SECRETS, VIDEOROOMS, KubeApiError, KubeClient
 from twilio_video_operator.kube.events import post_event
+from twilio_video_operator.kube.secrets import decode_secret_data
 from twilio_video_operator.logs import register_secret
 from twilio_video_operator.models.annotations import CREDENTIALS_LABEL, PAUSED, RECONCILE_REQUESTED_AT
 from twilio_video_operator.models.videoroom import VideoRoomStatus
@@ -61,19 +60,6 @@ CREDENTIALS_INDEX = "videoroom_credentials_refs"
 # ------------------------------------------------------------------------------------ Kubernetes port
 
 
-def decode_secret(secret: Mapping[str, Any]) -> dict[str, str]:
-    """A Secret's ``data`` (base64) and ``stringData`` as text; undecodable entries are left out."""
-    decoded: dict[str, str] = {}
-    for key, value in (secret.get("data") or {}).items():
-        try:
-            decoded[key] = base64.b64decode(str(value), validate=True).decode()
-        except (binascii.Error, UnicodeDecodeError):
-            continue
-    for key, value in (secret.get("stringData") or {}).items():
-        decoded[key] = str(value)
-    return decoded
-
-
 class KubeRoomObjects:
     """The controller's Kubernetes port, over the operator's :class:`KubeClient`."""
 
@@ -88,7 +74,7 @@ class KubeRoomObjects:
         if secret is None:
             return None
         version = str((secret.get("metadata") or {}).get("resourceVersion", ""))
-        return SecretData(resource_version=version, data=decode_secret(secret))
+        return SecretData(resource_version=version, data=decode_secret_data(secret))
 
     async def patch_status(self, namespace: str, name: str, patch: Mapping[str, Any]) -> None:
         await self.kube.patch_status(VIDEOROOMS, namespace, name, patch)
