@@ -7,11 +7,13 @@ from datetime import datetime
 from typing import Final
 
 from twilio_video_operator.models.composition import CompositionSpec, CompositionStatus
-from twilio_video_operator.models.conditions import ConditionStatus, get_condition, set_condition
+from twilio_video_operator.models.conditions import ConditionStatus, get_condition
+from twilio_video_operator.reconcilers.condition_updates import READY as READY
+from twilio_video_operator.reconcilers.condition_updates import STALLED as STALLED
+from twilio_video_operator.reconcilers.condition_updates import SYNCED as SYNCED
+from twilio_video_operator.reconcilers.condition_updates import stalled as stalled
+from twilio_video_operator.reconcilers.condition_updates import with_condition as with_condition
 
-READY: Final = "Ready"
-SYNCED: Final = "Synced"
-STALLED: Final = "Stalled"
 DELIVERED: Final = "Delivered"
 
 # Ready
@@ -42,28 +44,8 @@ AWAITING_MEDIA: Final = "AwaitingMedia"
 DELIVERY_SUCCEEDED: Final = "DeliverySucceeded"
 NOTHING_TO_DELIVER: Final = "NothingToDeliver"
 
-MAX_MESSAGE = 1024
-
 ACTIVE_STATES: Final = frozenset({"enqueued", "processing"})
 TERMINAL_STATES: Final = frozenset({"completed", "failed", "deleted"})
-
-
-def clip(message: str) -> str:
-    return message if len(message) <= MAX_MESSAGE else message[: MAX_MESSAGE - 3] + "..."
-
-
-def with_condition(
-    status: CompositionStatus,
-    type: str,
-    value: ConditionStatus,
-    reason: str,
-    message: str,
-    generation: int | None,
-    now: datetime,
-) -> CompositionStatus:
-    """A copy of ``status`` with one condition set (``lastTransitionTime`` moves only on a status change)."""
-    conditions = set_condition(status.conditions, type, value, reason, clip(message), generation, now)
-    return status.model_copy(update={"conditions": conditions})
 
 
 def condition_reason(status: CompositionStatus, type: str) -> str | None:
@@ -77,16 +59,6 @@ def stall_of(status: CompositionStatus) -> tuple[str, int | None, datetime] | No
     if condition is None or condition.status != "True":
         return None
     return condition.reason, condition.observed_generation, condition.last_transition_time
-
-
-def stalled(
-    status: CompositionStatus, reason: str, message: str, *, generation: int | None, now: datetime
-) -> CompositionStatus:
-    """An error that retrying will not fix: ``Ready``, ``Synced`` and ``Stalled`` all say so."""
-    status = with_condition(status, READY, "False", reason, message, generation, now)
-    status = with_condition(status, SYNCED, "False", reason, message, generation, now)
-    status = with_condition(status, STALLED, "True", reason, message, generation, now)
-    return status.model_copy(update={"observed_generation": generation})
 
 
 def unsynced(

@@ -5,12 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Final
 
-from twilio_video_operator.models.conditions import ConditionStatus, get_condition, set_condition
+from twilio_video_operator.models.conditions import ConditionStatus, get_condition
 from twilio_video_operator.models.videoroom import VideoRoomStatus
-
-READY: Final = "Ready"
-SYNCED: Final = "Synced"
-STALLED: Final = "Stalled"
+from twilio_video_operator.reconcilers.condition_updates import READY as READY
+from twilio_video_operator.reconcilers.condition_updates import STALLED as STALLED
+from twilio_video_operator.reconcilers.condition_updates import SYNCED as SYNCED
+from twilio_video_operator.reconcilers.condition_updates import stalled as stalled
+from twilio_video_operator.reconcilers.condition_updates import with_condition as with_condition
 
 # Ready reasons
 IN_PROGRESS: Final = "InProgress"
@@ -38,26 +39,6 @@ STALL_REASONS: Final = frozenset(
     {INVALID_SPEC, ROOM_EXISTS, AUTH_FAILED, INVALID_CREDENTIALS, CREDENTIALS_NOT_FOUND}
 )
 
-MAX_MESSAGE = 1024
-
-
-def _clip(message: str) -> str:
-    return message if len(message) <= MAX_MESSAGE else message[: MAX_MESSAGE - 3] + "..."
-
-
-def with_condition(
-    status: VideoRoomStatus,
-    type: str,
-    value: ConditionStatus,
-    reason: str,
-    message: str,
-    generation: int | None,
-    now: datetime,
-) -> VideoRoomStatus:
-    """A copy of ``status`` with one condition set (``lastTransitionTime`` moves only on a status change)."""
-    conditions = set_condition(status.conditions, type, value, reason, _clip(message), generation, now)
-    return status.model_copy(update={"conditions": conditions})
-
 
 def healthy(
     status: VideoRoomStatus,
@@ -76,16 +57,6 @@ def healthy(
     status = with_condition(status, STALLED, "False", NOT_STALLED, "", generation, now)
     synced_at = now.replace(microsecond=0)
     return status.model_copy(update={"observed_generation": generation, "last_synced_at": synced_at})
-
-
-def stalled(
-    status: VideoRoomStatus, reason: str, message: str, *, generation: int | None, now: datetime
-) -> VideoRoomStatus:
-    """Conditions of an error that retrying will not fix: every condition says so, with one reason."""
-    status = with_condition(status, READY, "False", reason, message, generation, now)
-    status = with_condition(status, SYNCED, "False", reason, message, generation, now)
-    status = with_condition(status, STALLED, "True", reason, message, generation, now)
-    return status.model_copy(update={"observed_generation": generation})
 
 
 def unsynced(
