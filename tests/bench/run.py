@@ -59,6 +59,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--max-concurrency", type=int, default=10, help="the operator's TWILIO_MAX_CONCURRENCY"
     )
     parser.add_argument("--no-baseline", action="store_true", help="skip the naive operator")
+    parser.add_argument(
+        "--baseline-timeout",
+        type=float,
+        default=300.0,
+        help="most seconds the naive operator gets to converge (default 300)",
+    )
     parser.add_argument("--no-scripts", action="store_true", help=f"skip {', '.join(OTHER_SCRIPTS)}")
     args = parser.parse_args(argv)
     args.size_list = [int(size) for size in args.sizes.split(",") if size.strip()]
@@ -116,7 +122,10 @@ def fresh_directory(path: Path) -> Path:
 async def main_async(args: argparse.Namespace) -> int:
     output = await asyncio.to_thread(fresh_directory, args.output)
     options = BenchOptions(
-        idle_seconds=args.idle_seconds, max_concurrency=args.max_concurrency, work_dir=output / "work"
+        idle_seconds=args.idle_seconds,
+        max_concurrency=args.max_concurrency,
+        baseline_timeout=args.baseline_timeout,
+        work_dir=output / "work",
     )
     recorder = Recorder(output)
     flavors: list[Flavor] = ["operator"] if args.no_baseline else ["operator", "naive"]
