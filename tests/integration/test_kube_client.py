@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import kopf
 import pytest
+from aiohttp import web
 
 from twilio_video_operator.dev.kube import EmbeddedKubernetes
 from twilio_video_operator.kube import SECRETS, VIDEOROOMS, KubeApiError, KubeClient
@@ -70,3 +72,29 @@ async def test_secrets_and_events(client: KubeClient) -> None:
     await post_event(client, involved, "Normal", "Created", "created room")
     events = await client.list(EVENTS, "default")
     assert [(e["reason"], e["involvedObject"]["name"]) for e in events] == [("Created", "standup")]
+
+
+async def test_waiting_for_a_pooled_connection_is_not_a_timeout() -> None:
+    """Requests queued behind a busy pool wait their turn; only a slow server answer times out."""
+
+    async def slow(request: web.Request) -> web.Response:
+        await asyncio.sleep(float(request.query.get("delay", "0.2")))
+        return web.json_response({"kind": "Status"})
+
+    app = web.Application()
+    app.router.add_get("/slow", slow)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    info = kopf.ConnectionInfo(server=f"http://{host}:{port}", scheme="Bearer", token="t")
+    try:
+        async with KubeClient(info, timeout=0.5, max_connections=2) as api:
+            # Ten requests of 0.2 s through two connections: the last ones wait about 0.8 s for a connection.
+            answers = await asyncio.gather(*(api.request("GET", "/slow") for _ in range(10)))
+            assert answers == [{"kind": "Status"}] * 10
+            with pytest.raises(TimeoutError):
+                await api.request("GET", "/slow", params={"delay": "1.0"})
+    finally:
+        await runner.cleanup()

@@ -70,10 +70,18 @@ def _pem(data: str | bytes) -> bytes:
 class KubeClient:
     """The few verbs the operator needs, on any :class:`Resource`."""
 
-    def __init__(self, info: kopf.ConnectionInfo, *, timeout: float = 30.0) -> None:
+    def __init__(
+        self, info: kopf.ConnectionInfo, *, timeout: float = 30.0, max_connections: int = 32
+    ) -> None:
         self._info = info
         self._base = info.server.rstrip("/")
-        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        # ``timeout`` bounds connecting and each read, not the wait for a free connection of the pool: with
+        # thousands of objects reconciling at once, requests queue for a connection, and that queue is the
+        # backpressure, not a failure of the API server.
+        self._timeout = aiohttp.ClientTimeout(
+            total=None, connect=None, sock_connect=timeout, sock_read=timeout
+        )
+        self._max_connections = max_connections
         self._session: aiohttp.ClientSession | None = None
 
     @property
@@ -94,7 +102,7 @@ class KubeClient:
 
     def _get_session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
-            connector = aiohttp.TCPConnector(ssl=_ssl_context(self._info), limit=32)
+            connector = aiohttp.TCPConnector(ssl=_ssl_context(self._info), limit=self._max_connections)
             headers = {"Accept": "application/json", **self._info.as_http_headers()}
             self._session = aiohttp.ClientSession(connector=connector, headers=headers, timeout=self._timeout)
         return self._session
