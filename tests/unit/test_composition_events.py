@@ -7,6 +7,7 @@ from itertools import permutations
 from typing import Any
 
 import pytest
+from composition_samples import composition_info
 
 from twilio_video_operator.gateway.records import CompositionInfo
 from twilio_video_operator.models.composition import CompositionSpec, CompositionStatus
@@ -152,31 +153,8 @@ def test_failure_carries_twilios_error() -> None:
 
 
 def info(status: str, **changes: Any) -> CompositionInfo:
-    values: dict[str, Any] = {
-        "sid": SID,
-        "room_sid": ROOM,
-        "account_sid": ACCOUNT,
-        "status": status,
-        "date_created": NOW,
-        "date_completed": None,
-        "date_deleted": None,
-        "audio_sources": ("*",),
-        "audio_sources_excluded": (),
-        "video_layout": None,
-        "resolution": "640x480",
-        "format": "mp4",
-        "trim": True,
-        "bitrate": None,
-        "size": None,
-        "duration": None,
-        "media_external_location": None,
-        "status_callback": None,
-        "status_callback_method": None,
-        "url": None,
-        "media_url": None,
-    }
-    values.update(changes)
-    return CompositionInfo(**values)
+    fixed = {"sid": SID, "room_sid": ROOM, "date_created": NOW, "status": status, "account_sid": ACCOUNT}
+    return composition_info(**{**fixed, **changes})
 
 
 def test_a_fetch_fills_in_a_completed_composition() -> None:

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from composition_samples import composition_info
 from prometheus_client import REGISTRY
 from pydantic import SecretStr
 
@@ -94,31 +95,9 @@ class FakeTwilio:
 
 
 def composition(sid: str, status: str, *, created: datetime = T0, **changes: Any) -> CompositionInfo:
-    values: dict[str, Any] = {
-        "sid": sid,
-        "room_sid": ROOM,
-        "account_sid": "AC" + "0" * 32,
-        "status": status,
-        "date_created": created.replace(microsecond=0),
-        "date_completed": None,
-        "date_deleted": None,
-        "audio_sources": ("*",),
-        "audio_sources_excluded": (),
-        "video_layout": None,
-        "resolution": "640x480",
-        "format": "mp4",
-        "trim": True,
-        "bitrate": None,
-        "size": None,
-        "duration": None,
-        "media_external_location": None,
-        "status_callback": CALLBACK,
-        "status_callback_method": "POST",
-        "url": None,
-        "media_url": None,
-    }
-    values.update(changes)
-    return CompositionInfo(**values)
+    values = {"account_sid": "AC" + "0" * 32, "status_callback": CALLBACK, "status_callback_method": "POST"}
+    fixed = {"sid": sid, "room_sid": ROOM, "status": status, "date_created": created.replace(microsecond=0)}
+    return composition_info(**{**fixed, **values, **changes})
 
 
 def room(end: datetime | None) -> RoomInfo:

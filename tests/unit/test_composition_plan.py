@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from composition_samples import composition_info
 
 from twilio_video_operator.gateway.records import CompositionInfo
 from twilio_video_operator.handlers.composition import needs_attention
@@ -127,31 +128,9 @@ def test_delivery_after_completion_respects_the_backoff() -> None:
 
 
 def info(**changes: Any) -> CompositionInfo:
-    values: dict[str, Any] = {
-        "sid": SID,
-        "room_sid": ROOM,
-        "account_sid": None,
-        "status": "enqueued",
-        "date_created": NOW,
-        "date_completed": None,
-        "date_deleted": None,
-        "audio_sources": ("*",),
-        "audio_sources_excluded": (),
-        "video_layout": None,
-        "resolution": "640x480",
-        "format": "mp4",
-        "trim": True,
-        "bitrate": None,
-        "size": None,
-        "duration": None,
-        "media_external_location": None,
-        "status_callback": f"https://op.test/twilio/composition-events?namespace=ns&name=c1&uid={UID}",
-        "status_callback_method": "POST",
-        "url": None,
-        "media_url": None,
-    }
-    values.update(changes)
-    return CompositionInfo(**values)
+    callback = f"https://op.test/twilio/composition-events?namespace=ns&name=c1&uid={UID}"
+    fixed = {"sid": SID, "room_sid": ROOM, "date_created": NOW, "status_callback": callback}
+    return composition_info(**{**fixed, "status_callback_method": "POST", **changes})
 
 
 @pytest.mark.parametrize(
