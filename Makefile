@@ -30,8 +30,8 @@ system-deps:
 	fi
 
 lint: $(STAMP)
-	$(BIN)/ruff check operator tests
-	$(BIN)/ruff format --check operator tests
+	$(BIN)/ruff check --no-cache operator tests
+	$(BIN)/ruff format --no-cache --check operator tests
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 

@@ -13,7 +13,6 @@ from typing import Any
 
 import pytest
 from operator_stack import REPO_ROOT, OperatorProcess, Stack, wait_until
-from secret_scan import SecretScanner
 from workloads import (
     composition_manifest,
     condition,
@@ -23,6 +22,7 @@ from workloads import (
     videoroom_manifest,
 )
 
+from secret_scan import SecretScanner
 from twilio_video_operator.emulator.compositions import service_of
 from twilio_video_operator.kube import COMPOSITIONS, SIGNINGKEYROTATIONS, VIDEOROOMS
 

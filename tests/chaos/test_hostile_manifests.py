@@ -22,9 +22,9 @@ import pytest_asyncio
 import yaml
 from chaos_support import NAMESPACE, observe_stack, require_handler, start_operator
 from operator_stack import REPO_ROOT, Stack, count_requests, wait_until
-from secret_scan import SecretScanner
 from workloads import condition
 
+from secret_scan import SecretScanner
 from twilio_video_operator.kube import COMPOSITIONS, SIGNINGKEYROTATIONS, VIDEOROOMS, KubeApiError, Resource
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")

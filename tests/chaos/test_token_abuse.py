@@ -24,10 +24,10 @@ from chaos_support import (
     wait_objects,
 )
 from operator_stack import OperatorProcess, Stack
-from secret_scan import SecretScanner
 from twilio.jwt.access_token import AccessToken
 from twilio.jwt.access_token.grants import VideoGrant
 
+from secret_scan import SecretScanner
 from twilio_video_operator.dev.kube import AccessRule
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")

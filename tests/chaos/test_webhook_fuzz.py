@@ -33,11 +33,12 @@ from chaos_support import (
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from operator_stack import OperatorProcess, Stack, wait_until
-from secret_scan import SecretScanner
 from twilio.jwt.access_token import AccessToken
 from twilio.jwt.access_token.grants import VideoGrant
 from twilio.request_validator import RequestValidator
 from twilio_setup import recorded_rooms, ticking_clock
+
+from secret_scan import SecretScanner
 
 ROOM_EVENTS = "/twilio/room-events"
 COMPOSITION_EVENTS = "/twilio/composition-events"
