@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import copy
-import functools
 import os
 import shutil
 import socket
@@ -31,6 +29,7 @@ import aiohttp
 import pytest
 import yaml
 
+from chart_rules import JOB, NAMESPACE, rendered_rule_spec
 from twilio_video_operator.dev.playground import Playground
 from twilio_video_operator.kube import SECRETS, VIDEOROOMS
 
@@ -38,18 +37,6 @@ pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"
-CHART = REPO / "charts" / "twilio-video-operator"
-RELEASE = "tvo"
-NAMESPACE = "video-system"
-#: The scrape job of the release's Service (the chart's `metricsJob`), which its rules select.
-JOB = "tvo-twilio-video-operator"
-CHART_VALUES: dict[str, Any] = {
-    "publicBaseUrl": "https://video.example.com",
-    "credentials": {"existingSecret": "twilio-credentials"},
-    "metrics": {
-        "prometheusRule": {"enabled": True, "runbookBaseUrl": "https://runbooks.example.com/runbooks.md"}
-    },
-}
 PROMETHEUS_START_ATTEMPTS = 3
 PROMETHEUS_READY_TIMEOUT = 15.0
 CONVERGE_TIMEOUT = 30.0
@@ -57,25 +44,15 @@ STOP_TIMEOUT = 10.0
 POLL_SECONDS = 0.25
 
 
-@functools.cache
 def chart_rule_groups() -> list[dict[str, Any]]:
     """The rule groups of the PrometheusRule the chart renders for release ``tvo`` in ``video-system``."""
     try:
-        import helm_python as helm
+        groups: list[dict[str, Any]] = rendered_rule_spec()["groups"]
     except ImportError:
         if os.environ.get("CI"):
             pytest.fail("helm-python-sdk is not installed")
         pytest.skip("helm-python-sdk is not installed")
-    with helm.Chart.load(CHART) as chart:
-        rendered = chart.render(copy.deepcopy(CHART_VALUES), name=RELEASE, namespace=NAMESPACE)
-    for path, text in rendered.items():
-        if path.endswith(".txt"):
-            continue
-        for doc in yaml.safe_load_all(text):
-            if doc and doc.get("kind") == "PrometheusRule":
-                groups: list[dict[str, Any]] = doc["spec"]["groups"]
-                return groups
-    raise AssertionError("the chart rendered no PrometheusRule")
+    return groups
 
 
 def chart_alert_names() -> set[str]:

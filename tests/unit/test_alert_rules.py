@@ -12,7 +12,6 @@ tests skip locally and fail when ``CI`` is set.
 from __future__ import annotations
 
 import copy
-import functools
 import os
 import re
 import shutil
@@ -23,41 +22,27 @@ from typing import Any
 import pytest
 import yaml
 
+from chart_rules import (
+    CHART,
+    JOB,
+    NAMESPACE,
+    RELEASE,
+    RUNBOOK_BASE,
+    VALUES,
+    prometheus_rule_spec,
+    rendered_rule_spec,
+)
+
 helm = pytest.importorskip("helm_python")
 
 ROOT = Path(__file__).resolve().parents[2]
-CHART = ROOT / "charts" / "twilio-video-operator"
 RUNBOOKS = ROOT / "docs" / "runbooks.md"
 PROMTOOL_TESTS = Path(__file__).resolve().parent / "promtool"
 
-RELEASE = "tvo"
-NAMESPACE = "video-system"
-#: The Prometheus `job` of the release's Service, which the promtool input series carry.
-JOB = "tvo-twilio-video-operator"
-RUNBOOK_BASE = "https://runbooks.example.com/docs/runbooks.md"
-VALUES: dict[str, Any] = {
-    "publicBaseUrl": "https://video.example.com",
-    "credentials": {"existingSecret": "twilio-credentials"},
-    "metrics": {"prometheusRule": {"enabled": True, "runbookBaseUrl": RUNBOOK_BASE}},
-}
 SEVERITIES = {"critical", "warning", "info"}
 
 
 # --- helpers shared with test_dashboard.py --------------------------------------------------------
-
-
-@functools.cache
-def rendered_rule_spec() -> dict[str, Any]:
-    """``.spec`` of the PrometheusRule the chart renders for release ``tvo`` in ``video-system``."""
-    with helm.Chart.load(CHART) as chart:
-        rendered = chart.render(copy.deepcopy(VALUES), name=RELEASE, namespace=NAMESPACE)
-    for path, text in rendered.items():
-        if path.endswith(".txt"):
-            continue
-        for doc in yaml.safe_load_all(text):
-            if doc and doc.get("kind") == "PrometheusRule":
-                return doc["spec"]  # type: ignore[no-any-return]
-    raise AssertionError("the chart rendered no PrometheusRule")
 
 
 def alert_rules() -> dict[str, dict[str, Any]]:
@@ -200,15 +185,10 @@ def test_runbook_urls_follow_the_configured_base() -> None:
 )
 def test_not_reconciling_threshold_follows_the_resync_interval(resync: str, stale_after: int) -> None:
     """Three resync intervals, at least 15 minutes: every object is reconciled once per interval."""
-    with helm.Chart.load(CHART) as chart:
-        rendered = chart.render(
-            {**copy.deepcopy(VALUES), "resyncInterval": resync}, name=RELEASE, namespace=NAMESPACE
-        )
+    spec = prometheus_rule_spec({**VALUES, "resyncInterval": resync})
     (rule,) = (
         rule
-        for path, text in rendered.items()
-        if path.endswith("prometheusrule.yaml")
-        for group in yaml.safe_load(text)["spec"]["groups"]
+        for group in spec["groups"]
         for rule in group["rules"]
         if rule.get("alert") == "TwilioVideoOperatorNotReconciling"
     )
