@@ -52,6 +52,7 @@ from twilio_video_operator.models.composition import (
 from twilio_video_operator.reconcilers import composition_conditions as cond
 from twilio_video_operator.reconcilers.composition import (
     CompositionExecutor,
+    CompositionsApi,
     EventType,
     Ports,
     observe_callback,
@@ -267,6 +268,18 @@ class CompositionRuntime:
 
     # -- ports ----------------------------------------------------------------------------------------
 
+    def executor(
+        self,
+        context: CompositionContext,
+        twilio: CompositionsApi | None,
+        obj: Mapping[str, Any],
+        memory: Memory,
+    ) -> CompositionExecutor:
+        """The executor of one object's reconcile (``twilio`` None: no credentials, callbacks only)."""
+        return CompositionExecutor(
+            context, twilio=twilio, ports=self.ports(obj), memory=memory, clock=self.clock, timing=self.timing
+        )
+
     def ports(self, obj: Mapping[str, Any]) -> Ports:
         metadata = obj.get("metadata") or {}
         namespace, name = str(metadata["namespace"]), str(metadata["name"])
@@ -320,14 +333,7 @@ class CompositionRuntime:
         context, api = await self.context(obj)
         memory = self.memory(context.uid)
         memory.request_resync((metadata.get("annotations") or {}).get(RECONCILE_REQUESTED_AT))
-        executor = CompositionExecutor(
-            context,
-            twilio=api,
-            ports=self.ports(obj),
-            memory=memory,
-            clock=self.clock,
-            timing=self.timing,
-        )
+        executor = self.executor(context, api, obj, memory)
         if status.sid is not None:
             self.by_sid[status.sid] = (namespace, name)
         try:
@@ -436,14 +442,7 @@ class CompositionRuntime:
                 spec=spec,
             )
             memory = self.memory(context.uid)
-            executor = CompositionExecutor(
-                context,
-                twilio=None,
-                ports=self.ports(obj),
-                memory=memory,
-                clock=self.clock,
-                timing=self.timing,
-            )
+            executor = self.executor(context, None, obj, memory)
             initial = status = CompositionStatus.model_validate(obj.get("status") or {})
             entered: list[Observation] = []
             for event in events:
