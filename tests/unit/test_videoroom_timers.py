@@ -66,3 +66,46 @@ async def test_keyed_locks_serialize_per_key_and_are_released() -> None:
     assert order.index("a-") < order.index("b+")  # same key: one after the other
     assert order.index("c+") < order.index("a-")  # other key: concurrently
     assert len(locks) == 0
+
+
+def test_moved_and_cleared_timers_do_not_fire_at_their_old_time() -> None:
+    timers: DueTimers[str] = DueTimers()
+    timers.set_resync("a", at(10))
+    timers.set_resync("a", at(30))  # moved later
+    timers.set_wake("b", at(5))
+    timers.clear_wake("b")
+    timers.set_wake("c", at(8))
+    timers.discard("c")
+    assert timers.next_due() == at(30)
+    assert timers.pop_due(at(29)) == []
+    assert timers.pop_due(at(30)) == [("a", True)]
+    assert timers.next_due() is None
+
+
+def test_due_keys_come_out_in_due_order_once_each() -> None:
+    timers: DueTimers[str] = DueTimers()
+    for second, key in ((3, "c"), (1, "a"), (2, "b")):
+        timers.set_wake(key, at(second))
+    timers.set_resync("a", at(2))
+    assert timers.pop_due(at(5)) == [("a", True), ("b", False), ("c", False)]
+
+
+def test_a_wake_set_again_after_it_fired_fires_again() -> None:
+    timers: DueTimers[str] = DueTimers()
+    timers.set_wake("a", at(1))
+    assert timers.pop_due(at(1)) == [("a", False)]
+    timers.set_wake("a", at(1), observe=True)
+    assert timers.pop_due(at(1)) == [("a", True)]
+    assert timers.pop_due(at(1)) == []
+
+
+def test_stale_entries_are_compacted_while_live_timers_survive() -> None:
+    timers: DueTimers[int] = DueTimers()
+    for key in range(10):
+        timers.set_resync(key, at(1000 + key))
+    for step in range(2000):  # every reconcile moves the resync: stale entries pile up
+        timers.set_resync(step % 10, at(2000 + step))
+    assert len(timers._heap) <= 3 * len(timers) + 64 + 1
+    fired = timers.pop_due(at(10_000))
+    assert sorted(key for key, _ in fired) == list(range(10))
+    assert all(timers.resync_at(key) is None for key in range(10))

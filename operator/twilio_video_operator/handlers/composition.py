@@ -23,7 +23,6 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import kopf
@@ -33,13 +32,12 @@ from twilio_video_operator.delivery import DeliveryError, DeliveryReason, S3Cred
 from twilio_video_operator.gateway import (
     AuthError,
     CredentialSet,
-    GatewayConfig,
     GatewayError,
     TwilioApi,
     TwilioGateway,
 )
+from twilio_video_operator.handlers.shared import release_shared, shared_gateway, shared_kube
 from twilio_video_operator.kube import COMPOSITIONS, SECRETS, VIDEOROOMS, KubeApiError, KubeClient
-from twilio_video_operator.kube.connection import resolve_connection
 from twilio_video_operator.kube.events import post_event
 from twilio_video_operator.kube.secrets import decode_secret_data
 from twilio_video_operator.logs import register_secret
@@ -77,6 +75,7 @@ from twilio_video_operator.reconcilers.reconcile_tracking import (
     Result,
     track_reconcile,
 )
+from twilio_video_operator.reconcilers.status_tally import StatusTally
 from twilio_video_operator.settings import Settings
 from twilio_video_operator.webhooks.channel import CallbackEvent
 from twilio_video_operator.webhooks.composition_events import CHANNEL, composition_callback_url
@@ -93,6 +92,10 @@ TICK_SECONDS = 10.0
 COMPOSITION_STATUS_LABELS = ("enqueued", "processing", "completed", "failed", "deleted", "none")
 #: The spec the Twilio composition was created from (JSON), recorded before the create call.
 CREATED_SPEC_ANNOTATION = f"{API_GROUP}/created-spec"
+
+
+def _export_composition_count(composition_status: str, count: int) -> None:
+    metrics.COMPOSITIONS_BY_STATUS.labels(composition_status).set(count)
 
 
 def utc_now() -> datetime:
@@ -131,7 +134,9 @@ class CompositionRuntime:
     backlog: dict[tuple[str, str], list[CompositionEvent]] = field(default_factory=dict)
     draining: set[tuple[str, str]] = field(default_factory=set)
     drains: set[asyncio.Task[None]] = field(default_factory=set)
-    statuses: dict[tuple[str, str], str] = field(default_factory=dict)
+    statuses: StatusTally[tuple[str, str]] = field(
+        default_factory=lambda: StatusTally(COMPOSITION_STATUS_LABELS, _export_composition_count)
+    )
 
     def lock(self, namespace: str, name: str) -> asyncio.Lock:
         return self.locks.setdefault((namespace, name), asyncio.Lock())
@@ -146,14 +151,9 @@ class CompositionRuntime:
         """Remember the object's ``compositionStatus`` (``None``: it is gone) and export the counts."""
         key = (namespace, name)
         if status is None:
-            self.statuses.pop(key, None)
+            self.statuses.discard(key)
         else:
-            self.statuses[key] = status.composition_status or "none"
-        counts = dict.fromkeys(COMPOSITION_STATUS_LABELS, 0)
-        for value in self.statuses.values():
-            counts[value if value in counts else "none"] += 1
-        for label, count in counts.items():
-            metrics.COMPOSITIONS_BY_STATUS.labels(label).set(count)
+            self.statuses.set(key, status.composition_status)
 
     @property
     def hub(self) -> WebhookHub:
@@ -554,13 +554,12 @@ class CompositionRuntime:
         await post_event(self.kube, body, "Normal", "Deleted", message)
 
     async def close(self) -> None:
+        """Stop this kind's work; the shared Kubernetes client and gateway are released by the caller."""
         for task in [*self.tasks, *self.drains]:
             task.cancel()
             with contextlib.suppress(BaseException):
                 await task
         await self.deliverer.close()
-        await self.gateway.close()
-        await self.kube.close()
 
 
 def _created_spec(metadata: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -623,15 +622,10 @@ def register_handlers(
 
     @kopf.on.startup(registry=registry, id="composition-startup")
     async def startup(memo: Any, settings: kopf.OperatorSettings, **_: Any) -> None:
-        operator_settings: Settings = memo.settings
-        explicit = memo.get("kubeconfig")
-        info = resolve_connection(Path(explicit) if explicit is not None else None, settings)
         runtime = CompositionRuntime(
-            kube=KubeClient(info),
-            gateway=TwilioGateway(
-                GatewayConfig.from_settings(operator_settings, **(gateway_overrides or {}))
-            ),
-            settings=operator_settings,
+            kube=shared_kube(memo, settings),
+            gateway=shared_gateway(memo, gateway_overrides),  # one concurrency cap for every kind
+            settings=memo.settings,
             deliverer=S3Deliverer(**(deliverer_options or {})),
             clock=clock,
             timing=timing or Timing(),
@@ -650,6 +644,7 @@ def register_handlers(
             return
         await runtime.hub.channel(CHANNEL).detach()
         await runtime.close()
+        await release_shared(memo, 2)
 
     @kopf.on.resume(*resource, registry=registry, id="composition-resume")
     @kopf.on.create(*resource, registry=registry, id="composition-create")

@@ -34,6 +34,7 @@ from twilio_video_operator.models.videoroom import VideoRoomSpec, VideoRoomStatu
 from twilio_video_operator.reconcilers.due_timers import DueTimers
 from twilio_video_operator.reconcilers.keyed_locks import KeyedLocks
 from twilio_video_operator.reconcilers.reconcile_tracking import ReconcileProgress, Result, track_reconcile
+from twilio_video_operator.reconcilers.status_tally import StatusTally
 from twilio_video_operator.reconcilers.videoroom import PlanInput
 from twilio_video_operator.reconcilers.videoroom_callbacks import apply_room_callback, parse_room_callback
 from twilio_video_operator.reconcilers.videoroom_conditions import stall_of
@@ -98,6 +99,10 @@ class _RoomEntry:
     account_sid: str
 
 
+def _export_room_count(room_status: str, count: int) -> None:
+    metrics.VIDEOROOMS_BY_STATUS.labels(room_status).set(count)
+
+
 def utc_now() -> datetime:
     return datetime.now(UTC)
 
@@ -129,7 +134,7 @@ class VideoRoomController:
         self._timers: DueTimers[Key] = DueTimers()
         self._rooms: dict[str, _RoomEntry] = {}
         self._sid_of: dict[Key, str] = {}
-        self._room_status: dict[Key, str] = {}
+        self._room_status: StatusTally[Key] = StatusTally(ROOM_STATUS_LABELS, _export_room_count)
         self._failures: dict[Key, int] = {}
         self._wakeup = asyncio.Event()
         self._loop_task: asyncio.Task[None] | None = None
@@ -179,11 +184,10 @@ class VideoRoomController:
         sid = self._sid_of.pop(key, None)
         if sid is not None:
             self._rooms.pop(sid, None)
-        self._room_status.pop(key, None)
+        self._room_status.discard(key)
         self._failures.pop(key, None)
         if self._progress is not None:
             self._progress.forget(KIND, namespace, name)
-        self._update_room_gauge()
 
     def knows_room(self, room_sid: str) -> bool:
         return room_sid in self._rooms
@@ -296,15 +300,7 @@ class VideoRoomController:
         if status.sid is not None and creds is not None:
             self._rooms[status.sid] = _RoomEntry(key, creds.account_sid)
             self._sid_of[key] = status.sid
-        self._room_status[key] = status.room_status or "none"
-        self._update_room_gauge()
-
-    def _update_room_gauge(self) -> None:
-        counts = dict.fromkeys(ROOM_STATUS_LABELS, 0)
-        for value in self._room_status.values():
-            counts[value if value in counts else "none"] += 1
-        for label, count in counts.items():
-            metrics.VIDEOROOMS_BY_STATUS.labels(label).set(count)
+        self._room_status.set(key, status.room_status)
 
     # ------------------------------------------------------------------------------------- timers
 
@@ -402,8 +398,7 @@ class VideoRoomController:
                 patch = merge_patch(status.to_dict(), new_status.to_dict())
                 if patch:
                     await self._objects.patch_status(key[0], key[1], patch)
-                self._room_status[key] = new_status.room_status or "none"
-                self._update_room_gauge()
+                self._room_status.set(key, new_status.room_status)
             reconcile = effects.reconcile
         if reconcile:
             self.request(*key)
