@@ -14,6 +14,7 @@ from twilio_video_operator.gateway.circuit import CircuitBreaker, CircuitState
 from twilio_video_operator.gateway.config import GatewayConfig
 from twilio_video_operator.gateway.credentials import CredentialSet
 from twilio_video_operator.gateway.executor import Executor
+from twilio_video_operator.gateway.io_loop import IoLoop
 from twilio_video_operator.gateway.limiter import AdaptiveLimit
 from twilio_video_operator.gateway.pool import ClientPool
 
@@ -40,9 +41,11 @@ class TwilioGateway:
             self.config.max_concurrency, on_change=metrics.TWILIO_CONCURRENCY_LIMIT.set
         )
         self._breakers: dict[str, CircuitBreaker] = {}
+        self._io = IoLoop()
         self._pool = ClientPool(
             base_url=self.config.base_url,
             limit=self._limit,
+            io=self._io,
             request_timeout=self.config.request_timeout,
             idle_ttl=self.config.idle_client_ttl,
             clock=clock,
@@ -84,5 +87,6 @@ class TwilioGateway:
         return len(self._pool)
 
     async def close(self) -> None:
-        """Close every client's HTTP session. The gateway cannot be used afterwards."""
+        """Close every client's HTTP session and stop the I/O loop. The gateway cannot be used afterwards."""
         await self._pool.close()
+        await self._io.close()

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from twilio.rest import Client
 
 from twilio_video_operator.gateway.credentials import CredentialSet
+from twilio_video_operator.gateway.io_loop import IoLoop
 from twilio_video_operator.gateway.limiter import AdaptiveLimit
 from twilio_video_operator.gateway.transport import InstrumentedHttpClient
 
@@ -52,12 +53,14 @@ class ClientPool:
         *,
         base_url: str | None,
         limit: AdaptiveLimit,
+        io: IoLoop,
         request_timeout: float,
         idle_ttl: float,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._base_url = base_url
         self._limit = limit
+        self._io = io
         self._request_timeout = request_timeout
         self._idle_ttl = idle_ttl
         self._clock = clock
@@ -120,7 +123,7 @@ class ClientPool:
 
     def _create(self, creds: CredentialSet, now: float) -> ClientEntry:
         http_client = InstrumentedHttpClient(
-            self._base_url, limit=self._limit, request_timeout=self._request_timeout
+            self._base_url, limit=self._limit, request_timeout=self._request_timeout, io=self._io
         )
         rest_user, rest_password = creds.rest_auth()
         keys_user, keys_password = creds.keys_api_auth()

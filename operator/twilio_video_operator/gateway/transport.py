@@ -22,6 +22,7 @@ from twilio.http.response import Response
 from twilio_video_operator import metrics
 from twilio_video_operator.gateway.base_url import AsyncBaseUrlHttpClient
 from twilio_video_operator.gateway.catalog import Operation, OpType
+from twilio_video_operator.gateway.io_loop import IoLoop
 from twilio_video_operator.gateway.limiter import AdaptiveLimit
 
 REQUEST_ID_HEADER = "Twilio-Request-Id"
@@ -95,7 +96,8 @@ class InstrumentedHttpClient(AsyncBaseUrlHttpClient):
     ``limit`` is shared by all clients of a gateway, so the cap is process-wide; it shrinks when Twilio
     answers 429 and grows back while it does not (:mod:`~twilio_video_operator.gateway.limiter`).
     ``request_timeout`` applies to each request (the SDK passes none, and aiohttp would otherwise wait five
-    minutes).
+    minutes). The exchanges, the cap and the aiohttp session live on ``io``, the gateway's I/O loop
+    (:mod:`~twilio_video_operator.gateway.io_loop`); callers await them from their own loop.
     """
 
     def __init__(
@@ -104,9 +106,12 @@ class InstrumentedHttpClient(AsyncBaseUrlHttpClient):
         *,
         limit: AdaptiveLimit,
         request_timeout: float,
+        io: IoLoop,
     ) -> None:
-        super().__init__(base_url, timeout=request_timeout)
+        super().__init__(base_url, pool_connections=False, timeout=request_timeout)
         self._limit = limit
+        self._io = io
+        self.session = io.call(aiohttp.ClientSession)
 
     def log_request(self, kwargs: dict[str, Any]) -> None:
         """The gateway logs one structured record per call instead of the SDK's multi-line dump."""
@@ -125,13 +130,20 @@ class InstrumentedHttpClient(AsyncBaseUrlHttpClient):
         timeout: float | None = None,  # noqa: ASYNC109 - the SDK's HttpClient interface passes it
         allow_redirects: bool = False,
     ) -> Response:
-        record = _current_call.get()
+        record = _current_call.get()  # read here: the I/O loop's task has a context of its own
         operation = record.operation if record is not None else _fallback_operation(method, url)
         send_headers = dict(headers or {})
         if auth is not None:
             # Sent as a header rather than aiohttp's deprecated ``auth=``; never logged.
             send_headers["Authorization"] = aiohttp.encode_basic_auth(auth[0], auth[1])
-        path = urlsplit(url).path
+        exchange = self._exchange(
+            _Request(method, url, params, data, send_headers, timeout, allow_redirects), operation, record
+        )
+        return await self._io.run(exchange)
+
+    async def _exchange(self, request: _Request, operation: Operation, record: CallRecord | None) -> Response:
+        """One request on the I/O loop: wait for a slot, send, read the answer, record it."""
+        path = urlsplit(request.url).path
         queued = time.perf_counter()
         async with self._limit.slot() as slot:
             if record is not None:
@@ -140,26 +152,28 @@ class InstrumentedHttpClient(AsyncBaseUrlHttpClient):
             started = time.perf_counter()
             try:
                 response: Response = await super().request(
-                    method,
-                    url,
-                    params=params,
-                    data=data,
-                    headers=send_headers,
+                    request.method,
+                    request.url,
+                    params=request.params,
+                    data=request.data,
+                    headers=request.headers,
                     auth=None,
-                    timeout=timeout if timeout is not None else self.timeout,
-                    allow_redirects=allow_redirects,
+                    timeout=request.timeout if request.timeout is not None else self.timeout,
+                    allow_redirects=request.allow_redirects,
                 )
                 if response.status_code == 429:
                     slot.throttled()
             except (aiohttp.ClientError, TimeoutError) as exc:
                 failure = "timeout" if isinstance(exc, TimeoutError) else "network"
-                exchange = Exchange(method, path, None, time.perf_counter() - started, failure=failure)
+                exchange = Exchange(
+                    request.method, path, None, time.perf_counter() - started, failure=failure
+                )
                 _observe(operation, exchange, record)
                 raise
             finally:
                 metrics.TWILIO_INFLIGHT_REQUESTS.dec()
         exchange = Exchange(
-            method,
+            request.method,
             path,
             response.status_code,
             time.perf_counter() - started,
@@ -168,6 +182,25 @@ class InstrumentedHttpClient(AsyncBaseUrlHttpClient):
         )
         _observe(operation, exchange, record)
         return response
+
+    async def close(self) -> None:
+        """Close the aiohttp session (on the I/O loop, where it lives)."""
+        session = self.session
+        if session is None or session.closed:
+            return
+        if self._io.running:
+            await self._io.run(session.close())
+
+
+@dataclass(frozen=True)
+class _Request:
+    method: str
+    url: str
+    params: dict[str, object] | None
+    data: dict[str, object] | None
+    headers: dict[str, str]
+    timeout: float | None
+    allow_redirects: bool
 
 
 def _observe(operation: Operation, exchange: Exchange, record: CallRecord | None) -> None:
