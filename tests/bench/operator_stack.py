@@ -1,5 +1,6 @@
-"""A whole test bed on 127.0.0.1: the embedded Kubernetes API and the Twilio emulator in this process, and
-an operator (the real one, or the naive baseline) in a process of its own.
+"""A whole test bed on 127.0.0.1: the embedded Kubernetes API in this process, the Twilio emulator in this
+process or in one of its own (the benchmark's choice: its answers then never wait for this process's event
+loop), and an operator (the real one, or the naive baseline) in a process of its own.
 
 The operator runs separately so that it can be measured (peak RSS, CPU seconds) and killed with SIGKILL.
 The Kubernetes API runs here so that its request counters can be read directly; the requests this process
@@ -19,6 +20,7 @@ import asyncio
 import base64
 import binascii
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -264,14 +266,61 @@ class KubeSnapshot:
 
 
 @dataclass
+class EmulatorProcess:
+    """The Twilio emulator in a process of its own (``python -m twilio_video_operator.emulator``), the way
+    Twilio is a service of its own: its answers do not wait for this process's event loop."""
+
+    process: asyncio.subprocess.Process
+    credentials: dict[str, str]
+
+    @classmethod
+    async def start(cls, log_path: Path, *, within: float = OPERATOR_START_TIMEOUT) -> EmulatorProcess:
+        with log_path.open("ab") as log:
+            process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "twilio_video_operator.emulator",
+                "--host",
+                "127.0.0.1",
+                stdout=asyncio.subprocess.PIPE,
+                stderr=log,
+            )
+        assert process.stdout is not None
+        try:
+            line = await asyncio.wait_for(process.stdout.readline(), timeout=within)
+            credentials = {key: str(value) for key, value in json.loads(line).items()}
+        except (TimeoutError, ValueError) as exc:
+            process.kill()
+            await process.wait()
+            raise RuntimeError(f"the emulator did not start; see {log_path}") from exc
+        return cls(process, credentials)
+
+    async def stop(self) -> None:
+        if self.process.returncode is None:
+            self.process.terminate()
+            try:
+                await asyncio.wait_for(self.process.wait(), timeout=OPERATOR_STOP_TIMEOUT)
+            except TimeoutError:
+                self.process.kill()
+                await self.process.wait()
+
+
+@dataclass
 class Stack:
-    """The embedded Kubernetes API and the Twilio emulator; operators are added with :meth:`new_operator`."""
+    """The embedded Kubernetes API and the Twilio emulator; operators are added with :meth:`new_operator`.
+
+    The emulator runs in this process (its state can be inspected: :attr:`emulator`) or, with
+    ``separate_emulator``, in a process of its own (:attr:`emulator_process`; only its HTTP APIs are
+    reachable).
+    """
 
     work_dir: Path
     namespaces: Sequence[str] = ("default",)
     crd_dir: Path = CRD_DIR
+    separate_emulator: bool = False
     kube: EmbeddedKubernetes = field(init=False)
     emulator: Emulator = field(init=False)
+    emulator_process: EmulatorProcess | None = field(init=False, default=None)
     client: LedgerClient = field(init=False)
     control: EmulatorControl = field(init=False)
     credentials: dict[str, str] = field(init=False, default_factory=dict)
@@ -305,9 +354,14 @@ class Stack:
         self._started.append("client")
         for namespace in self.namespaces:
             await self.ensure_namespace(namespace)
-        self.emulator = await start_emulator(host="127.0.0.1", port=0, state_file=None)
-        self._started.append("emulator")
-        self.credentials = {key: str(value) for key, value in self.emulator.credentials.items()}
+        if self.separate_emulator:
+            self.emulator_process = await EmulatorProcess.start(self.work_dir / "emulator.log")
+            self._started.append("emulator")
+            self.credentials = dict(self.emulator_process.credentials)
+        else:
+            self.emulator = await start_emulator(host="127.0.0.1", port=0, state_file=None)
+            self._started.append("emulator")
+            self.credentials = {key: str(value) for key, value in self.emulator.credentials.items()}
         self.control = EmulatorControl(self.credentials["url"])
         self.harvest_secrets()
 
@@ -325,7 +379,10 @@ class Stack:
         if "emulator" in self._started:
             self.harvest_secrets()
             await self.control.close()
-            await self.emulator.stop()
+            if self.emulator_process is not None:
+                await self.emulator_process.stop()
+            else:
+                await self.emulator.stop()
         if "client" in self._started:
             await self.client.raw.close()
         if "kube" in self._started:
@@ -414,9 +471,13 @@ class Stack:
     def harvest_secrets(self) -> set[str]:
         """Every secret value seen so far: the account's Auth Token, every API key secret the emulator has
         issued (keys deleted later included, as long as they were seen here once), and the values held in
-        Secrets of the Kubernetes API. Call it now and then during a test; :meth:`stop` calls it last."""
-        state = self.emulator.state
-        found = {state.auth_token, *(key.secret for key in state.keys.values())}
+        Secrets of the Kubernetes API. Call it now and then during a test; :meth:`stop` calls it last. A
+        separate emulator's state cannot be read: its Auth Token and standard key are what is known."""
+        if self.emulator_process is not None:
+            found = {self.credentials["auth_token"], self.credentials["api_secret"]}
+        else:
+            state = self.emulator.state
+            found = {state.auth_token, *(key.secret for key in state.keys.values())}
         for secret in self.objects("secrets", "v1"):
             found.update(_secret_values(secret))
         self.seen_secrets.update(value for value in found if value and len(value) >= 8)

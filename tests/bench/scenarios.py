@@ -65,7 +65,7 @@ async def scale_rooms(flavor: Flavor, count: int, options: BenchOptions) -> dict
         return {**result, "available": False, "reason": reason}
     env = operator_env(options)
     work_dir = options.work_dir / f"scale-videoroom-{flavor}-{count}"
-    async with Stack(work_dir, namespaces=(NAMESPACE,)) as stack:
+    async with Stack(work_dir, namespaces=(NAMESPACE,), separate_emulator=True) as stack:
         operator = stack.new_operator(flavor, env=env)
         await operator.start()
         workload = room_workload(NAMESPACE, count, naive=flavor == "naive")
@@ -110,7 +110,7 @@ async def twilio_limits(
     allowed = limit / (latency_ms / 1000)
     env = operator_env(options)
     work_dir = options.work_dir / f"limits-{flavor}-{count}"
-    async with Stack(work_dir, namespaces=(NAMESPACE,)) as stack:
+    async with Stack(work_dir, namespaces=(NAMESPACE,), separate_emulator=True) as stack:
         operator = stack.new_operator(flavor, env=env)
         await operator.start()
         await stack.control.set_faults(concurrencyLimit=limit, latencyMs=latency_ms)
@@ -189,7 +189,7 @@ async def scale_compositions(count: int, options: BenchOptions, *, rooms: int = 
         return {**result, "available": False, "reason": reason}
     env = operator_env(options)
     work_dir = options.work_dir / f"scale-composition-operator-{count}"
-    async with Stack(work_dir, namespaces=(NAMESPACE,)) as stack:
+    async with Stack(work_dir, namespaces=(NAMESPACE,), separate_emulator=True) as stack:
         operator = stack.new_operator("operator", env=env)
         await operator.start()
         room_sids = await recorded_rooms(stack, rooms)
