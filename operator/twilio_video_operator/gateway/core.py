@@ -22,8 +22,9 @@ from twilio_video_operator.gateway.pool import ClientPool
 class TwilioGateway:
     """Owns the Twilio clients (one per credential set), the concurrency cap and the circuit breakers.
 
-    Create one per process; it may be built outside an event loop, but its clients are created lazily inside
-    the running loop. ``await close()`` on shutdown closes every HTTP session. ``clock``, ``sleep`` and
+    Create one per process; it may be built outside an event loop. Its clients are created on first use,
+    and their exchanges run on the gateway's I/O loop (:mod:`~twilio_video_operator.gateway.io_loop`).
+    ``await close()`` on shutdown closes every HTTP session and stops that loop. ``clock``, ``sleep`` and
     ``rng`` are injectable for tests.
     """
 

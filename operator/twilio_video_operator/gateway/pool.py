@@ -73,10 +73,11 @@ class ClientPool:
         return len(self._entries)
 
     def entry(self, creds: CredentialSet) -> ClientEntry:
-        """The current clients for ``creds``, created (inside the running loop) or replaced as needed."""
+        """The current clients for ``creds``, created or replaced as needed (inside a running loop: a
+        replaced client is closed by a task of it)."""
         if self._closed:
             raise RuntimeError("the Twilio gateway is closed")
-        asyncio.get_running_loop()  # the SDK's aiohttp session must be created inside a running loop
+        asyncio.get_running_loop()
         now = self._clock()
         self._evict_idle(now)
         key = creds.identity
