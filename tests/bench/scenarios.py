@@ -117,6 +117,8 @@ async def twilio_limits(
         workload = room_workload(NAMESPACE, count, naive=flavor == "naive")
         # Three times what the allowance needs: enough for the operator, a bound for the baseline.
         within = min(options.timeout_for(count), max(60.0, 3 * count / allowed))
+        if flavor == "naive":
+            within = min(within, options.baseline_timeout)
         convergence = await measure_convergence(stack, operator, workload, within=within)
         await stack.control.clear_faults()
         metrics = await scrape_metrics(operator.http_url) if flavor == "operator" else {}
@@ -209,8 +211,27 @@ async def scale_compositions(count: int, options: BenchOptions, *, rooms: int = 
     }
 
 
+def last_json_object(output: str) -> dict[str, Any] | None:
+    """The last JSON object printed in ``output``, on one line or indented over several; None if none."""
+    lines = output.splitlines()
+    for index in range(len(lines) - 1, -1, -1):
+        if not lines[index].startswith("{"):
+            continue
+        try:
+            parsed = json.loads("\n".join(lines[index:]))
+        except ValueError:
+            try:
+                parsed = json.loads(lines[index])
+            except ValueError:
+                continue
+        if isinstance(parsed, dict):
+            return parsed
+    return None
+
+
 async def run_script(path: Path, *, within: float) -> dict[str, Any]:
-    """Another benchmark script of the project, run as it is; its last JSON line is the result."""
+    """Another benchmark script of the project, run as it is; the last JSON object it prints is the
+    result."""
     if not await asyncio.to_thread(path.exists):
         return {"scenario": path.stem, "available": False, "reason": f"{path.name} is not available"}
     started = time.monotonic()
@@ -233,13 +254,9 @@ async def run_script(path: Path, *, within: float) -> dict[str, Any]:
         "exit_code": process.returncode,
         "seconds": round(time.monotonic() - started, 1),
     }
-    for line in reversed(stdout.decode(errors="replace").splitlines()):
-        try:
-            parsed = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(parsed, dict):
-            return {**result, "result": parsed}
+    parsed = last_json_object(stdout.decode(errors="replace"))
+    if parsed is not None:
+        return {**result, "result": parsed}
     return {
         **result,
         "output_tail": stdout.decode(errors="replace")[-2000:],
