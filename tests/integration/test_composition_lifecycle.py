@@ -149,6 +149,33 @@ async def test_polling_takes_over_when_callbacks_do_not_arrive(bed: OperatorHarn
     assert (await bed.twilio_counts()).get("FetchComposition", 0) >= 1
 
 
+async def test_a_composition_from_before_a_restart_is_fetched_at_once(tmp_path: Path) -> None:
+    """An object whose composition this process did not create (its callbacks went to a process that is
+    gone) is looked at on the first reconcile, not after the poll interval (here a minute)."""
+
+    def slow_polls(registry: kopf.OperatorRegistry, harness: OperatorHarness) -> None:
+        timing = replace(FAST, poll_min=60.0, poll_max=60.0)
+        register_handlers(registry, clock=harness.clock, tick_seconds=0.1, timing=timing)
+
+    async with OperatorHarness(tmp_path, registrars=[slow_polls]) as bed:
+        ns = await bed.namespace()
+        room_sid = await recorded_room(bed)
+        made = await twilio(bed, "POST", "/v1/Compositions", {"RoomSid": room_sid, "AudioSources": "*"})
+        await create_composition(bed, ns, "c1", {"roomSid": room_sid}, annotations={PAUSED: "true"})
+        synced = bed.clock().strftime("%Y-%m-%dT%H:%M:%SZ")
+        status = {"sid": made["sid"], "roomSid": room_sid, "compositionStatus": "enqueued"}
+        await bed.kube_client.patch_status(COMPOSITIONS, ns, "c1", {**status, "lastSyncedAt": synced})
+        await bed.advance_clock(5)  # Twilio finishes it; no callback was asked for
+        assert (await twilio_composition(bed, made["sid"]))["status"] == "completed"
+        fetched = (await bed.twilio_counts()).get("FetchComposition", 0)
+
+        await bed.kube_client.patch(COMPOSITIONS, ns, "c1", {"metadata": {"annotations": {PAUSED: None}}})
+
+        await wait_composition(bed, ns, "c1", has("compositionStatus", "completed"))
+        assert (await bed.twilio_counts()).get("FetchComposition", 0) == fetched + 1
+        assert await create_counts(bed) == 1  # the one made above, none by the operator
+
+
 async def test_a_crash_after_create_does_not_create_a_second_composition(bed: OperatorHarness) -> None:
     """The state a crash between CreateComposition and the status write leaves: marker, no SID, a
     composition at Twilio. The operator claims it instead of creating another."""

@@ -331,7 +331,12 @@ class CompositionRuntime:
             run.finish(Result.PAUSED)
             return None
         context, api = await self.context(obj)
+        first_look = context.uid not in self.memories
         memory = self.memory(context.uid)
+        if first_look and status.sid is not None:
+            # A composition this process did not create (a restart, a new leader): its callbacks may have
+            # gone to no one, so look at Twilio now rather than at the next poll.
+            memory.resync_requested = True
         memory.request_resync((metadata.get("annotations") or {}).get(RECONCILE_REQUESTED_AT))
         executor = self.executor(context, api, obj, memory)
         if status.sid is not None:
