@@ -12,6 +12,8 @@ from aiohttp import web
 from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 
+from local_http import serve_locally
+
 ROOM_PARAMS = {
     "AccountSid",
     "RoomName",
@@ -84,12 +86,8 @@ async def receiver() -> AsyncIterator[Receiver]:
         return web.Response(status=holder[0].status)
 
     app.router.add_route("*", "/events", handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    holder.append(Receiver(f"http://127.0.0.1:{port}/events"))
+    runner, url = await serve_locally(app)
+    holder.append(Receiver(f"{url}/events"))
     yield holder[0]
     await runner.cleanup()
 

@@ -9,6 +9,7 @@ import kopf
 import pytest
 from aiohttp import web
 
+from local_http import serve_locally
 from twilio_video_operator.dev.kube import EmbeddedKubernetes
 from twilio_video_operator.kube import SECRETS, VIDEOROOMS, KubeApiError, KubeClient
 from twilio_video_operator.kube.events import post_event
@@ -83,12 +84,8 @@ async def test_waiting_for_a_pooled_connection_is_not_a_timeout() -> None:
 
     app = web.Application()
     app.router.add_get("/slow", slow)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    info = kopf.ConnectionInfo(server=f"http://{host}:{port}", scheme="Bearer", token="t")
+    runner, url = await serve_locally(app)
+    info = kopf.ConnectionInfo(server=url, scheme="Bearer", token="t")
     try:
         async with KubeClient(info, timeout=0.5, max_connections=2) as api:
             # Ten requests of 0.2 s through two connections: the last ones wait about 0.8 s for a connection.

@@ -15,6 +15,7 @@ from aiohttp import web
 from prometheus_client import REGISTRY
 from pydantic import SecretStr
 
+from local_http import serve_locally
 from twilio_video_operator.gateway import (
     ALL_OPERATIONS,
     AuthError,
@@ -138,12 +139,7 @@ class FakeTwilio:
     async def start(self) -> None:
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", self.handle)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        host, port = self._runner.addresses[0][:2]
-        self.url = f"http://{host}:{port}"
+        self._runner, self.url = await serve_locally(app)
 
     async def stop(self) -> None:
         if self._runner is not None:

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 import pytest
 from aiohttp import web
 
+from local_http import serve_locally
 from twilio_video_operator.gateway.io_loop import IoLoop, IoLoopClosed
 from twilio_video_operator.gateway.limiter import AdaptiveLimit
 from twilio_video_operator.gateway.transport import InstrumentedHttpClient
@@ -82,22 +83,12 @@ async def test_a_freed_slot_carries_the_next_request_while_the_callers_loop_is_b
         await asyncio.sleep(0.05)
         return web.json_response({"path": request.path})
 
-    async def serve() -> tuple[web.AppRunner, int]:
-        app = web.Application()
-        app.router.add_get("/{name}", handler)
-        runner = web.AppRunner(app)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        return runner, runner.addresses[0][1]
-
-    runner, port = await server_io.run(serve())
+    app = web.Application()
+    app.router.add_get("/{name}", handler)
+    runner, url = await server_io.run(serve_locally(app))
     client = InstrumentedHttpClient(None, limit=AdaptiveLimit(1), request_timeout=10.0, io=io)
     try:
-        calls = [
-            asyncio.ensure_future(client.request("GET", f"http://127.0.0.1:{port}/r{index}"))
-            for index in range(3)
-        ]
+        calls = [asyncio.ensure_future(client.request("GET", f"{url}/r{index}")) for index in range(3)]
         await asyncio.sleep(0)  # the calls are handed to the I/O loop
         # Block this loop (as a burst of reconciles would) until the server has seen all three requests.
         assert all_arrived.wait(timeout=10), f"only {arrived} arrived while the caller's loop was busy"
