@@ -1,4 +1,5 @@
-"""The PrometheusRule the chart renders, shared by the alert-rule, dashboard and Prometheus scrape tests.
+"""The chart as the tests install it (path, release, namespace, the values every install needs), and the
+PrometheusRule it renders, shared by the chart, RBAC, alert-rule, dashboard and Prometheus scrape tests.
 
 Rendered with Helm's own engine (``helm-python-sdk``, imported when first needed) for release ``tvo`` in
 ``video-system``, with the PrometheusRule enabled.
@@ -16,12 +17,17 @@ import yaml
 CHART = Path(__file__).resolve().parents[1] / "charts" / "twilio-video-operator"
 RELEASE = "tvo"
 NAMESPACE = "video-system"
+FULLNAME = "tvo-twilio-video-operator"
 #: The Prometheus `job` of the release's Service (the chart's `metricsJob`), which its rules select.
-JOB = "tvo-twilio-video-operator"
-RUNBOOK_BASE = "https://runbooks.example.com/docs/runbooks.md"
-VALUES: dict[str, Any] = {
+JOB = FULLNAME
+#: What every install must set.
+REQUIRED: dict[str, Any] = {
     "publicBaseUrl": "https://video.example.com",
     "credentials": {"existingSecret": "twilio-credentials"},
+}
+RUNBOOK_BASE = "https://runbooks.example.com/docs/runbooks.md"
+VALUES: dict[str, Any] = {
+    **REQUIRED,
     "metrics": {"prometheusRule": {"enabled": True, "runbookBaseUrl": RUNBOOK_BASE}},
 }
 

@@ -13,17 +13,10 @@ from typing import Any
 import pytest
 import yaml
 
+from chart_rules import CHART, FULLNAME, NAMESPACE, RELEASE, REQUIRED
+
 helm = pytest.importorskip("helm_python")
 
-CHART = Path(__file__).resolve().parents[2] / "charts" / "twilio-video-operator"
-RELEASE = "tvo"
-NAMESPACE = "video-system"
-FULLNAME = "tvo-twilio-video-operator"
-
-REQUIRED: dict[str, Any] = {
-    "publicBaseUrl": "https://video.example.com",
-    "credentials": {"existingSecret": "twilio-credentials"},
-}
 NAMESPACED: dict[str, Any] = {**REQUIRED, "watchNamespaces": ["team-a", "team-b"]}
 ALL_FEATURES: dict[str, Any] = {
     "credentials": {

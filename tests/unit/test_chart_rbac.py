@@ -3,22 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from chart_rules import CHART, FULLNAME, NAMESPACE, RELEASE, REQUIRED
+
 helm = pytest.importorskip("helm_python")
 
-CHART = Path(__file__).resolve().parents[2] / "charts" / "twilio-video-operator"
-RELEASE = "tvo"
-NAMESPACE = "video-system"
-FULLNAME = "tvo-twilio-video-operator"
-REQUIRED: dict[str, Any] = {
-    "publicBaseUrl": "https://video.example.com",
-    "credentials": {"existingSecret": "twilio-credentials"},
-}
 
 Rule = tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]
 
