@@ -22,6 +22,8 @@ CONTROL_PREFIX = "/_emulator/"
 # Twilio answers every API request with this header: "RQ" plus 32 lowercase hex digits.
 REQUEST_ID_HEADER = "Twilio-Request-Id"
 REQUEST_ID_KEY = web.RequestKey("twilio_request_id", str)
+# The status a request's handler answered when fault ``rateLostResponse`` kept the client from seeing it.
+LOST_STATUS_KEY = web.RequestKey("emulator_lost_status", str)
 UNKNOWN_OPERATION = "(unknown)"
 RECENT_REQUESTS = 200
 SCHEDULER_TICK_SECONDS = 0.1
@@ -41,10 +43,14 @@ MODULES = (
 
 @dataclass
 class RequestStats:
-    """Counts of Twilio API requests by operationId and HTTP status, requests now in flight, and the
-    last :data:`RECENT_REQUESTS` requests with their ``Twilio-Request-Id``."""
+    """Counts of Twilio API requests by operationId and HTTP status, requests now in flight, the
+    last :data:`RECENT_REQUESTS` requests with their ``Twilio-Request-Id``, and the answers lost after the
+    work was done (by operationId and the status the client never saw)."""
 
     counts: dict[str, collections.Counter[str]] = field(
+        default_factory=lambda: collections.defaultdict(collections.Counter)
+    )
+    lost: dict[str, collections.Counter[str]] = field(
         default_factory=lambda: collections.defaultdict(collections.Counter)
     )
     in_flight: int = 0
@@ -53,31 +59,44 @@ class RequestStats:
     )
 
     def record(
-        self, operation: str, status: str, request_id: str = "", method: str = "", path: str = ""
+        self,
+        operation: str,
+        status: str,
+        request_id: str = "",
+        method: str = "",
+        path: str = "",
+        lost_status: str | None = None,
     ) -> None:
+        """``status`` is what the client saw; ``lost_status`` the handler's answer it did not see."""
         self.counts[operation][status] += 1
-        self.recent.append(
-            {
-                "requestId": request_id,
-                "operation": operation,
-                "method": method,
-                "path": path,
-                "status": status,
-            }
-        )
+        entry = {
+            "requestId": request_id,
+            "operation": operation,
+            "method": method,
+            "path": path,
+            "status": status,
+        }
+        if lost_status is not None:
+            self.lost[operation][lost_status] += 1
+            entry["lostStatus"] = lost_status
+        self.recent.append(entry)
 
     def to_json(self) -> dict[str, object]:
         operations = {op: dict(sorted(statuses.items())) for op, statuses in sorted(self.counts.items())}
         total = sum(sum(statuses.values()) for statuses in self.counts.values())
+        lost = {op: dict(sorted(statuses.items())) for op, statuses in sorted(self.lost.items())}
         return {
             "operations": operations,
             "total": total,
             "inFlight": self.in_flight,
+            "lostResponses": lost,
+            "lostResponsesTotal": sum(sum(statuses.values()) for statuses in self.lost.values()),
             "recent": list(self.recent),
         }
 
     def reset(self) -> None:
         self.counts.clear()
+        self.lost.clear()
         self.recent.clear()
 
 
@@ -111,6 +130,7 @@ async def twilio_middleware(request: web.Request, handler: Handler) -> web.Strea
         request[REQUEST_ID_KEY],
         request.method,
         request.path,
+        request.get(LOST_STATUS_KEY),
     )
     return response
 
@@ -135,9 +155,7 @@ async def _serve(
                 await asyncio.sleep(faults.latency_ms / 1000)
             fate = faults.draw()
             if fate == "drop":
-                if request.transport is not None:
-                    request.transport.abort()
-                return _Dropped(status=499)
+                return _drop(request)
             if fate == "429":
                 raise too_many_requests()
             if fate == "5xx":
@@ -145,7 +163,14 @@ async def _serve(
         if operation is None:
             raise _route_error(request)
         request[PRINCIPAL_KEY] = authenticate(state, request)
-        return await handler(request)
+        response = await handler(request)
+        lost = faults.lose_answer(request.method, response.status) if not response.prepared else None
+        if lost is not None:  # the work is done: only the answer goes missing
+            request[LOST_STATUS_KEY] = str(response.status)
+            if lost == "drop":
+                return _drop(request)
+            raise faults.server_error()
+        return response
     except TwilioError as error:
         headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if error.status == 429 else None
         return error.response(headers)
@@ -156,6 +181,12 @@ async def _serve(
             "emulator failed on %s %s (request %s)", request.method, request.path, request[REQUEST_ID_KEY]
         )
         return TwilioError(500, 20500, "Internal Server Error").response()
+
+
+def _drop(request: web.Request) -> _Dropped:
+    if request.transport is not None:
+        request.transport.abort()
+    return _Dropped(status=499)
 
 
 def _route_error(request: web.Request) -> TwilioError:

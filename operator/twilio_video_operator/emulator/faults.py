@@ -1,4 +1,5 @@
-"""Fault injection for Twilio API routes: 429s, 5xx, latency, dropped connections, a concurrency cap."""
+"""Fault injection for Twilio API routes: 429s, 5xx, latency, dropped connections, a concurrency cap, and
+lost responses (the request is applied, then its answer is replaced by a 5xx or a dropped connection)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,10 @@ from typing import Any
 from .core import TwilioError
 
 RETRY_AFTER_SECONDS = 1
+#: Methods whose requests change Twilio's state: the only ones whose answer ``rateLostResponse`` loses.
+MUTATING_METHODS = frozenset({"POST", "DELETE"})
+#: How a lost answer reaches the client: ``mixed`` draws ``5xx`` or ``drop`` with equal odds.
+LOST_RESPONSE_MODES = ("mixed", "5xx", "drop")
 
 
 @dataclass
@@ -18,6 +23,8 @@ class FaultConfig:
     rate429: float = 0.0
     rate5xx: float = 0.0
     rate_drop: float = 0.0
+    rate_lost_response: float = 0.0
+    lost_response_mode: str = "mixed"
     latency_ms: int = 0
     concurrency_limit: int = 0
     seed: int | None = None
@@ -26,7 +33,16 @@ class FaultConfig:
     @classmethod
     def from_json(cls, body: dict[str, Any]) -> FaultConfig:
         """Parse the control API's body; unknown keys or bad values raise ``ValueError``."""
-        known = {"rate429", "rate5xx", "rateDrop", "latencyMs", "concurrencyLimit", "seed"}
+        known = {
+            "rate429",
+            "rate5xx",
+            "rateDrop",
+            "rateLostResponse",
+            "lostResponseMode",
+            "latencyMs",
+            "concurrencyLimit",
+            "seed",
+        }
         unknown = set(body) - known
         if unknown:
             raise ValueError(f"unknown fault setting(s): {', '.join(sorted(unknown))}")
@@ -46,10 +62,15 @@ class FaultConfig:
         seed = body.get("seed")
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
             raise ValueError("seed must be an integer")
+        mode = body.get("lostResponseMode", "mixed")
+        if mode not in LOST_RESPONSE_MODES:
+            raise ValueError(f"lostResponseMode must be one of: {', '.join(LOST_RESPONSE_MODES)}")
         return cls(
             rate429=rate("rate429"),
             rate5xx=rate("rate5xx"),
             rate_drop=rate("rateDrop"),
+            rate_lost_response=rate("rateLostResponse"),
+            lost_response_mode=mode,
             latency_ms=count("latencyMs"),
             concurrency_limit=count("concurrencyLimit"),
             seed=seed,
@@ -66,6 +87,8 @@ class FaultConfig:
             "rate429": self.rate429,
             "rate5xx": self.rate5xx,
             "rateDrop": self.rate_drop,
+            "rateLostResponse": self.rate_lost_response,
+            "lostResponseMode": self.lost_response_mode,
             "latencyMs": self.latency_ms,
             "concurrencyLimit": self.concurrency_limit,
             "seed": self.seed,
@@ -74,7 +97,12 @@ class FaultConfig:
     @property
     def active(self) -> bool:
         return bool(
-            self.rate429 or self.rate5xx or self.rate_drop or self.latency_ms or self.concurrency_limit
+            self.rate429
+            or self.rate5xx
+            or self.rate_drop
+            or self.rate_lost_response
+            or self.latency_ms
+            or self.concurrency_limit
         )
 
     def draw(self) -> str | None:
@@ -91,6 +119,21 @@ class FaultConfig:
         if roll < self.rate5xx:
             return "5xx"
         return None
+
+    def lose_answer(self, method: str, status: int) -> str | None:
+        """After the request was applied: ``"5xx"`` or ``"drop"`` to lose its answer, ``None`` to send it.
+
+        Only answers of mutating requests that succeeded (below 400) are lost: a refused request changed
+        nothing, so losing its answer would be no different from ``rate5xx`` or ``rateDrop``. Nothing is
+        drawn for other requests, so settings without this fault repeat the same sequence as before.
+        """
+        if not self.rate_lost_response or method not in MUTATING_METHODS or status >= 400:
+            return None
+        if self.rng.random() >= self.rate_lost_response:
+            return None
+        if self.lost_response_mode == "mixed":
+            return "5xx" if self.rng.random() < 0.5 else "drop"
+        return self.lost_response_mode
 
     def server_error(self) -> TwilioError:
         if self.rng.random() < 0.5:
