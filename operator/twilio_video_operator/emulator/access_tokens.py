@@ -2,8 +2,9 @@
 
 The checks follow what Twilio enforces, each with its error code (HTTP 401):
 20101 malformed token, 20102 bad header (``alg`` HS256, ``cty`` ``twilio-fpa;v=1``), 20103 issuer/subject
-(``iss`` a live API key of this account, ``sub`` the account), 20107 bad signature, 20104 expired or an
-expiry more than 24 hours ahead, 20105 not yet valid (``nbf``), 20106 grants (identity or video room).
+(``iss`` a live API key of an active account, ``sub`` that same account), 20107 bad signature, 20104 expired
+or an expiry more than 24 hours ahead, 20105 not yet valid (``nbf``), 20106 grants (identity or video room).
+Whether the room belongs to the token's account (``sub``) is for the caller to check.
 """
 
 from __future__ import annotations
@@ -51,7 +52,8 @@ def verify_access_token(state: EmulatorState, token: object, room: Room, identit
     if header.get("alg") != "HS256" or header.get("cty") != CONTENT_TYPE:
         raise _refuse(20102, "Invalid Access Token header")
     key = state.keys.get(str(claims.get("iss", "")))
-    if key is None or claims.get("sub") != state.account_sid or key.account_sid != state.account_sid:
+    account = state.accounts.get(key.account_sid) if key is not None else None
+    if key is None or account is None or account.status != "active" or claims.get("sub") != key.account_sid:
         raise _refuse(20103, "Invalid Access Token issuer/subject")
     expected = hmac.new(
         key.secret.encode(), f"{header_segment}.{payload_segment}".encode("ascii"), hashlib.sha256

@@ -33,6 +33,7 @@ MODULES = (
     "rooms",
     "participants",
     "recordings",
+    "accounts",
     "keys",
     "composition_routes",
     "hooks",

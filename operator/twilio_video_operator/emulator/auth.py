@@ -1,4 +1,9 @@
-"""HTTP Basic authentication of Twilio API requests: ``AC:authToken`` or ``SK:secret`` of a live key."""
+"""HTTP Basic authentication of Twilio API requests: ``AC:authToken`` or ``SK:secret`` of a live key.
+
+The principal's account scopes the request: a Video resource of another account is not found. Only the
+credentials of an active account (or of a key it owns) authenticate; a subaccount's SID with the main
+account's Auth Token does not.
+"""
 
 from __future__ import annotations
 
@@ -40,13 +45,16 @@ def authenticate(state: EmulatorState, request: web.Request) -> Principal:
     except ValueError:
         raise authentication_failed() from None
     username, password = credentials.login, credentials.password
-    if username == state.account_sid:
-        if hmac.compare_digest(password.encode(), state.auth_token.encode()):
-            return Principal(state.account_sid)
+    account = state.accounts.get(username)
+    if account is not None:
+        if account.status == "active" and hmac.compare_digest(password.encode(), account.auth_token.encode()):
+            return Principal(account.sid)
         raise authentication_failed()
     key = state.keys.get(username)
     if key is not None and hmac.compare_digest(password.encode(), key.secret.encode()):
-        return Principal(key.account_sid, key)
+        owner = state.accounts.get(key.account_sid)
+        if owner is not None and owner.status == "active":
+            return Principal(key.account_sid, key)
     raise authentication_failed()
 
 
@@ -54,6 +62,22 @@ def principal_of(request: web.Request) -> Principal:
     if PRINCIPAL_KEY not in request:
         raise authentication_failed()
     return request[PRINCIPAL_KEY]
+
+
+def account_of(request: web.Request) -> str:
+    """The SID of the account the request acts for: every Video lookup and list is scoped to it."""
+    return principal_of(request).account_sid
+
+
+def acts_for(state: EmulatorState, principal: Principal, account_sid: str | None) -> bool:
+    """Whether ``principal`` may address ``account_sid`` in a path: its own account, or (as on Twilio) a
+    subaccount of it."""
+    if account_sid is None:
+        return False
+    if account_sid == principal.account_sid:
+        return True
+    account = state.accounts.get(account_sid)
+    return account is not None and account.owner_account_sid == principal.account_sid
 
 
 def require_key_manager(request: web.Request) -> Principal:

@@ -1,8 +1,9 @@
 """Asynchronous, signed delivery of status callbacks, with a delivery log for tests.
 
-Each callback is signed like Twilio does: ``X-Twilio-Signature`` is base64(HMAC-SHA1(auth token, URL + the
-sorted parameter names each followed by its value)). For GET the parameters travel in the query string and
-the signature covers the full URL alone, which is what ``RequestValidator.validate(url, {}, sig)`` checks.
+Each callback is signed like Twilio does: ``X-Twilio-Signature`` is base64(HMAC-SHA1(the Auth Token of the
+account that owns the resource, URL + the sorted parameter names each followed by its value)). For GET the
+parameters travel in the query string and the signature covers the full URL alone, which is what
+``RequestValidator.validate(url, {}, sig)`` checks.
 Receiver errors and timeouts are recorded in :attr:`CallbackDispatcher.log`, never raised.
 """
 
@@ -48,6 +49,7 @@ class _Delivery:
     method: str
     params: dict[str, str]
     event: str
+    auth_token: str
 
 
 class CallbackDispatcher:
@@ -69,9 +71,13 @@ class CallbackDispatcher:
 
     # -- producer side ------------------------------------------------------------------------------
 
-    def send(self, url: str, method: str, params: dict[str, str], event: str) -> None:
-        """Queue one delivery; returns at once."""
-        self._queue.append(_Delivery(url, method.upper(), dict(params), event))
+    def send(
+        self, url: str, method: str, params: dict[str, str], event: str, auth_token: str | None = None
+    ) -> None:
+        """Queue one delivery, signed with ``auth_token`` (the owning account's; default
+        :attr:`auth_token`); returns at once."""
+        token = auth_token if auth_token is not None else self.auth_token
+        self._queue.append(_Delivery(url, method.upper(), dict(params), event, token))
         if self._wakeup is not None:
             self._wakeup.set()
         if self._idle is not None:
@@ -140,14 +146,14 @@ class CallbackDispatcher:
         try:
             if delivery.method == "GET":
                 url = _with_query(delivery.url, delivery.params)
-                headers["X-Twilio-Signature"] = twilio_signature(self.auth_token, url, {})
+                headers["X-Twilio-Signature"] = twilio_signature(delivery.auth_token, url, {})
                 # encoded=True: send the URL byte for byte as signed (no re-quoting of the query).
                 async with self._session.get(URL(url, encoded=True), headers=headers) as response:
                     await response.read()
                     status = response.status
             else:
                 headers["X-Twilio-Signature"] = twilio_signature(
-                    self.auth_token, delivery.url, delivery.params
+                    delivery.auth_token, delivery.url, delivery.params
                 )
                 async with self._session.post(
                     URL(delivery.url, encoded=True),

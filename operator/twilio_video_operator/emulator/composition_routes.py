@@ -13,6 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
+from .auth import account_of
 from .composition_options import GROUP_ROOM_TYPES, bad_request, parse_options
 from .compositions import (
     COMPOSITIONS_KEY,
@@ -52,19 +53,19 @@ def _not_found(request: web.Request) -> TwilioError:
 def _composition(request: web.Request) -> Composition:
     service = service_of(request.app[STATE_KEY])
     composition = service.compositions.get(request.match_info["Sid"])
-    if composition is None:
+    if composition is None or composition.account_sid != account_of(request):
         raise _not_found(request)
     return composition
 
 
-def source_room(state: EmulatorState, room_sid: str | None) -> Room:
-    """The group room a composition is made of; 400 (20001 or 53106) otherwise."""
+def source_room(state: EmulatorState, room_sid: str | None, account_sid: str) -> Room:
+    """The group room of ``account_sid`` a composition is made of; 400 (20001 or 53106) otherwise."""
     if not room_sid:
         raise bad_request("Missing required parameter RoomSid")
     if not _ROOM_SID_PATTERN.match(room_sid):
         raise bad_request("RoomSid must be a Room SID (RM followed by 32 hex digits)")
     room = state.rooms.get(room_sid)
-    if room is None:
+    if room is None or room.account_sid != account_sid:
         raise bad_request("Room not found", 53106)
     if room.type not in GROUP_ROOM_TYPES:
         raise bad_request("Compositions can only be created for Group Rooms")
@@ -74,7 +75,7 @@ def source_room(state: EmulatorState, room_sid: str | None) -> Room:
 async def create_composition(request: web.Request) -> web.Response:
     state = request.app[STATE_KEY]
     params = await read_params(request)
-    room = source_room(state, params.get("RoomSid"))
+    room = source_room(state, params.get("RoomSid"), account_of(request))
     options = parse_options(params)
     options.require_sources()
     composition = service_of(state).create(room, options)
@@ -83,6 +84,7 @@ async def create_composition(request: web.Request) -> web.Response:
 
 async def list_compositions(request: web.Request) -> web.Response:
     state = request.app[STATE_KEY]
+    account_sid = account_of(request)
     query = request.query
     status = param_enum(query, "Status", STATUSES, code=20001)
     room_sid = query.get("RoomSid")
@@ -91,7 +93,8 @@ async def list_compositions(request: web.Request) -> web.Response:
     matches = [
         c
         for c in service_of(state).compositions.values()
-        if (status is None or c.status == status)
+        if c.account_sid == account_sid
+        and (status is None or c.status == status)
         and (not room_sid or c.room_sid == room_sid)
         and (after is None or c.date_created >= after)
         and (before is None or c.date_created < before)

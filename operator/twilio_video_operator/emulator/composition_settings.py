@@ -1,6 +1,7 @@
 """``/v1/CompositionSettings/Default`` and ``/v1/RecordingSettings/Default``: fetch and replace.
 
-Both hold the account's external storage (S3) and encryption settings. A ``POST`` replaces the whole
+Both hold an account's external storage (S3) and encryption settings; each account (main or subaccount) has
+its own, addressed by the request's principal. A ``POST`` replaces the whole
 resource (``FriendlyName`` required) and answers ``200``. When composition settings enable AWS storage, each
 composition completed afterwards reports ``media_external_location`` as
 ``{AwsS3Url}/{CompositionSid}.{format}``; the media stays downloadable from the emulator as well.
@@ -9,12 +10,13 @@ composition completed afterwards reports ``media_external_location`` as
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from aiohttp import web
 from multidict import MultiMapping
 
+from .auth import account_of
 from .compositions import COMPOSITIONS_KEY, Composition, service_of
 from .core import STATE_KEY, EmulatorState, TwilioError, add_route, param_bool, read_params
 
@@ -69,26 +71,46 @@ def parse_settings(params: MultiMapping[str]) -> StorageSettings:
     return settings
 
 
+@dataclass
+class AccountSettings:
+    compositions: StorageSettings = field(default_factory=StorageSettings)
+    recordings: StorageSettings = field(default_factory=StorageSettings)
+
+    def dump(self) -> dict[str, Any]:
+        return {"compositions": asdict(self.compositions), "recordings": asdict(self.recordings)}
+
+    @classmethod
+    def load(cls, data: dict[str, Any]) -> AccountSettings:
+        return cls(
+            StorageSettings(**data.get("compositions", {})), StorageSettings(**data.get("recordings", {}))
+        )
+
+
 class SettingsService:
-    """The account's composition and recording settings; kept in ``state.extensions``."""
+    """Every account's composition and recording settings; kept in ``state.extensions``."""
 
     def __init__(self, state: EmulatorState) -> None:
         self.state = state
-        self.compositions = StorageSettings()
-        self.recordings = StorageSettings()
+        self.accounts: dict[str, AccountSettings] = {}
+
+    def of(self, account_sid: str) -> AccountSettings:
+        return self.accounts.setdefault(account_sid, AccountSettings())
 
     def external_location(self, composition: Composition) -> str | None:
-        settings = self.compositions
+        settings = self.of(composition.account_sid).compositions
         if not settings.aws_storage_enabled or not settings.aws_s3_url:
             return None
         return f"{settings.aws_s3_url.rstrip('/')}/{composition.sid}.{composition.options.format}"
 
     def dump(self) -> dict[str, Any]:
-        return {"compositions": asdict(self.compositions), "recordings": asdict(self.recordings)}
+        # The main account's settings stay at the top level, where files written before subaccounts have them.
+        main = self.state.account_sid
+        others = {sid: settings.dump() for sid, settings in self.accounts.items() if sid != main}
+        return {**self.of(main).dump(), "accounts": others}
 
     def load(self, data: dict[str, Any]) -> None:
-        self.compositions = StorageSettings(**data.get("compositions", {}))
-        self.recordings = StorageSettings(**data.get("recordings", {}))
+        self.accounts = {sid: AccountSettings.load(raw) for sid, raw in data.get("accounts", {}).items()}
+        self.accounts[self.state.account_sid] = AccountSettings.load(data)
 
 
 def settings_of(state: EmulatorState) -> SettingsService:
@@ -98,9 +120,11 @@ def settings_of(state: EmulatorState) -> SettingsService:
     return service
 
 
-def render_settings(state: EmulatorState, settings: StorageSettings, path: str) -> dict[str, Any]:
+def render_settings(
+    state: EmulatorState, settings: StorageSettings, path: str, account_sid: str
+) -> dict[str, Any]:
     return {
-        "account_sid": state.account_sid,
+        "account_sid": account_sid,
         "friendly_name": settings.friendly_name,
         "aws_credentials_sid": settings.aws_credentials_sid,
         "aws_s3_url": settings.aws_s3_url,
@@ -117,28 +141,32 @@ RECORDING_SETTINGS_PATH = "/v1/RecordingSettings/Default"
 
 async def fetch_composition_settings(request: web.Request) -> web.Response:
     state = request.app[STATE_KEY]
-    return web.json_response(
-        render_settings(state, settings_of(state).compositions, COMPOSITION_SETTINGS_PATH)
-    )
+    account_sid = account_of(request)
+    settings = settings_of(state).of(account_sid).compositions
+    return web.json_response(render_settings(state, settings, COMPOSITION_SETTINGS_PATH, account_sid))
 
 
 async def create_composition_settings(request: web.Request) -> web.Response:
     state = request.app[STATE_KEY]
-    service = settings_of(state)
-    service.compositions = parse_settings(await read_params(request))
-    return web.json_response(render_settings(state, service.compositions, COMPOSITION_SETTINGS_PATH))
+    account_sid = account_of(request)
+    settings = parse_settings(await read_params(request))
+    settings_of(state).of(account_sid).compositions = settings
+    return web.json_response(render_settings(state, settings, COMPOSITION_SETTINGS_PATH, account_sid))
 
 
 async def fetch_recording_settings(request: web.Request) -> web.Response:
     state = request.app[STATE_KEY]
-    return web.json_response(render_settings(state, settings_of(state).recordings, RECORDING_SETTINGS_PATH))
+    account_sid = account_of(request)
+    settings = settings_of(state).of(account_sid).recordings
+    return web.json_response(render_settings(state, settings, RECORDING_SETTINGS_PATH, account_sid))
 
 
 async def create_recording_settings(request: web.Request) -> web.Response:
     state = request.app[STATE_KEY]
-    service = settings_of(state)
-    service.recordings = parse_settings(await read_params(request))
-    return web.json_response(render_settings(state, service.recordings, RECORDING_SETTINGS_PATH))
+    account_sid = account_of(request)
+    settings = parse_settings(await read_params(request))
+    settings_of(state).of(account_sid).recordings = settings
+    return web.json_response(render_settings(state, settings, RECORDING_SETTINGS_PATH, account_sid))
 
 
 def install(app: web.Application, state: EmulatorState) -> None:

@@ -159,7 +159,7 @@ class CompositionService:
         now = self.state.clock.now()
         composition = Composition(
             sid=new_sid("CJ"),
-            account_sid=self.state.account_sid,
+            account_sid=room.account_sid,
             room_sid=room.sid,
             date_created=now,
             options=options,
@@ -355,7 +355,8 @@ class CompositionService:
             "Timestamp": _timestamp(self.state.clock.now()),
         }
         params.update(extra or {})
-        self.state.callbacks.send(url, composition.options.status_callback_method, params, event)
+        token = self.state.auth_token_of(composition.account_sid)
+        self.state.callbacks.send(url, composition.options.status_callback_method, params, event, token)
 
     # -- persistence ------------------------------------------------------------------------------------
 

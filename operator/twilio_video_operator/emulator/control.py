@@ -1,4 +1,5 @@
-"""The control API under ``/_emulator/`` (not Twilio's): simulate the media plane, the clock and faults.
+"""The control API under ``/_emulator/`` (not Twilio's): simulate the media plane, make subaccounts, move
+the clock, inject faults.
 
 JSON in and out, no authentication, not counted and not faulted. Errors use Twilio's error JSON.
 """
@@ -11,11 +12,12 @@ from typing import Any
 from aiohttp import web
 
 from .access_tokens import verify_access_token
+from .accounts import MAX_FRIENDLY_NAME, create_subaccount
 from .app import FAULTS_KEY, STATS_KEY
 from .core import STATE_KEY, EmulatorState, TwilioError, iso
 from .entities import Participant, Room, Track
 from .faults import FaultConfig
-from .keys import create_key
+from .keys import DEFAULT_KEY_NAME, create_key
 from .lifecycle import (
     connect_participant,
     disconnect_participant,
@@ -44,8 +46,21 @@ async def _json_body(request: web.Request) -> dict[str, Any]:
     return body
 
 
-def _room(state: EmulatorState, request: web.Request) -> Room:
-    room = find_room(state, request.match_info["room"])
+def _account_param(
+    state: EmulatorState, request: web.Request, body: dict[str, Any] | None = None
+) -> str | None:
+    """``accountSid`` from the query (or the JSON body): the account a room's UniqueName is resolved in."""
+    account_sid = request.query.get("accountSid") or (body or {}).get("accountSid")
+    if account_sid is None:
+        return None
+    if not isinstance(account_sid, str) or account_sid not in state.accounts:
+        raise TwilioError(404, 20404, f"No account {account_sid}")
+    return account_sid
+
+
+def _room(state: EmulatorState, request: web.Request, body: dict[str, Any] | None = None) -> Room:
+    """``{room}`` by SID or by UniqueName, in the main account unless ``accountSid`` names another."""
+    room = find_room(state, request.match_info["room"], _account_param(state, request, body))
     if room is None:
         raise TwilioError(404, 20404, f"No room {request.match_info['room']}")
     return room
@@ -83,14 +98,17 @@ def _tracks(body: dict[str, Any]) -> list[dict[str, str]] | None:
 async def join(request: web.Request) -> web.Response:
     state = request.app[STATE_KEY]
     body = await _json_body(request)
-    room = find_room(state, request.match_info["room"])
+    room = find_room(state, request.match_info["room"], _account_param(state, request, body))
     if room is None or room.status != "in-progress":
         raise TwilioError(404, 53106, "Room not found")
     identity = body.get("identity")
     if not isinstance(identity, str) or not identity:
         raise TwilioError(400, 53200, "identity is required")
     tracks = _tracks(body)
-    verify_access_token(state, body.get("token"), room, identity)
+    claims = verify_access_token(state, body.get("token"), room, identity)
+    if claims.get("sub") != room.account_sid:
+        # On Twilio the token's account is where the room is looked up: another account's room is not there.
+        raise TwilioError(404, 53106, "Room not found")
     participant = connect_participant(state, room, identity, tracks)
     return web.json_response({"sid": participant.sid, "identity": participant.identity}, status=201)
 
@@ -104,9 +122,9 @@ async def leave(request: web.Request) -> web.Response:
 
 async def add_track(request: web.Request) -> web.Response:
     state = request.app[STATE_KEY]
-    room = _room(state, request)
-    participant = _participant(room, request)
     body = await _json_body(request)
+    room = _room(state, request, body)
+    participant = _participant(room, request)
     name, kind = body.get("name"), body.get("kind")
     if not isinstance(name, str) or not isinstance(kind, str):
         raise TwilioError(400, 20001, "name and kind are required")
@@ -124,10 +142,10 @@ async def remove_track(request: web.Request) -> web.Response:
 
 async def update_track(request: web.Request) -> web.Response:
     state = request.app[STATE_KEY]
-    room = _room(state, request)
+    body = await _json_body(request)
+    room = _room(state, request, body)
     participant = _participant(room, request)
     track = _track(participant, request)
-    body = await _json_body(request)
     enabled = body.get("enabled")
     if not isinstance(enabled, bool):
         raise TwilioError(400, 20001, "enabled (true or false) is required")
@@ -220,22 +238,75 @@ async def create_control_key(request: web.Request) -> web.Response:
         raise TwilioError(400, 20001, "friendlyName must be a string of at most 64 characters")
     if key_type not in KEY_TYPES:
         raise TwilioError(400, 20001, f"type must be one of: {', '.join(KEY_TYPES)}")
-    key = create_key(state, name, key_type=key_type)
+    account_sid = _account_param(state, request, body)
+    key = create_key(state, name, key_type=key_type, account_sid=account_sid)
     return web.json_response(
-        {"sid": key.sid, "secret": key.secret, "friendlyName": key.friendly_name, "type": key.type},
+        {
+            "sid": key.sid,
+            "secret": key.secret,
+            "friendlyName": key.friendly_name,
+            "type": key.type,
+            "accountSid": key.account_sid,
+        },
         status=201,
+    )
+
+
+# -------------------------------------------------------------------------------------------- accounts
+
+
+async def create_control_account(request: web.Request) -> web.Response:
+    """A subaccount of the main account plus a Standard API key of it, ready for a client."""
+    state = request.app[STATE_KEY]
+    body = await _json_body(request)
+    name = body.get("friendlyName")
+    if name is not None and (not isinstance(name, str) or len(name) > MAX_FRIENDLY_NAME):
+        raise TwilioError(
+            400, 20001, f"friendlyName must be a string of at most {MAX_FRIENDLY_NAME} characters"
+        )
+    account = create_subaccount(state, name)
+    key = create_key(state, DEFAULT_KEY_NAME, key_type="standard", account_sid=account.sid)
+    return web.json_response(
+        {
+            "accountSid": account.sid,
+            "authToken": account.auth_token,
+            "apiKey": key.sid,
+            "apiSecret": key.secret,
+            "friendlyName": account.friendly_name,
+        },
+        status=201,
+    )
+
+
+async def list_control_accounts(request: web.Request) -> web.Response:
+    state = request.app[STATE_KEY]
+    return web.json_response(
+        {
+            "accounts": [
+                {
+                    "accountSid": account.sid,
+                    "authToken": account.auth_token,
+                    "friendlyName": account.friendly_name,
+                    "ownerAccountSid": account.owner_account_sid,
+                    "status": account.status,
+                    "main": account.sid == state.account_sid,
+                }
+                for account in state.accounts.values()
+            ]
+        }
     )
 
 
 async def health(request: web.Request) -> web.Response:
     state = request.app[STATE_KEY]
-    in_progress = len(state.room_names)
+    in_progress = sum(len(names) for names in state.room_index.values())
     return web.json_response(
         {
             "status": "ok",
             "now": iso(state.clock.now()),
             "rooms": len(state.rooms),
             "roomsInProgress": in_progress,
+            "accounts": len(state.accounts),
         }
     )
 
@@ -258,4 +329,6 @@ def install(app: web.Application, state: EmulatorState) -> None:
     router.add_get("/_emulator/callbacks", get_callbacks)
     router.add_delete("/_emulator/callbacks", clear_callbacks)
     router.add_post("/_emulator/keys", create_control_key)
+    router.add_post("/_emulator/accounts", create_control_account)
+    router.add_get("/_emulator/accounts", list_control_accounts)
     router.add_get("/_emulator/health", health)

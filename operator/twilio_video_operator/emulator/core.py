@@ -26,6 +26,7 @@ from multidict import MultiDict, MultiDictProxy
 
 from .callbacks import CallbackDispatcher
 from .entities import (
+    Account,
     ApiKey,
     Participant,
     Recording,
@@ -37,6 +38,7 @@ from .entities import (
 __all__ = [
     "OPERATIONS_KEY",
     "STATE_KEY",
+    "Account",
     "ApiKey",
     "CallbackDispatcher",
     "Clock",
@@ -394,9 +396,16 @@ def operation_of(request: web.Request) -> str | None:
 Persister = tuple[Callable[[], dict[str, Any]], Callable[[dict[str, Any]], None]]
 
 
+MAIN_ACCOUNT_NAME = "Main Account"
+
+
 @dataclass
 class EmulatorState:
-    """Everything the emulator knows; one instance per running server."""
+    """Everything the emulator knows; one instance per running server.
+
+    ``account_sid`` and ``auth_token`` are the main account's; ``accounts`` holds it and its subaccounts.
+    Every room, key, recording, composition and hook carries the SID of the account that owns it.
+    """
 
     account_sid: str
     auth_token: str
@@ -404,10 +413,11 @@ class EmulatorState:
     scheduler: Scheduler
     callbacks: CallbackDispatcher
     base_url: str = "http://127.0.0.1"
+    accounts: dict[str, Account] = field(default_factory=dict)
     keys: dict[str, ApiKey] = field(default_factory=dict)
     rooms: dict[str, Room] = field(default_factory=dict)
-    # UniqueName -> RM SID, for in-progress rooms only.
-    room_names: dict[str, str] = field(default_factory=dict)
+    # Account SID -> (UniqueName -> RM SID) of that account's in-progress rooms: names are unique per account.
+    room_index: dict[str, dict[str, str]] = field(default_factory=dict)
     # RT SID -> recording, across all rooms (``/v1/Recordings``).
     recordings: dict[str, Recording] = field(default_factory=dict)
     # Called when a room ends (status "completed", or "failed" via the control API), after its participants
@@ -421,13 +431,47 @@ class EmulatorState:
         account = account_sid or new_sid("AC")
         token = auth_token or secrets.token_hex(16)
         clock = Clock()
-        return cls(
+        state = cls(
             account_sid=account,
             auth_token=token,
             clock=clock,
             scheduler=Scheduler(clock),
             callbacks=CallbackDispatcher(token, now=clock.now),
         )
+        state.ensure_main_account()
+        return state
+
+    def ensure_main_account(self) -> None:
+        """Register the main account from ``account_sid`` and ``auth_token`` (after create or load)."""
+        account = self.accounts.get(self.account_sid)
+        if account is None:
+            now = self.clock.now()
+            account = Account(
+                sid=self.account_sid,
+                auth_token=self.auth_token,
+                friendly_name=MAIN_ACCOUNT_NAME,
+                owner_account_sid=self.account_sid,
+                date_created=now,
+                date_updated=now,
+            )
+            self.accounts[self.account_sid] = account
+        account.auth_token = self.auth_token
+        account.owner_account_sid = self.account_sid
+        self.callbacks.auth_token = self.auth_token
+
+    @property
+    def room_names(self) -> dict[str, str]:
+        """UniqueName -> RM SID of the main account's in-progress rooms."""
+        return self.names_in(self.account_sid)
+
+    def names_in(self, account_sid: str) -> dict[str, str]:
+        """UniqueName -> RM SID of ``account_sid``'s in-progress rooms (the live index, not a copy)."""
+        return self.room_index.setdefault(account_sid, {})
+
+    def auth_token_of(self, account_sid: str) -> str:
+        """The Auth Token that signs ``account_sid``'s callbacks (the main account's for an unknown SID)."""
+        account = self.accounts.get(account_sid)
+        return account.auth_token if account is not None else self.auth_token
 
     def url(self, path: str) -> str:
         """Absolute URL of ``path`` on the emulator's own base URL."""

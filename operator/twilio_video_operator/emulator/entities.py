@@ -8,6 +8,23 @@ from typing import Any
 
 
 @dataclass
+class Account:
+    """A Twilio account: the main account, or a subaccount whose ``owner_account_sid`` is the main one."""
+
+    sid: str
+    auth_token: str
+    friendly_name: str
+    owner_account_sid: str
+    date_created: datetime
+    date_updated: datetime
+    status: str = "active"  # active | suspended | closed
+
+    @property
+    def is_subaccount(self) -> bool:
+        return self.owner_account_sid != self.sid
+
+
+@dataclass
 class ApiKey:
     """An API key (``Keys``) or signing key (``SigningKeys``); ``type`` is main, standard or restricted."""
 

@@ -17,7 +17,8 @@ def _timestamp(state: EmulatorState) -> str:
 
 def _deliver(state: EmulatorState, room: Room, event: str, params: dict[str, str]) -> None:
     if room.status_callback:
-        state.callbacks.send(room.status_callback, room.status_callback_method, params, event)
+        token = state.auth_token_of(room.account_sid)
+        state.callbacks.send(room.status_callback, room.status_callback_method, params, event, token)
 
 
 def room_event(

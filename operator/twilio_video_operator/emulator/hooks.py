@@ -1,6 +1,7 @@
 """Composition hooks: CRUD, and a composition for every completed Group Room while a hook is enabled.
 
-A hook's ``FriendlyName`` is unique in the account; a duplicate is answered ``409`` with code ``20409``.
+A hook belongs to the principal's account and composes only that account's rooms. Its ``FriendlyName`` is
+unique in the account; a duplicate is answered ``409`` with code ``20409``.
 Compositions created by a hook report to the hook's ``StatusCallback`` and start with a
 ``composition-enqueued`` event that names the hook (``HookSid``, ``HookUri``, ``HookFriendlyName``).
 """
@@ -14,6 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
+from .auth import account_of
 from .composition_options import GROUP_ROOM_TYPES, CompositionOptions, parse_options
 from .compositions import service_of
 from .core import (
@@ -76,26 +78,31 @@ def name_filter(pattern: str) -> re.Pattern[str]:
 
 
 class HookService:
-    """The account's composition hooks; kept in ``state.extensions``."""
+    """The composition hooks of every account; kept in ``state.extensions``."""
 
     def __init__(self, state: EmulatorState) -> None:
         self.state = state
         self.hooks: dict[str, CompositionHook] = {}
 
-    def check_name(self, name: str | None, exclude_sid: str | None = None) -> str:
+    def check_name(self, name: str | None, account_sid: str, exclude_sid: str | None = None) -> str:
         if name is None or not name.strip():
             raise TwilioError(400, 20001, "Missing required parameter FriendlyName")
         if len(name) > MAX_FRIENDLY_NAME:
             raise TwilioError(400, 20002, f"FriendlyName can be at most {MAX_FRIENDLY_NAME} characters")
-        if any(h.friendly_name == name and h.sid != exclude_sid for h in self.hooks.values()):
+        if any(
+            h.friendly_name == name and h.account_sid == account_sid and h.sid != exclude_sid
+            for h in self.hooks.values()
+        ):
             raise TwilioError(409, 20409, f"A composition hook named {name!r} already exists")
         return name
 
-    def create(self, name: str, enabled: bool, options: CompositionOptions) -> CompositionHook:
+    def create(
+        self, name: str, enabled: bool, options: CompositionOptions, account_sid: str
+    ) -> CompositionHook:
         now = self.state.clock.now()
         hook = CompositionHook(
             sid=new_sid("HK"),
-            account_sid=self.state.account_sid,
+            account_sid=account_sid,
             friendly_name=name,
             enabled=enabled,
             date_created=now,
@@ -106,12 +113,12 @@ class HookService:
         return hook
 
     def on_room_ended(self, room: Room) -> None:
-        """Room-completed listener: every enabled hook composes a completed Group Room."""
+        """Room-completed listener: the room account's enabled hooks compose a completed Group Room."""
         if room.status != "completed" or room.type not in GROUP_ROOM_TYPES:
             return
         compositions = service_of(self.state)
         for hook in list(self.hooks.values()):
-            if hook.enabled:
+            if hook.enabled and hook.account_sid == room.account_sid:
                 options = CompositionOptions(**asdict(hook.options))
                 compositions.create(room, options, hook_sid=hook.sid, hook_friendly_name=hook.friendly_name)
 
@@ -145,7 +152,7 @@ def hooks_of(state: EmulatorState) -> HookService:
 
 def _hook(request: web.Request) -> CompositionHook:
     hook = hooks_of(request.app[STATE_KEY]).hooks.get(request.match_info["Sid"])
-    if hook is None:
+    if hook is None or hook.account_sid != account_of(request):
         raise TwilioError(404, 20404, f"The requested resource {request.path} was not found")
     return hook
 
@@ -153,17 +160,19 @@ def _hook(request: web.Request) -> CompositionHook:
 async def create_hook(request: web.Request) -> web.Response:
     state = request.app[STATE_KEY]
     service = hooks_of(state)
+    account_sid = account_of(request)
     params = await read_params(request)
-    name = service.check_name(params.get("FriendlyName"))
+    name = service.check_name(params.get("FriendlyName"), account_sid)
     enabled = param_bool(params, "Enabled", True)
     options = parse_options(params)
     options.require_sources()
-    hook = service.create(name, enabled, options)
+    hook = service.create(name, enabled, options, account_sid)
     return web.json_response(render_hook(state, hook), status=201)
 
 
 async def list_hooks(request: web.Request) -> web.Response:
     state = request.app[STATE_KEY]
+    account_sid = account_of(request)
     query = request.query
     enabled = param_bool(query, "Enabled", True) if query.get("Enabled") else None
     pattern = query.get("FriendlyName")
@@ -173,7 +182,8 @@ async def list_hooks(request: web.Request) -> web.Response:
     matches = [
         h
         for h in hooks_of(state).hooks.values()
-        if (enabled is None or h.enabled == enabled)
+        if h.account_sid == account_sid
+        and (enabled is None or h.enabled == enabled)
         and (matcher is None or matcher.fullmatch(h.friendly_name))
         and (after is None or h.date_created >= after)
         and (before is None or h.date_created < before)
@@ -191,7 +201,7 @@ async def update_hook(request: web.Request) -> web.Response:
     state = request.app[STATE_KEY]
     hook = _hook(request)
     params = await read_params(request)
-    name = hooks_of(state).check_name(params.get("FriendlyName"), exclude_sid=hook.sid)
+    name = hooks_of(state).check_name(params.get("FriendlyName"), hook.account_sid, exclude_sid=hook.sid)
     enabled = param_bool(params, "Enabled", hook.enabled)
     options = parse_options(params, base=hook.options)
     options.require_sources()

@@ -1,7 +1,8 @@
 """API keys: API v2010 ``Keys`` and ``SigningKeys`` (with or without ``.json``) and IAM ``/v1/Keys``.
 
 The secret is returned once, by the create call. Only the Auth Token or a Main key may use these endpoints;
-Standard and Restricted keys get 401/20003. A path naming another account gets 404/20404.
+Standard and Restricted keys get 401/20003. Every key belongs to an account: a path (or IAM ``AccountSid``)
+names the principal's own account or, as on Twilio, one of its subaccounts; any other account gets 404/20404.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 from aiohttp import web
 from multidict import MultiMapping
 
-from .auth import require_key_manager
+from .auth import acts_for, require_key_manager
 from .core import (
     STATE_KEY,
     EmulatorState,
@@ -31,6 +32,8 @@ from .core import (
 from .entities import ApiKey
 
 MAX_FRIENDLY_NAME = 64
+# The Standard key handed out with an account's credentials (``Emulator.credentials``, control API).
+DEFAULT_KEY_NAME = "emulator default key"
 KIND_KEY = "key"
 KIND_SIGNING_KEY = "signing_key"
 
@@ -50,12 +53,14 @@ def create_key(
     key_type: str = "standard",
     kind: str = KIND_KEY,
     policy: Any = None,
+    account_sid: str | None = None,
 ) -> ApiKey:
-    """Create and store a key; used by the REST handlers and the control API."""
+    """Create and store a key of ``account_sid`` (the main account by default); used by the REST handlers
+    and the control API."""
     now = state.clock.now()
     key = ApiKey(
         sid=new_sid("SK"),
-        account_sid=state.account_sid,
+        account_sid=account_sid or state.account_sid,
         friendly_name=friendly_name,
         secret=new_secret(),
         date_created=now,
@@ -79,10 +84,12 @@ def _friendly_name(params: MultiMapping[str]) -> str | None:
     return name
 
 
-def _check_account(state: EmulatorState, request: web.Request, account_sid: str | None) -> None:
-    require_key_manager(request)
-    if account_sid != state.account_sid:
+def _check_account(state: EmulatorState, request: web.Request, account_sid: str | None) -> str:
+    """The account whose keys the request manages; 404 unless the principal may act for it."""
+    principal = require_key_manager(request)
+    if account_sid is None or not acts_for(state, principal, account_sid):
         raise _not_found(request)
+    return account_sid
 
 
 def _render_v2010(key: ApiKey, *, with_secret: bool = False) -> dict[str, Any]:
@@ -97,14 +104,16 @@ def _render_v2010(key: ApiKey, *, with_secret: bool = False) -> dict[str, Any]:
     return body
 
 
-def _keys_of_kind(state: EmulatorState, kind: str) -> list[ApiKey]:
-    return [key for key in reversed(state.keys.values()) if key.kind == kind]
+def _keys_of_kind(state: EmulatorState, kind: str, account_sid: str) -> list[ApiKey]:
+    return [
+        key for key in reversed(state.keys.values()) if key.kind == kind and key.account_sid == account_sid
+    ]
 
 
 def _key_from_path(state: EmulatorState, request: web.Request, kind: str) -> ApiKey:
-    _check_account(state, request, request.match_info["AccountSid"])
+    account_sid = _check_account(state, request, request.match_info["AccountSid"])
     key = state.keys.get(request.match_info["Sid"])
-    if key is None or key.kind != kind:
+    if key is None or key.kind != kind or key.account_sid != account_sid:
         raise _not_found(request)
     return key
 
@@ -115,15 +124,15 @@ def _key_from_path(state: EmulatorState, request: web.Request, kind: str) -> Api
 def _v2010_handlers(kind: str, list_key: str) -> dict[str, Any]:
     async def create(request: web.Request) -> web.Response:
         state = request.app[STATE_KEY]
-        _check_account(state, request, request.match_info["AccountSid"])
+        account_sid = _check_account(state, request, request.match_info["AccountSid"])
         params = await read_params(request)
-        key = create_key(state, _friendly_name(params) or "", kind=kind)
+        key = create_key(state, _friendly_name(params) or "", kind=kind, account_sid=account_sid)
         return web.json_response(_render_v2010(key, with_secret=True), status=201)
 
     async def list_(request: web.Request) -> web.Response:
         state = request.app[STATE_KEY]
-        _check_account(state, request, request.match_info["AccountSid"])
-        records = [_render_v2010(key) for key in _keys_of_kind(state, kind)]
+        account_sid = _check_account(state, request, request.match_info["AccountSid"])
+        records = [_render_v2010(key) for key in _keys_of_kind(state, kind, account_sid)]
         return web.json_response(paginate_v2010(request, records, list_key))
 
     async def fetch(request: web.Request) -> web.Response:
@@ -174,9 +183,9 @@ def _render_iam(key: ApiKey, *, with_secret: bool = False) -> dict[str, Any]:
 
 
 def _iam_key(state: EmulatorState, request: web.Request) -> ApiKey:
-    require_key_manager(request)
+    principal = require_key_manager(request)
     key = state.keys.get(request.match_info["Sid"])
-    if key is None or key.kind != KIND_KEY:
+    if key is None or key.kind != KIND_KEY or not acts_for(state, principal, key.account_sid):
         raise _not_found(request)
     return key
 
@@ -199,7 +208,8 @@ async def iam_create(request: web.Request) -> web.Response:
     policy = _policy(params)
     if key_type == "restricted" and policy is None:
         raise bad_request("A restricted key needs a Policy")
-    key = create_key(state, _friendly_name(params) or "", key_type=key_type, policy=policy)
+    name = _friendly_name(params) or ""
+    key = create_key(state, name, key_type=key_type, policy=policy, account_sid=account_sid)
     return web.json_response(_render_iam(key, with_secret=True), status=201)
 
 
@@ -210,7 +220,7 @@ async def iam_list(request: web.Request) -> web.Response:
         raise bad_request("AccountSid is required")
     _check_account(state, request, account_sid)
     records = []
-    for key in _keys_of_kind(state, KIND_KEY):
+    for key in _keys_of_kind(state, KIND_KEY, account_sid):
         body = _render_v2010(key)
         body["flags"] = ["rest_api", "signing"] if key.type != "restricted" else ["rest_api"]
         records.append(body)

@@ -34,19 +34,23 @@ def _seconds_between(start: datetime, end: datetime) -> int:
 # ----------------------------------------------------------------------------------------------- rooms
 
 
-def find_room(state: EmulatorState, sid_or_name: str) -> Room | None:
-    """A room by RM SID (any status) or by the UniqueName of an in-progress room."""
+def find_room(state: EmulatorState, sid_or_name: str, account_sid: str | None = None) -> Room | None:
+    """A room by RM SID (any status) or by the UniqueName of an in-progress room.
+
+    With ``account_sid`` only that account's rooms are found (Twilio API requests pass the principal's).
+    Without it a SID finds the room of any account and a UniqueName is looked up in the main account.
+    """
     room = state.rooms.get(sid_or_name)
     if room is not None:
-        return room
-    sid = state.room_names.get(sid_or_name)
+        return room if account_sid is None or room.account_sid == account_sid else None
+    sid = state.names_in(account_sid or state.account_sid).get(sid_or_name)
     return state.rooms.get(sid) if sid is not None else None
 
 
 def register_room(state: EmulatorState, room: Room) -> None:
     """Add a freshly built in-progress room, fire ``room-created`` and arm its unused-room timeout."""
     state.rooms[room.sid] = room
-    state.room_names[room.unique_name] = room.sid
+    state.names_in(room.account_sid)[room.unique_name] = room.sid
     room_event(state, room, "room-created")
     arm_unused_timeout(state, room)
 
@@ -89,8 +93,9 @@ def end_room(
     room.duration = _seconds_between(room.date_created, now)
     room.date_updated = now
     room.occupancy_version += 1
-    if state.room_names.get(room.unique_name) == room.sid:
-        del state.room_names[room.unique_name]
+    names = state.names_in(room.account_sid)
+    if names.get(room.unique_name) == room.sid:
+        del names[room.unique_name]
     for recording in room.recordings:
         if recording.status == "processing":
             owner = room.participants.get(recording.participant_sid)

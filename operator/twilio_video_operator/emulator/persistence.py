@@ -1,8 +1,9 @@
 """Saving and loading the emulator's state as JSON (``--state FILE``).
 
-Accounts, keys (with secrets: the file is a test fixture, keep it private), rooms with their participants,
-tracks, recordings and transcriptions, the clock offset, and every ``state.persisters`` entry. Timers are
-not stored: timeouts of in-progress rooms and participants are armed again on load.
+Accounts (the main one and its subaccounts) and keys with their secrets (the file is a test fixture, keep it
+private), rooms with their participants, tracks, recordings and transcriptions, the clock offset, and every
+``state.persisters`` entry. Timers are not stored: timeouts of in-progress rooms and participants are armed
+again on load.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from .core import EmulatorState
-from .entities import ApiKey, Participant, Recording, Room, Track, Transcription
+from .entities import Account, ApiKey, Participant, Recording, Room, Track, Transcription
 from .lifecycle import arm_duration_limit, arm_empty_timeout, arm_unused_timeout
 
 FORMAT_VERSION = 1
@@ -68,6 +69,7 @@ def dump_state(state: EmulatorState) -> dict[str, Any]:
         "account_sid": state.account_sid,
         "auth_token": state.auth_token,
         "clock_offset_seconds": state.clock.offset.total_seconds(),
+        "accounts": [_encode(asdict(account)) for account in state.accounts.values()],
         "keys": [_encode(asdict(key)) for key in state.keys.values()],
         "rooms": [_encode(asdict(room)) for room in state.rooms.values()],
         "extensions": {name: _encode(dump()) for name, (dump, _) in state.persisters.items()},
@@ -80,12 +82,14 @@ def load_state(state: EmulatorState, data: dict[str, Any]) -> None:
         raise ValueError(f"unsupported emulator state version: {data.get('version')!r}")
     state.account_sid = data["account_sid"]
     state.auth_token = data["auth_token"]
-    state.callbacks.auth_token = state.auth_token
+    # Files written before subaccounts existed have no "accounts": the main account is rebuilt then.
+    state.accounts = {raw["sid"]: _build(Account, raw) for raw in data.get("accounts", [])}
+    state.ensure_main_account()
     offset = timedelta(seconds=float(data.get("clock_offset_seconds", 0.0)))
     state.clock.offset = max(state.clock.offset, offset)
     state.keys = {raw["sid"]: _build(ApiKey, raw) for raw in data.get("keys", [])}
     state.rooms = {}
-    state.room_names = {}
+    state.room_index = {}
     state.recordings = {}
     for raw in data.get("rooms", []):
         room = _load_room(raw)
@@ -93,7 +97,7 @@ def load_state(state: EmulatorState, data: dict[str, Any]) -> None:
         for recording in room.recordings:
             state.recordings[recording.sid] = recording
         if room.status == "in-progress":
-            state.room_names[room.unique_name] = room.sid
+            state.names_in(room.account_sid)[room.unique_name] = room.sid
             _rearm(state, room)
     for name, payload in data.get("extensions", {}).items():
         persister = state.persisters.get(name)

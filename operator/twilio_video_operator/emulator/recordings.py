@@ -14,6 +14,7 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
+from .auth import account_of
 from .core import STATE_KEY, EmulatorState, TwilioError, add_route, paginate_v1, param_date, param_enum
 from .entities import Recording
 from .lifecycle import delete_recording
@@ -95,15 +96,18 @@ async def room_recording_media(request: web.Request) -> web.Response:
 
 def _recording(state: EmulatorState, request: web.Request) -> Recording:
     recording = state.recordings.get(request.match_info["Sid"])
-    if recording is None:
+    if recording is None or recording.account_sid != account_of(request):
         raise _not_found(request)
     return recording
 
 
 async def list_recordings(request: web.Request) -> web.Response:
     state = request.app[STATE_KEY]
+    account_sid = account_of(request)
     records = [
-        render_recording(state, r) for r in reversed(state.recordings.values()) if _matches(r, request)
+        render_recording(state, r)
+        for r in reversed(state.recordings.values())
+        if r.account_sid == account_sid and _matches(r, request)
     ]
     return web.json_response(paginate_v1(request, records, "recordings", max_page_size=100))
 

@@ -1,4 +1,8 @@
-"""Video v1 Rooms: create, list, fetch, update; Recording Rules; Transcriptions."""
+"""Video v1 Rooms: create, list, fetch, update; Recording Rules; Transcriptions.
+
+Rooms belong to the account of the request's principal: UniqueNames are unique per account, and a room of
+another account is not found (404/20404) and not listed.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 from multidict import MultiMapping
 
+from .auth import account_of
 from .core import (
     STATE_KEY,
     EmulatorState,
@@ -39,7 +44,7 @@ MAX_CALLBACK_URL = 2048
 
 
 def room_from_path(state: EmulatorState, request: web.Request, name: str = "RoomSid") -> Room:
-    room = find_room(state, request.match_info[name])
+    room = find_room(state, request.match_info[name], account_of(request))
     if room is None:
         raise TwilioError(404, 20404, f"The requested resource {request.path} was not found")
     return room
@@ -79,10 +84,11 @@ def _video_codecs(params: MultiMapping[str]) -> list[str]:
 
 async def create_room(request: web.Request) -> web.Response:
     state = request.app[STATE_KEY]
+    account_sid = account_of(request)
     params = await read_params(request)
     room_type = param_enum(params, "Type", ROOM_TYPES, code=53108, default="group")
     unique_name = _unique_name(params)
-    if unique_name is not None and unique_name in state.room_names:
+    if unique_name is not None and unique_name in state.names_in(account_sid):
         raise TwilioError(400, 53113, "Room exists")
     callback = validate_callback_url(params.get("StatusCallback"))
     method = param_enum(params, "StatusCallbackMethod", ("GET", "POST"), code=53110, default="POST")
@@ -105,7 +111,7 @@ async def create_room(request: web.Request) -> web.Response:
     sid = new_sid("RM")
     room = Room(
         sid=sid,
-        account_sid=state.account_sid,
+        account_sid=account_sid,
         unique_name=unique_name or sid,
         type=room_type,
         date_created=now,
@@ -132,20 +138,22 @@ async def create_room(request: web.Request) -> web.Response:
 
 async def list_rooms(request: web.Request) -> web.Response:
     state = request.app[STATE_KEY]
+    account_sid = account_of(request)
     query = request.query
     status = param_enum(query, "Status", ROOM_STATUSES, code=20001, default="in-progress")
     unique_name = query.get("UniqueName")
     after = param_date(query, "DateCreatedAfter")
     before = param_date(query, "DateCreatedBefore")
     if unique_name and status == "in-progress":
-        sid = state.room_names.get(unique_name)
+        sid = state.names_in(account_sid).get(unique_name)
         candidates: list[Room] = [state.rooms[sid]] if sid else []
     else:
         candidates = list(reversed(state.rooms.values()))
     selected = [
         render_room(state, room)
         for room in candidates
-        if room.status == status
+        if room.account_sid == account_sid
+        and room.status == status
         and (not unique_name or room.unique_name == unique_name)
         and (after is None or room.date_created >= after)
         and (before is None or room.date_created < before)

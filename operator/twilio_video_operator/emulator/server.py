@@ -12,12 +12,12 @@ from aiohttp import web
 from .app import create_app
 from .core import EmulatorState
 from .entities import ApiKey
-from .keys import create_key
+from .keys import DEFAULT_KEY_NAME, create_key
 from .persistence import load_file, save_file
 
 log = logging.getLogger(__name__)
 
-DEFAULT_KEY_NAME = "emulator default key"
+__all__ = ["DEFAULT_KEY_NAME", "Emulator", "start_emulator"]
 
 
 class Emulator:
@@ -32,9 +32,15 @@ class Emulator:
 
     @property
     def default_key(self) -> ApiKey:
-        """The standard API key handed out in :attr:`credentials` (created again if it was deleted)."""
+        """The main account's standard API key handed out in :attr:`credentials` (created again if it was
+        deleted)."""
         for key in self.state.keys.values():
-            if key.friendly_name == DEFAULT_KEY_NAME and key.kind == "key" and key.type == "standard":
+            if (
+                key.friendly_name == DEFAULT_KEY_NAME
+                and key.kind == "key"
+                and key.type == "standard"
+                and key.account_sid == self.state.account_sid
+            ):
                 return key
         return create_key(self.state, DEFAULT_KEY_NAME)
 
