@@ -321,13 +321,39 @@ ClientFactory = Callable[..., Client]
 
 @pytest.fixture
 def make_client(emulator: RunningEmulator, twilio_recorder: ResponseRecorder) -> ClientFactory:
-    """``make_client(username, password)``: a recorded sync client with other credentials (e.g. a new key)."""
+    """``make_client(username, password, account_sid=None)``: a recorded sync client with other credentials
+    (e.g. a new key); ``account_sid`` (default: the main account) is the one v2010 paths name."""
 
-    def make(username: str, password: str) -> Client:
+    def make(username: str, password: str, account_sid: str | None = None) -> Client:
         http_client = RecordingHttpClient(emulator.url, twilio_recorder)
-        return Client(username, password, emulator.state.account_sid, http_client=http_client)
+        return Client(username, password, account_sid or emulator.state.account_sid, http_client=http_client)
 
     return make
+
+
+@dataclass(frozen=True)
+class Subaccount:
+    """Credentials of a subaccount made by ``POST /_emulator/accounts``, with a Standard key of it."""
+
+    account_sid: str
+    auth_token: str
+    api_key: str
+    api_secret: str
+
+
+@pytest.fixture
+def subaccount(emulator_control: ControlCall) -> Subaccount:
+    """A fresh subaccount of the emulator's main account."""
+    answer = emulator_control("POST", "accounts", {"friendlyName": "tenant"})
+    assert answer.status == 201, answer.body
+    body = answer.body
+    return Subaccount(body["accountSid"], body["authToken"], body["apiKey"], body["apiSecret"])
+
+
+@pytest.fixture
+def subaccount_client(subaccount: Subaccount, make_client: ClientFactory) -> Client:
+    """The real synchronous client, authenticated with the subaccount's SID and Auth Token."""
+    return make_client(subaccount.account_sid, subaccount.auth_token, subaccount.account_sid)
 
 
 @pytest.fixture
@@ -350,7 +376,8 @@ TokenFactory = Callable[..., str]
 
 @pytest.fixture
 def access_token(emulator: RunningEmulator) -> TokenFactory:
-    """``access_token(identity, room=None, ttl=3600, key_sid=None, secret=None) -> JWT`` via AccessToken."""
+    """``access_token(identity, room=None, ttl=3600, key_sid=None, secret=None, account_sid=None) -> JWT``
+    via AccessToken; the defaults are the main account and its standard key."""
 
     def mint(
         identity: str,
@@ -358,10 +385,11 @@ def access_token(emulator: RunningEmulator) -> TokenFactory:
         ttl: int = 3600,
         key_sid: str | None = None,
         secret: str | None = None,
+        account_sid: str | None = None,
     ) -> str:
         credentials = emulator.credentials
         token = AccessToken(
-            credentials["account_sid"],
+            account_sid or credentials["account_sid"],
             key_sid or credentials["api_key"],
             secret or credentials["api_secret"],
             identity=identity,
