@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,7 @@ from twilio_video_operator.models.duration import DURATION_PATTERN
 from twilio_video_operator.models.kinds import CATEGORIES, GROUP, KINDS, VERSION, KindInfo
 from twilio_video_operator.models.schema_validation import schema_problems
 from twilio_video_operator.models.structural import KEY_ORDER, Schema, model_schema
+from twilio_video_operator.models.timestamps import EARLIEST, LATEST, TIMESTAMP_PATTERN
 
 HEADER = "# Generated from the pydantic models by `make crds`; do not edit by hand.\n"
 
@@ -170,8 +173,21 @@ def _type_name(node: Mapping[str, Any]) -> str:
     return str(kind)
 
 
+_DURATION_LIMIT = re.compile(r"^duration\(self\) <= duration\('([^']+)'\)$")
+
+
+def _zulu(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
 def _allowed(node: Mapping[str, Any]) -> str:
+    if node.get("pattern") == TIMESTAMP_PATTERN:
+        return f"{_zulu(EARLIEST)}..{_zulu(LATEST)}"
     parts = []
+    for rule in node.get("x-kubernetes-validations", []):
+        limit = _DURATION_LIMIT.match(rule["rule"])
+        if limit:
+            parts.append(f"≤ {limit.group(1)}")
     if "enum" in node:
         parts.append(", ".join(f"`{value}`" for value in node["enum"] if value is not None))
     if "minimum" in node and "maximum" in node:

@@ -374,7 +374,10 @@ def base_room(**spec: Any) -> dict[str, Any]:
         ),
         ({"keepAlive": "yes"}, "spec.keepAlive: 'yes' is not of type 'boolean'"),
         ({"colour": "blue"}, "spec: Additional properties are not allowed ('colour' was unexpected)"),
-        ({"schedule": {"startTime": "tomorrow"}}, "spec.schedule.startTime: 'tomorrow' is not a 'date-time'"),
+        (
+            {"schedule": {"startTime": "2027-01-01 at ten"}},
+            "spec.schedule.startTime: '2027-01-01 at ten' is not a 'date-time'",
+        ),
         (
             {"schedule": {"startTime": "2027-01-01T10:00:00"}},
             "spec.schedule.startTime: '2027-01-01T10:00:00' is not a 'date-time'",

@@ -34,7 +34,7 @@ def test_defaults_from_the_contract() -> None:
         ({"secretName": "Video_Keys"}, ["spec.secretName: String should match pattern"]),
         (
             {"secretName": "k", "rotationInterval": "30 days"},
-            ["spec.rotationInterval: String should match pattern"],
+            ["spec.rotationInterval: invalid duration '30 days'"],
         ),
         (
             {"secretName": "k", "deletionPolicy": "Delete"},

@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
 
-from twilio_video_operator.models.duration import DURATION_PATTERN
+from twilio_video_operator.models.duration import DurationLimit
+from twilio_video_operator.models.timestamps import TimestampBounds
 
 #: Kubernetes object names (DNS-1123 subdomain), e.g. Secrets and VideoRooms referenced by name.
 OBJECT_NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
@@ -16,8 +17,12 @@ OBJECT_NAME_MAX_LENGTH = 253
 #: Twilio Room SID.
 ROOM_SID_PATTERN = r"^RM[0-9a-f]{32}$"
 
-#: A Go-style duration string such as ``90s``, ``5m``, ``2h`` or ``1h30m``.
-Duration = Annotated[str, StringConstraints(pattern=DURATION_PATTERN, max_length=32)]
+#: A Go-style duration string such as ``90s``, ``5m``, ``2h`` or ``1h30m``, of at most 10 years
+#: (:data:`~twilio_video_operator.models.duration.MAX_DURATION`); fields with a lower maximum use
+#: ``Annotated[str, DurationLimit(maximum)]``.
+Duration = Annotated[str, DurationLimit()]
+#: An RFC 3339 time with an offset, from 1970-01-01T00:00:00Z to 9999-12-31T23:59:59Z.
+Timestamp = Annotated[AwareDatetime, TimestampBounds()]
 
 
 def kubernetes_validations(*rules: Mapping[str, str]) -> dict[str, Any]:
@@ -81,6 +86,8 @@ def validation_problems(error: ValidationError, prefix: str = "spec") -> list[st
 
 def model_problems(model: type[BaseModel], data: Mapping[str, Any] | None, prefix: str = "spec") -> list[str]:
     """Validate ``data`` against ``model``; return human-readable problems (empty when valid)."""
+    if data is not None and not isinstance(data, Mapping):
+        return [f"{prefix}: must be an object"]  # an API server that skipped the schema
     try:
         model.model_validate(dict(data or {}))
     except ValidationError as error:

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import string
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from pydantic import ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 from twilio_video_operator.models.common import (
     ROOM_SID_PATTERN,
-    Duration,
     LocalObjectReference,
     SpecModel,
     StatusModel,
@@ -19,6 +18,7 @@ from twilio_video_operator.models.common import (
     model_problems,
 )
 from twilio_video_operator.models.conditions import CONDITIONS_LIST_SCHEMA, Condition
+from twilio_video_operator.models.duration import DurationLimit
 
 CompositionFormat = Literal["mp4", "webm"]
 CompositionState = Literal["enqueued", "processing", "completed", "failed", "deleted"]
@@ -33,6 +33,8 @@ DEFAULT_S3_KEY = "{namespace}/{name}/{sid}.{format}"
 S3_KEY_PLACEHOLDERS = frozenset({"namespace", "name", "sid", "format", "roomSid"})
 
 S3_BUCKET_PATTERN = r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"
+#: Longest stalledAfter: Twilio composes rooms of at most a day; processing still going after a week is stuck.
+STALLED_AFTER_MAX = timedelta(hours=168)
 
 #: A track name, participant SID or wildcard pattern selecting audio sources.
 SourceName = Annotated[str, StringConstraints(min_length=1, max_length=256)]
@@ -135,8 +137,9 @@ class CompositionTemplate(SpecModel):
     format: CompositionFormat = Field(default="mp4", description="Container format: mp4 or webm.")
     trim: bool = Field(default=True, description="Cut out the parts where no participant was connected.")
     delivery: Delivery | None = Field(default=None, description="Deliver the media once composed.")
-    stalled_after: Duration = Field(
-        default="2h", description="Mark Stalled if still processing after this long (Go duration)."
+    stalled_after: Annotated[str, DurationLimit(STALLED_AFTER_MAX)] = Field(
+        default="2h",
+        description="Mark Stalled if still processing after this long (Go duration, at most 168h = 7 days).",
     )
     deletion_policy: Literal["Retain", "Delete"] = Field(
         default="Retain",

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, ValidationError, model_validator
 
 from twilio_video_operator.models.common import (
     OBJECT_NAME_MAX_LENGTH,
@@ -55,14 +55,21 @@ class SigningKeyRotationSpec(SpecModel):
         pattern=OBJECT_NAME_PATTERN,
         description="Secret in the same namespace that the operator owns and writes the keys to.",
     )
-    rotation_interval: Duration = Field(default="720h", description="Time between rotations (Go duration).")
+    rotation_interval: Duration = Field(
+        default="720h", description="Time between rotations (Go duration, at most 87600h = 10 years)."
+    )
     stage_period: Duration = Field(
-        default="2m", description="How long a new key sits in the Secret as next before it becomes active."
+        default="2m",
+        description=(
+            "How long a new key sits in the Secret as next before it becomes active (Go duration, at most "
+            "87600h = 10 years)."
+        ),
     )
     overlap: Duration = Field(
         default="2h",
         description=(
-            "How long the previous key stays valid after the switch; must be at least the longest token TTL."
+            "How long the previous key stays valid after the switch; must be at least the longest token TTL "
+            "(Go duration, at most 87600h = 10 years)."
         ),
     )
     friendly_name_prefix: str | None = Field(
@@ -159,3 +166,28 @@ class SigningKeyRotationStatus(StatusModel):
 def validate_signingkeyrotation_spec(spec: Mapping[str, Any] | None) -> list[str]:
     """Problems with a SigningKeyRotation spec, as ``spec.<path>: message`` lines (empty when valid)."""
     return model_problems(SigningKeyRotationSpec, spec)
+
+
+#: The spec fields deleting a SigningKeyRotation uses (which Secret, which keys, with which credentials).
+DELETION_FIELDS = ("secretName", "friendlyNamePrefix", "credentialsRef", "deletionPolicy")
+
+
+def spec_for_deletion(spec: Mapping[str, Any] | None) -> SigningKeyRotationSpec | None:
+    """The spec as deletion reads it, so that an object whose spec does not validate can still be cleaned up.
+
+    The whole spec when it is valid; otherwise the fields deletion uses with defaults for the rest; otherwise
+    ``secretName`` alone, which means ``deletionPolicy: Retain`` (the Secret is kept and nothing is revoked,
+    as nothing says more may be done); ``None`` when not even the Secret's name validates.
+    """
+    data = dict(spec) if isinstance(spec, Mapping) else {}
+    candidates = (
+        data,
+        {key: data[key] for key in DELETION_FIELDS if key in data},
+        {key: data[key] for key in ("secretName",) if key in data},
+    )
+    for candidate in candidates:
+        try:
+            return SigningKeyRotationSpec.model_validate(candidate)
+        except ValidationError:
+            continue
+    return None

@@ -4,22 +4,23 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic import ConfigDict, Field, StringConstraints, ValidationError, field_validator, model_validator
 
 from twilio_video_operator.models.clientprofile import ClientProfile
 from twilio_video_operator.models.common import (
-    Duration,
     LocalObjectReference,
     SpecModel,
     StatusModel,
+    Timestamp,
     kubernetes_validations,
     model_problems,
 )
 from twilio_video_operator.models.composition import CompositionTemplate
 from twilio_video_operator.models.conditions import CONDITIONS_LIST_SCHEMA, Condition
+from twilio_video_operator.models.duration import DurationLimit
 
 RoomType = Literal["group", "group-small", "peer-to-peer", "go"]
 RoomCodec = Literal["VP8", "H264"]
@@ -28,6 +29,9 @@ RoomStatusValue = Literal["Scheduled", "in-progress", "completed", "failed"]
 RECORDING_ROOM_TYPES = ("group", "group-small")
 
 UNIQUE_NAME_MAX_LENGTH = 128
+#: Longest schedule.provisionAhead: Twilio completes a room nobody joined after unusedRoomTimeout (at most
+#: an hour), so opening one days early only churns sessions.
+PROVISION_AHEAD_MAX = timedelta(hours=24)
 #: Identities and identity globs; Twilio identities are short strings.
 Identity = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 
@@ -58,15 +62,19 @@ class Schedule(SpecModel):
 
     model_config = ConfigDict(json_schema_extra=kubernetes_validations(*SCHEDULE_RULES))
 
-    start_time: AwareDatetime | None = Field(
+    start_time: Timestamp | None = Field(
         default=None,
-        description="RFC 3339 time the session starts; the room is created provisionAhead earlier.",
+        description=(
+            "RFC 3339 time the session starts (1970 to 9999); the room is created provisionAhead earlier."
+        ),
     )
-    end_time: AwareDatetime | None = Field(
-        default=None, description="RFC 3339 time the room is completed; must be after startTime."
+    end_time: Timestamp | None = Field(
+        default=None,
+        description="RFC 3339 time the room is completed (1970 to 9999); must be after startTime.",
     )
-    provision_ahead: Duration = Field(
-        default="5m", description="How long before startTime to create the room (Go duration)."
+    provision_ahead: Annotated[str, DurationLimit(PROVISION_AHEAD_MAX)] = Field(
+        default="5m",
+        description="How long before startTime to create the room (Go duration, at most 24h).",
     )
 
     @model_validator(mode="after")
@@ -387,3 +395,20 @@ class VideoRoomStatus(StatusModel):
 def validate_videoroom_spec(spec: Mapping[str, Any] | None) -> list[str]:
     """Problems with a VideoRoom spec, as ``spec.<path>: message`` lines (empty when valid)."""
     return model_problems(VideoRoomSpec, spec)
+
+
+#: The spec fields deleting a VideoRoom uses (what to do with the room, with which credentials).
+DELETION_FIELDS = ("deletionPolicy", "credentialsRef")
+
+
+def spec_for_deletion(spec: Mapping[str, Any] | None) -> VideoRoomSpec | None:
+    """The spec as deletion reads it, so that a room whose spec does not validate is still completed with
+    the right credentials: the whole spec when valid, otherwise the fields deletion uses (the others take
+    their defaults), ``None`` when those do not validate either."""
+    data = dict(spec) if isinstance(spec, Mapping) else {}
+    for candidate in (data, {key: data[key] for key in DELETION_FIELDS if key in data}):
+        try:
+            return VideoRoomSpec.model_validate(candidate)
+        except ValidationError:
+            continue
+    return None
