@@ -7,7 +7,10 @@ is written through the status subresource at each step, never through kopf's def
 create-pending marker is stored before Twilio is asked for a key.
 
 Deleting the object revokes its keys (``deletionPolicy: Revoke``) or keeps them and releases the Secret
-from the object so that it survives (``Retain``).
+from the object so that it survives (``Retain``). A spec that no longer validates (a field changed past an
+older CRD) does not stop that: deletion reads the fields it needs on their own, and falls back to
+``Retain`` when ``deletionPolicy`` or the credentials do not validate (see
+:func:`~twilio_video_operator.models.signingkeyrotation.spec_for_deletion`).
 
 The module also publishes the operator's Kubernetes connection for the token service and adds
 ``POST /v1/token`` to the operator's HTTP server (see :mod:`twilio_video_operator.tokens.service`).
@@ -36,12 +39,13 @@ from twilio_video_operator.kube import SECRETS, SIGNINGKEYROTATIONS, KubeApiErro
 from twilio_video_operator.kube.events import post_event
 from twilio_video_operator.kube.secrets import decode_secret_data
 from twilio_video_operator.logs import register_secret
-from twilio_video_operator.models import ConditionType, get_condition
+from twilio_video_operator.models import ConditionType, Reason, get_condition
 from twilio_video_operator.models import annotations as object_annotations
 from twilio_video_operator.models.signingkeyrotation import (
     SecretKeys,
     SigningKeyRotationSpec,
     SigningKeyRotationStatus,
+    spec_for_deletion,
     validate_signingkeyrotation_spec,
 )
 from twilio_video_operator.reconcilers.reconcile_tracking import ReconcileProgress, Result, track_reconcile
@@ -420,11 +424,11 @@ async def on_deleted(runtime: RotationRuntime, body: Mapping[str, Any]) -> None:
         except KUBE_ERRORS as exc:
             raise kopf.TemporaryError(f"cannot read the object: {_kube_problem(exc)}", delay=10) from None
         obj: Mapping[str, Any] = latest if latest is not None else body  # the latest status, if still there
-        raw_spec = dict(obj.get("spec") or {})
-        if validate_signingkeyrotation_spec(raw_spec):
-            return  # never reconciled into keys
-        spec = SigningKeyRotationSpec.model_validate(raw_spec)
-        if spec.deletion_policy == "Retain":
+        spec = spec_for_deletion(obj.get("spec"))
+        if spec is None:
+            message = "the Secret and the keys were left as they are: spec.secretName is not valid"
+            await post_event(runtime.kube, obj, "Warning", Reason.INVALID_SPEC, message)
+        elif spec.deletion_policy == "Retain":
             await _release_secret(runtime, obj, spec)
         else:
             await _revoke_keys(runtime, obj, spec)
