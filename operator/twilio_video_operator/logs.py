@@ -7,7 +7,8 @@ Python reserves ``name`` on a log record for the logger, so pass an object's nam
 
 Before a record reaches any handler (the JSON stream or kopf's Kubernetes Event poster), the
 :class:`RedactingFilter` replaces every value registered with :func:`register_secret`, anything shaped like
-a JWT and the credentials of ``Authorization: Basic/Bearer`` headers with ``[REDACTED]``.
+a JWT and the credentials of ``Authorization: Basic/Bearer`` headers with ``[REDACTED]``. Events carry the
+message alone (:class:`EventFormatter`): a traceback stays in the operator's own log.
 """
 
 from __future__ import annotations
@@ -148,12 +149,24 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str, ensure_ascii=False)
 
 
+class EventFormatter(logging.Formatter):
+    """The text of a Kubernetes Event: the record's message without the exception's traceback or a stack.
+
+    Whoever may read the object's Events would otherwise see the operator's code paths and local values.
+    """
+
+    def format(self, record: logging.LogRecord) -> str:
+        return record.getMessage()
+
+
 _REDACTION = RedactingFilter()
+_EVENT_FORMAT = EventFormatter()
 _HANDLER_NAME = "twilio-video-operator-json"
 
 
 def install_redaction() -> None:
-    """Redact records of kopf's per-object logger before its Kubernetes Event poster sees them.
+    """Redact records of kopf's per-object logger before its Kubernetes Event poster sees them, and have
+    that poster (the handler kopf attaches to this logger) post the message without a traceback.
 
     Idempotent. Logger filters do not apply to records propagated from child loggers, so the stream
     handler of :func:`setup_logging` carries the same filter for everything else.
@@ -161,6 +174,8 @@ def install_redaction() -> None:
     objects_logger = logging.getLogger("kopf.objects")
     if _REDACTION not in objects_logger.filters:
         objects_logger.addFilter(_REDACTION)
+    for handler in objects_logger.handlers:
+        handler.setFormatter(_EVENT_FORMAT)
 
 
 def setup_logging(level: str = "INFO", *, stream: TextIO | None = None) -> logging.Handler:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -157,6 +158,26 @@ def test_event_poster_sees_redacted_object_logs() -> None:
     finally:
         objects_logger.removeHandler(capture)
     assert seen == [f"credentials {MASK} rejected"]
+
+
+def test_events_never_carry_a_traceback() -> None:
+    """A handler that raises is logged by kopf with the exception attached; the Event it posts for the
+    object says what failed, without the traceback."""
+    from kopf._core.engines.posting import K8sPoster
+
+    install_redaction()
+    objects_logger = logging.getLogger("kopf.objects")
+    [poster] = [handler for handler in objects_logger.handlers if isinstance(handler, K8sPoster)]
+    try:
+        raise OverflowError("date value out of range")
+    except OverflowError:
+        record = objects_logger.makeRecord(
+            "kopf.objects", logging.ERROR, __file__, 1, "Handler %r failed: %s", ("x", "boom"), sys.exc_info()
+        )
+    for check in objects_logger.filters:
+        check.filter(record)
+
+    assert poster.format(record) == "Handler 'x' failed: boom"
 
 
 def test_setup_logging_is_idempotent() -> None:
