@@ -13,6 +13,7 @@ from typing import Any
 
 from twilio_video_operator.gateway.records import RoomInfo
 from twilio_video_operator.models.duration import parse_duration
+from twilio_video_operator.models.timestamps import shifted
 from twilio_video_operator.models.videoroom import (
     RECORDING_ROOM_TYPES,
     RoomSettings,
@@ -57,7 +58,7 @@ def window_of(spec: VideoRoomSpec) -> Window:
         return Window()
     opens_at = None
     if schedule.start_time is not None:
-        opens_at = schedule.start_time - parse_duration(schedule.provision_ahead)
+        opens_at = shifted(schedule.start_time, -parse_duration(schedule.provision_ahead))
     return Window(opens_at=opens_at, closes_at=schedule.end_time)
 
 
