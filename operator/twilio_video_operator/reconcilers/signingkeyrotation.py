@@ -45,6 +45,7 @@ from twilio_video_operator.models.signingkeyrotation import (
     SigningKeyRotationSpec,
     SigningKeyRotationStatus,
 )
+from twilio_video_operator.models.timestamps import shifted
 
 logger = logging.getLogger(__name__)
 
@@ -257,7 +258,7 @@ def rotation_due_at(status: SigningKeyRotationStatus, spec: SigningKeyRotationSp
     """When the next rotation starts: ``rotationInterval`` after the active key became active."""
     if status.last_rotation_time is None:
         return None
-    return status.last_rotation_time + parse_duration(spec.rotation_interval)
+    return shifted(status.last_rotation_time, parse_duration(spec.rotation_interval))
 
 
 def rotation_requested(facts: RotationFacts) -> bool:
@@ -285,7 +286,7 @@ def _gated(step: Step, facts: RotationFacts, backoff: BackoffPolicy) -> Step:
     failures = status.failed_attempts or 0
     failed_at = status.last_failure_time or status.last_attempt_time
     if failures and failed_at is not None:
-        until = failed_at + backoff.delay(failures)
+        until = shifted(failed_at, backoff.delay(failures))
         if facts.now < until:
             return Wait(until=until, backoff=True)
     return step
@@ -350,7 +351,7 @@ def plan_step(facts: RotationFacts, backoff: BackoffPolicy | None = None) -> Ste
     # 6. Staging.
     if status.next_key_sid:
         staged_at = status.next_key_staged_at or now
-        switch_at = staged_at + parse_duration(spec.stage_period)
+        switch_at = shifted(staged_at, parse_duration(spec.stage_period))
         if status.previous_key_sid:  # only after manual status edits: let the overlap finish first
             return Wait(until=revoke_at)
         return Switch() if now >= switch_at else Wait(until=switch_at)
@@ -704,7 +705,7 @@ class RotationExecutor:
             demoted = status.active_key_sid
             update |= {"active_key_sid": sid, "revision": revision, "last_rotation_time": now}
             if demoted:
-                revoke_at = now + parse_duration(spec.overlap)
+                revoke_at = shifted(now, parse_duration(spec.overlap))
                 update |= {"previous_key_sid": demoted, "previous_key_revoke_time": revoke_at}
                 message = (
                     f"created key {sid} as the active key (revision {revision}) because the Secret had lost "
@@ -754,7 +755,7 @@ class RotationExecutor:
                 keys["previous"] = current
             await self.store.write(self.context.account_sid, keys)
         now = self.clock()
-        revoke_at = now + parse_duration(spec.overlap)
+        revoke_at = shifted(now, parse_duration(spec.overlap))
         previous = status.active_key_sid
         status = status.model_copy(
             update={
