@@ -28,6 +28,7 @@ from twilio_video_operator.models.composition import (
     composition_spec_changes,
 )
 from twilio_video_operator.models.duration import parse_duration
+from twilio_video_operator.models.timestamps import shifted
 from twilio_video_operator.reconcilers import composition_conditions as cond
 
 #: A composition found by listing counts as the one an interrupted create made only if Twilio created it no
@@ -218,7 +219,7 @@ def _plan_creation(ctx: CompositionContext, status: CompositionStatus, now: date
     if stall is not None:
         reason, generation, since = stall
         if reason == cond.CREDENTIALS_INVALID:
-            retry_at = since + timedelta(seconds=timing.credentials_retry)
+            retry_at = shifted(since, timedelta(seconds=timing.credentials_retry))
             if now < retry_at:
                 return Idle(_seconds(retry_at - now))
         elif reason != cond.SPEC_IMMUTABLE and generation == ctx.generation:
@@ -246,12 +247,12 @@ def _plan_progress(
     watchdog_at = None
     since = processing_since(state, room_end, started or status.started_at)
     if since is not None and not timed_out:
-        watchdog_at = since + parse_duration(ctx.spec.stalled_after)
+        watchdog_at = shifted(since, parse_duration(ctx.spec.stalled_after))
         if now >= watchdog_at:
             limit = ctx.spec.stalled_after
             what = "processing" if state == "processing" else "enqueued after the room completed"
             return Timeout(f"The composition is still {what} after {limit}; Twilio may be stuck.")
-    poll_at = last_heard(status, now) + timedelta(seconds=timing.poll_interval(memory.quiet_polls))
+    poll_at = shifted(last_heard(status, now), timedelta(seconds=timing.poll_interval(memory.quiet_polls)))
     if now >= poll_at:
         return Poll()
     wake = min(at for at in (poll_at, watchdog_at) if at is not None)
@@ -314,7 +315,7 @@ def is_ours(info: CompositionInfo, spec: CompositionSpec, room_sid: str, uid: st
     """
     if info.room_sid != room_sid or info.status == "deleted":
         return False
-    if info.date_created is not None and info.date_created < marker - CLAIM_CLOCK_SKEW:
+    if info.date_created is not None and info.date_created < shifted(marker, -CLAIM_CLOCK_SKEW):
         return False
     if info.status_callback and parse_qs(urlsplit(info.status_callback).query).get("uid") != [uid]:
         return False
