@@ -33,6 +33,7 @@ from twilio_video_operator.gateway.records import ParticipantInfo, RoomInfo
 from twilio_video_operator.models.annotations import PAUSED as PAUSED_ANNOTATION
 from twilio_video_operator.models.annotations import RECONCILE_REQUESTED_AT
 from twilio_video_operator.models.conditions import ConditionStatus
+from twilio_video_operator.models.timestamps import shifted
 from twilio_video_operator.models.videoroom import (
     RECORDING_ROOM_TYPES,
     AppliedRecordingRule,
@@ -597,7 +598,7 @@ def _absorb_lookup(inp: PlanInput, work: Working, unique_name: str, room: RoomIn
         original is not None
         and original.unique_name == unique_name
         and room.date_created is not None
-        and room.date_created >= original.requested_at - CLAIM_CLOCK_SKEW
+        and room.date_created >= shifted(original.requested_at, -CLAIM_CLOCK_SKEW)
     )
     spec = inp.spec
     if ours:

@@ -14,6 +14,7 @@ from typing import Any
 from twilio_video_operator.gateway.credentials import CredentialSet
 from twilio_video_operator.gateway.errors import GatewayError, NotFoundError, TransientError
 from twilio_video_operator.models.annotations import PAUSED as PAUSED_ANNOTATION
+from twilio_video_operator.models.timestamps import shifted
 from twilio_video_operator.models.videoroom import VideoRoomSpec, VideoRoomStatus
 from twilio_video_operator.reconcilers.videoroom import CLAIM_CLOCK_SKEW
 from twilio_video_operator.reconcilers.videoroom_credentials import CredentialResolver
@@ -78,6 +79,7 @@ async def _rooms_to_complete(api: RoomApi, live: str | None, status: VideoRoomSt
     if marker is not None:
         found = await api.find_in_progress_room(marker.unique_name)
         created = found.date_created if found is not None else None
-        if found is not None and created is not None and created >= marker.requested_at - CLAIM_CLOCK_SKEW:
+        claimable_from = shifted(marker.requested_at, -CLAIM_CLOCK_SKEW)
+        if found is not None and created is not None and created >= claimable_from:
             targets.append(found.sid)
     return list(dict.fromkeys(targets))
