@@ -9,6 +9,7 @@ before durations were bounded.
 from __future__ import annotations
 
 import asyncio
+import base64
 import copy
 import logging
 from collections.abc import AsyncIterator, Iterator, Mapping
@@ -189,6 +190,44 @@ async def test_a_huge_provision_ahead_stalls_and_the_room_can_be_deleted(
 
     await harness.delete_room(ns, "huge")
     await harness.wait_gone(ns, "huge")
+    assert handler_failures(errors) == []
+
+
+async def test_deleting_a_room_whose_spec_turned_invalid_completes_it_with_its_own_credentials(
+    harness: OperatorHarness, errors: list[logging.LogRecord]
+) -> None:
+    """The room lives in the tenant's own Twilio account: only the credentialsRef Secret can complete it."""
+    ns = await harness.namespace()
+    account = await harness._control("POST", "accounts", {"friendlyName": "tenant"})
+    data = {
+        "TWILIO_ACCOUNT_SID": account["accountSid"],
+        "TWILIO_API_KEY": account["apiKey"],
+        "TWILIO_API_SECRET": account["apiSecret"],
+        "TWILIO_AUTH_TOKEN": account["authToken"],
+    }
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "twilio", "namespace": ns},
+        "data": {key: base64.b64encode(value.encode()).decode() for key, value in data.items()},
+    }
+    await harness.kube_client.create(SECRETS, ns, secret)
+    await harness.create_room(ns, "tenant", {"credentialsRef": {"name": "twilio"}})
+    room = await harness.wait_room(
+        ns, "tenant", lambda o: (o.get("status") or {}).get("roomStatus") == "in-progress"
+    )
+    sid = room["status"]["sid"]
+    start = (harness.clock() - timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    await harness.patch_room(
+        ns, "tenant", {"spec": {"schedule": {"startTime": start, "provisionAhead": HUGE}}}
+    )
+    await harness.wait_room(ns, "tenant", stalled_invalid)
+
+    await harness.delete_room(ns, "tenant")
+
+    await harness.wait_gone(ns, "tenant")
+    [twilio_room] = [found for found in harness.twilio_rooms() if found.sid == sid]
+    assert twilio_room.status == "completed"
     assert handler_failures(errors) == []
 
 

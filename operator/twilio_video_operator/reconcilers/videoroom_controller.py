@@ -30,7 +30,7 @@ from twilio_video_operator.gateway.credentials import CredentialSet
 from twilio_video_operator.gateway.errors import GatewayError
 from twilio_video_operator.models.annotations import PAUSED as PAUSED_ANNOTATION
 from twilio_video_operator.models.common import validation_problems
-from twilio_video_operator.models.videoroom import VideoRoomSpec, VideoRoomStatus
+from twilio_video_operator.models.videoroom import VideoRoomSpec, VideoRoomStatus, spec_for_deletion
 from twilio_video_operator.reconcilers.due_timers import DueTimers
 from twilio_video_operator.reconcilers.keyed_locks import KeyedLocks
 from twilio_video_operator.reconcilers.reconcile_tracking import ReconcileProgress, Result, track_reconcile
@@ -351,11 +351,15 @@ class VideoRoomController:
     # ------------------------------------------------------------------------------------- deletion
 
     async def finalize(self, namespace: str, name: str, body: Mapping[str, Any]) -> Released:
-        """Apply ``deletionPolicy`` to the Twilio room; never hangs on a room that is already gone."""
+        """Apply ``deletionPolicy`` to the Twilio room; never hangs on a room that is already gone.
+
+        A spec that no longer validates (a field changed past an older CRD) is read for ``deletionPolicy``
+        and ``credentialsRef`` alone, so the room is still completed with its own credentials.
+        """
         key = (namespace, name)
         async with self._locks.hold(key):
             current = await self._objects.get_room(namespace, name) or dict(body)
-            spec, _ = _parse_spec(current.get("spec"))
+            spec = spec_for_deletion(current.get("spec"))
             status = _parse_status(current.get("status"))
             released = await release_room(
                 current, spec, status, self._credentials, self._api_for, self._objects
