@@ -322,10 +322,19 @@ MEMORIES = st.builds(
 )
 
 
+#: The created-spec annotation (JSON of the spec a composition was created from): anyone who may annotate
+#: the object can write it.
+CREATED_SPECS = st.one_of(st.none(), COMPOSITION_SPECS.filter(lambda value: isinstance(value, dict)))
+
+
 @PROPERTY
-@given(spec=COMPOSITION_SPECS, status=COMPOSITION_STATUSES, memory=MEMORIES, now=NOWS)
+@given(spec=COMPOSITION_SPECS, created=CREATED_SPECS, status=COMPOSITION_STATUSES, memory=MEMORIES, now=NOWS)
 def test_composition(
-    spec: Any, status: CompositionStatus, memory: composition_plan.Memory, now: datetime
+    spec: Any,
+    created: dict[str, Any] | None,
+    status: CompositionStatus,
+    memory: composition_plan.Memory,
+    now: datetime,
 ) -> None:
     raw = spec or {}  # as the handlers read it
     problems = tuple(validate_composition_spec(raw))
@@ -337,6 +346,7 @@ def test_composition(
         generation=1,
         spec=parsed,
         spec_problems=problems,
+        created_spec=created,
         room=composition_plan.RoomTarget(ROOM_SID),
     )
 
