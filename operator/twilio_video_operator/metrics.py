@@ -230,3 +230,16 @@ WEBHOOK_QUEUE_DEPTH = Gauge(
     "Status callbacks accepted and waiting to be processed.",
     ["endpoint"],
 )
+
+WEBHOOKS_LATE = Counter(
+    "twilio_video_operator_webhooks_late_total",
+    "Verified status callbacks about an object that no longer exists (deleted before Twilio's last "
+    "events arrived): expected, and dropped.",
+    ["endpoint"],
+)
+
+ROOM_ENDED_CONFIRMATIONS = Counter(
+    "twilio_video_operator_room_ended_confirmations_total",
+    "room-ended callbacks for a room the operator had in progress, confirmed with one FetchRoom before "
+    "status says it ended.",
+)

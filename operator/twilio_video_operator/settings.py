@@ -47,6 +47,13 @@ class Settings(BaseSettings):
     HTTP_HOST: str = Field(default="127.0.0.1", description="Address the operator's HTTP server binds")
     HTTP_PORT: int = Field(default=8080, ge=0, le=65535)
     WATCH_NAMESPACES: str = Field(default="", description="Comma-separated namespaces; empty watches all")
+    TENANT_NAME_PREFIXES: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description=(
+            "JSON object granting namespaces more room-name prefixes on the shared account, e.g. "
+            '{"team-a": ["shared-"]}; every namespace always owns "<namespace>:"'
+        ),
+    )
 
     @field_validator("LOG_LEVEL", mode="before")
     @classmethod
@@ -59,6 +66,14 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             text = value.strip()
             return timedelta(seconds=int(text)) if text.isdigit() else parse_duration(text)
+        return value
+
+    @field_validator("TENANT_NAME_PREFIXES")
+    @classmethod
+    def _prefixes(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        for namespace, prefixes in value.items():
+            if not namespace or any(not prefix for prefix in prefixes):
+                raise ValueError("namespaces and prefixes must be non-empty strings")
         return value
 
     @field_validator("PUBLIC_BASE_URL", "TWILIO_BASE_URL")

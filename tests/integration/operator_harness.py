@@ -326,6 +326,17 @@ class OperatorHarness:
     async def twilio_calls(self) -> int:
         return sum((await self.twilio_counts()).values())
 
+    async def subaccount(self, friendly_name: str = "tenant") -> dict[str, str]:
+        """A Twilio subaccount of the emulator's main account, with a Standard key:
+        ``account_sid``, ``auth_token``, ``api_key``, ``api_secret`` (a tenant's own account)."""
+        made = await self._control("POST", "accounts", {"friendlyName": friendly_name})
+        return {
+            "account_sid": made["accountSid"],
+            "auth_token": made["authToken"],
+            "api_key": made["apiKey"],
+            "api_secret": made["apiSecret"],
+        }
+
     async def reset_counts(self) -> None:
         await self._control("DELETE", "requests")
 

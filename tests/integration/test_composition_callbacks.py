@@ -26,7 +26,7 @@ from twilio_video_operator.webhooks.composition_events import composition_callba
 async def enqueued(bed: OperatorHarness) -> tuple[str, dict[str, Any]]:
     """A namespace with Composition ``c1`` whose Twilio composition waits for its room (no callbacks yet)."""
     ns = await bed.namespace()
-    room_sid = await recorded_room(bed, complete=False)
+    room_sid = await recorded_room(bed, ns, complete=False)
     await create_composition(bed, ns, "c1", {"roomSid": room_sid})
     return ns, await wait_composition(bed, ns, "c1", has("sid"))
 

@@ -67,7 +67,7 @@ async def composed(
     bed: OperatorHarness, ns: str, spec_delivery: dict[str, Any], media_bytes: int = MIB
 ) -> None:
     await bed._control("POST", "compositions/config", {"mediaBytes": media_bytes})
-    room_sid = await recorded_room(bed)
+    room_sid = await recorded_room(bed, ns)
     await create_composition(bed, ns, "c1", {"roomSid": room_sid, "delivery": spec_delivery})
     await bed.advance_clock(5)
 

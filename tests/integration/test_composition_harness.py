@@ -104,9 +104,15 @@ async def control(bed: OperatorHarness, path: str, body: Mapping[str, Any]) -> A
     return await bed._control("POST", path, dict(body))
 
 
-async def recorded_room(bed: OperatorHarness, *, complete: bool = True, seconds: float = 20) -> str:
-    """A group room where one participant was recorded for ``seconds`` (then completed, unless told not)."""
-    name = "room-" + secrets.token_hex(4)
+async def recorded_room(
+    bed: OperatorHarness, namespace: str | None = None, *, complete: bool = True, seconds: float = 20
+) -> str:
+    """A group room where one participant was recorded for ``seconds`` (then completed, unless told not).
+
+    On the operator's shared account a namespace composes only rooms named ``<namespace>:...``: pass the
+    namespace whose Compositions will compose it.
+    """
+    name = (f"{namespace}:" if namespace else "") + "room-" + secrets.token_hex(4)
     room = await twilio(
         bed, "POST", "/v1/Rooms", {"UniqueName": name, "Type": "group", "RecordParticipantsOnConnect": "true"}
     )

@@ -115,7 +115,7 @@ async def test_progress_comes_from_callbacks_not_polls(tmp_path: Path) -> None:
 
     async with OperatorHarness(tmp_path, registrars=[slow_polls]) as bed:
         ns = await bed.namespace()
-        room_sid = await recorded_room(bed, complete=False)
+        room_sid = await recorded_room(bed, ns, complete=False)
         await create_composition(bed, ns, "c1", {"roomSid": room_sid})
         created = await wait_composition(bed, ns, "c1", has("sid"))
         await bed._control(
@@ -135,7 +135,7 @@ async def test_progress_comes_from_callbacks_not_polls(tmp_path: Path) -> None:
 
 async def test_polling_takes_over_when_callbacks_do_not_arrive(bed: OperatorHarness) -> None:
     ns = await bed.namespace()
-    room_sid = await recorded_room(bed)
+    room_sid = await recorded_room(bed, ns)
     assert bed.settings is not None
     public_url = bed.settings.PUBLIC_BASE_URL
     bed.settings.PUBLIC_BASE_URL = "http://127.0.0.1:9"  # Twilio cannot reach the operator
@@ -159,7 +159,7 @@ async def test_a_composition_from_before_a_restart_is_fetched_at_once(tmp_path: 
 
     async with OperatorHarness(tmp_path, registrars=[slow_polls]) as bed:
         ns = await bed.namespace()
-        room_sid = await recorded_room(bed)
+        room_sid = await recorded_room(bed, ns)
         made = await twilio(bed, "POST", "/v1/Compositions", {"RoomSid": room_sid, "AudioSources": "*"})
         await create_composition(bed, ns, "c1", {"roomSid": room_sid}, annotations={PAUSED: "true"})
         synced = bed.clock().strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -180,7 +180,7 @@ async def test_a_crash_after_create_does_not_create_a_second_composition(bed: Op
     """The state a crash between CreateComposition and the status write leaves: marker, no SID, a
     composition at Twilio. The operator claims it instead of creating another."""
     ns = await bed.namespace()
-    room_sid = await recorded_room(bed, complete=False)
+    room_sid = await recorded_room(bed, ns, complete=False)
     spec = {"roomSid": room_sid, "resolution": "1280x720", "trim": False}
     obj = await create_composition(bed, ns, "c1", spec, annotations={PAUSED: "true"})
     uid = obj["metadata"]["uid"]
@@ -222,7 +222,7 @@ async def test_a_crash_after_create_does_not_create_a_second_composition(bed: Op
 
 async def test_failed_at_twilio_shows_twilios_error(bed: OperatorHarness) -> None:
     ns = await bed.namespace()
-    room_sid = await recorded_room(bed, complete=False)
+    room_sid = await recorded_room(bed, ns, complete=False)
     await create_composition(bed, ns, "c1", {"roomSid": room_sid})
     sid = (await wait_composition(bed, ns, "c1", has("sid")))["status"]["sid"]
     await bed._control(
@@ -243,7 +243,7 @@ async def test_failed_at_twilio_shows_twilios_error(bed: OperatorHarness) -> Non
 
 async def test_stuck_processing_is_stalled_with_an_event_and_a_metric(bed: OperatorHarness) -> None:
     ns = await bed.namespace()
-    room_sid = await recorded_room(bed, complete=False)
+    room_sid = await recorded_room(bed, ns, complete=False)
     await create_composition(bed, ns, "c1", {"roomSid": room_sid, "stalledAfter": "30s"})
     sid = (await wait_composition(bed, ns, "c1", has("sid")))["status"]["sid"]
     await bed._control("POST", f"compositions/{sid}/config", {"processingSeconds": 100_000})
@@ -265,7 +265,7 @@ async def test_stuck_processing_is_stalled_with_an_event_and_a_metric(bed: Opera
 
 async def test_a_spec_change_is_refused_and_creates_nothing(bed: OperatorHarness) -> None:
     ns = await bed.namespace()
-    room_sid = await recorded_room(bed, complete=False)
+    room_sid = await recorded_room(bed, ns, complete=False)
     await create_composition(bed, ns, "c1", {"roomSid": room_sid})
     await wait_composition(bed, ns, "c1", has("sid"))
     await bed.kube_client.patch(COMPOSITIONS, ns, "c1", {"spec": {"format": "webm"}})
@@ -293,7 +293,7 @@ async def test_waits_for_the_room_then_composes_it(bed: OperatorHarness) -> None
 
 async def test_deletion_policy_delete_removes_the_twilio_composition(bed: OperatorHarness) -> None:
     ns = await bed.namespace()
-    room_sid = await recorded_room(bed, complete=False)
+    room_sid = await recorded_room(bed, ns, complete=False)
     await create_composition(bed, ns, "keep", {"roomSid": room_sid})
     await create_composition(bed, ns, "drop", {"roomSid": room_sid, "deletionPolicy": "Delete"})
     kept = (await wait_composition(bed, ns, "keep", has("sid")))["status"]["sid"]

@@ -20,7 +20,7 @@ from twilio_video_operator.emulator.compositions import service_of
 async def test_every_audio_source_is_sent_as_a_repeated_form_key(bed: OperatorHarness) -> None:
     assert bed.emulator is not None
     ns = await bed.namespace()
-    room_sid = await recorded_room(bed)
+    room_sid = await recorded_room(bed, ns)
     sources = ["audio", "presenter-*", "PA" + "0" * 32]
     excluded = ["screen-audio", "bot-*"]
     await create_composition(

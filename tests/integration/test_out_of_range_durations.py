@@ -236,7 +236,7 @@ async def test_a_huge_stalled_after_stalls_before_any_twilio_call_and_can_be_del
 ) -> None:
     loosen(bed.kube)
     ns = await bed.namespace()
-    room_sid = await recorded_room(bed)
+    room_sid = await recorded_room(bed, ns)
     await bed.reset_counts()
     spec = {"roomSid": room_sid, "stalledAfter": HUGE, "deletionPolicy": "Delete"}
     await create_composition(bed, ns, "huge", spec)

@@ -85,7 +85,7 @@ async def test_every_kind_reports_reconciles_errors_durations_and_last_time(bed:
     await bed.create_room(ns, "standup", {})
     await bed.create_room(ns, "tenant", {"credentialsRef": {"name": "no-such-secret"}})
     # Compositions: one composed and then not deliverable (no S3 credentials), one waiting for its room.
-    room_sid = await recorded_room(bed)
+    room_sid = await recorded_room(bed, ns)
     delivery = {
         "s3": {
             "bucket": "media",

@@ -182,7 +182,8 @@ async def test_twilio_timeout_without_keep_alive_is_final(harness: OperatorHarne
     assert "keepAlive is off" in condition(obj, "Ready")["message"]
     assert obj["status"]["participants"]["connected"] == 0
     assert len(harness.twilio_rooms(f"{ns}:unused")) == 1
-    assert await harness.twilio_calls() == 0  # learned from the room-ended callback, not by polling
+    # Learned from the room-ended callback, confirmed with a single FetchRoom; nothing polls.
+    assert await harness.twilio_calls() == 1
 
 
 async def test_twilio_timeout_with_keep_alive_opens_a_new_session(harness: OperatorHarness) -> None:
@@ -320,8 +321,7 @@ async def _fetches(harness: OperatorHarness, at_least: int = 1) -> int:
 
 async def test_tenant_credentials_from_a_secret(harness: OperatorHarness) -> None:
     ns = await harness.namespace()
-    assert harness.emulator is not None
-    creds = harness.emulator.credentials
+    creds = await harness.subaccount()
     await harness.create_room(ns, "tenant", {"credentialsRef": {"name": "twilio"}})
     obj = await harness.wait_room(ns, "tenant", lambda o: condition(o, "Stalled").get("status") == "True")
     assert condition(obj, "Stalled")["reason"] == "CredentialsNotFound"
@@ -390,8 +390,7 @@ async def test_recording_rules_change_on_the_live_room(harness: OperatorHarness)
 
 async def test_a_fixed_credentials_secret_is_picked_up_at_once(harness: OperatorHarness) -> None:
     ns = await harness.namespace()
-    assert harness.emulator is not None
-    creds = harness.emulator.credentials
+    creds = await harness.subaccount()
     data = {"TWILIO_ACCOUNT_SID": creds["account_sid"], "TWILIO_API_KEY": creds["api_key"]}
     secret = {
         "apiVersion": "v1",

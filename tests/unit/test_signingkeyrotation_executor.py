@@ -505,3 +505,35 @@ async def test_revoke_all_deletes_our_keys_and_orphans_only() -> None:
 
     assert revoked == ["SK1", "SK2"]
     assert set(keys.live) == {"SK3", "SK4", "SK5"}
+
+
+async def test_revoke_all_leaves_a_key_named_in_status_by_hand_alone() -> None:
+    """Whoever may write the status could name the operator's own key or another object's: Twilio's list
+    decides, by the owner part of the friendly name (a changed prefix still counts)."""
+    keys = FakeKeys()
+    keys.live = {"SKop": "operator-main-key", "SKother": "q-ffffffff-r1", "SKmine": "old-0a1b2c3d-r3"}
+    status = SigningKeyRotationStatus(
+        active_key_sid="SKop", next_key_sid="SKother", previous_key_sid="SKmine"
+    )
+
+    revoked = await revoke_all(keys, status, owned_name_matcher("new", UID))
+
+    assert revoked == ["SKmine"]
+    assert set(keys.live) == {"SKop", "SKother"}
+
+
+async def test_a_previous_key_named_in_status_by_hand_is_not_revoked() -> None:
+    """The overlap ends by revoking status.previousKeySid: a SID written there by hand (the operator's own
+    key) is dropped from status with a Warning, and the key lives on."""
+    world = World()
+    await world.reconcile()
+    world.keys.live["SKop"] = "operator-main-key"
+    world.status = world.status.model_copy(
+        update={"previous_key_sid": "SKop", "previous_key_revoke_time": world.now}
+    )
+
+    await world.reconcile()
+
+    assert "SKop" in world.keys.live and "delete SKop" not in world.keys.calls
+    assert world.status.previous_key_sid is None
+    assert "KeyNotOwned" in world.reasons()

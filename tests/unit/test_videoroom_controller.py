@@ -15,8 +15,8 @@ from pydantic import SecretStr
 from twilio_video_operator.gateway.credentials import CredentialSet
 from twilio_video_operator.gateway.errors import AuthError, NotFoundError, RetryableError, ThrottledError
 from twilio_video_operator.gateway.records import ParticipantInfo, RoomInfo
+from twilio_video_operator.reconcilers.credentials import SecretData
 from twilio_video_operator.reconcilers.videoroom_controller import Trigger, VideoRoomController
-from twilio_video_operator.reconcilers.videoroom_credentials import SecretData
 from twilio_video_operator.reconcilers.videoroom_desired import Defaults
 from twilio_video_operator.reconcilers.videoroom_executor import Outcome, RoomApi, merge_patch
 
@@ -117,10 +117,11 @@ class FakeTwilio:
         self.calls: list[str] = []
         self.errors: dict[str, BaseException] = {}
         self.credentials: list[CredentialSet] = []
+        self.refused_tokens: set[str] = set()
 
     def api(self, creds: CredentialSet) -> RoomApi:
         self.credentials.append(creds)
-        return _Api(self)
+        return _Api(self, creds)
 
     def _call(self, name: str) -> None:
         self.calls.append(name)
@@ -129,8 +130,15 @@ class FakeTwilio:
 
 
 class _Api:
-    def __init__(self, twilio: FakeTwilio) -> None:
+    def __init__(self, twilio: FakeTwilio, creds: CredentialSet | None = None) -> None:
         self.t = twilio
+        self.creds = creds
+
+    async def verify_auth_token(self) -> None:
+        self.t._call("verify_auth_token")
+        token = self.creds.auth_token if self.creds is not None else None
+        if token is None or token.get_secret_value() in self.t.refused_tokens:
+            raise AuthError("Authenticate", operation="ListKey", status=401)
 
     async def create_room(self, **params: Any) -> RoomInfo:
         self.t._call("create_room")
@@ -286,12 +294,14 @@ async def test_tenant_credentials_are_used_and_read_once_per_version(
     objects.add("r", {"credentialsRef": {"name": "tenant"}})
     await controller.reconcile("ns", "r", Trigger.CHANGE)
     await controller.reconcile("ns", "r", Trigger.RESYNC)
-    assert [c.api_key for c in twilio.credentials] == ["SKtenant", "SKtenant"]
+    assert {c.api_key for c in twilio.credentials} == {"SKtenant"}
     assert len(remembered) == 1 and remembered[0].auth_token is not None
+    assert twilio.calls.count("verify_auth_token") == 1  # once per version of the Secret
     assert objects.status("r")["credentialsRevision"] == "tenant@7"
     objects.secrets[("ns", "tenant")] = SecretData("8", {**data, "TWILIO_API_SECRET": "rotated"})
     await controller.reconcile("ns", "r", Trigger.CHANGE)
     assert len(remembered) == 2 and objects.status("r")["credentialsRevision"] == "tenant@8"
+    assert twilio.calls.count("verify_auth_token") == 2
 
 
 async def test_invalid_spec_needs_no_credentials(
@@ -404,14 +414,29 @@ async def test_failed_disconnect_is_retried_by_a_reconcile(
     assert controller._timers.pop_due(clock.now) == [(("ns", "r"), False)]
 
 
-async def test_room_ended_callback_asks_for_a_reconcile(
-    controller: VideoRoomController, objects: FakeObjects, clock: Clock
+async def test_room_ended_callback_is_confirmed_with_one_fetch_before_status_says_so(
+    controller: VideoRoomController, objects: FakeObjects, twilio: FakeTwilio, clock: Clock
 ) -> None:
     await live_room(controller, objects)
     controller._timers.pop_due(clock.now + timedelta(hours=1))  # drop the resync set by the reconcile
+    twilio.rooms["RM1"] = room_info("RM1", "ns:r", "completed")
     await controller.handle_callback(OPERATOR.account_sid, callback("room-ended", RoomStatus="completed"))
-    assert objects.status("r")["roomStatus"] == "completed"
-    assert controller._timers.pop_due(clock.now) == [(("ns", "r"), False)]
+    assert objects.status("r")["roomStatus"] == "in-progress"
+    assert controller._timers.pop_due(clock.now) == [(("ns", "r"), True)]  # an observing reconcile
+    twilio.calls.clear()
+    await controller.reconcile("ns", "r", Trigger.RESYNC)
+    assert twilio.calls == ["fetch_room"] and objects.status("r")["roomStatus"] == "completed"
+
+
+async def test_a_room_ended_callback_twilio_contradicts_changes_nothing(
+    controller: VideoRoomController, objects: FakeObjects, twilio: FakeTwilio, clock: Clock
+) -> None:
+    """A signed room-ended for a live room (its account's Auth Token in the wrong hands) ends nothing."""
+    await live_room(controller, objects)
+    await controller.handle_callback(OPERATOR.account_sid, callback("room-ended", RoomStatus="completed"))
+    await controller.reconcile("ns", "r", Trigger.RESYNC)
+    assert objects.status("r")["roomStatus"] == "in-progress"
+    assert twilio.rooms["RM1"].status == "in-progress"
 
 
 async def test_paused_or_deleted_objects_ignore_callbacks(
@@ -584,7 +609,7 @@ async def test_rooms_get_a_status_callback_only_when_their_callbacks_can_be_veri
             return await super().create_room(**params)
 
     def api_for(creds: CredentialSet) -> RoomApi:
-        return Recording(twilio)
+        return Recording(twilio, creds)
 
     def controller_with(operator: CredentialSet) -> VideoRoomController:
         defaults = Defaults(status_callback="https://op/twilio/room-events")

@@ -125,12 +125,14 @@ class FakeWriter:
 
 
 def make_input(spec: dict[str, Any], status: dict[str, Any] | None = None, **extra: Any) -> PlanInput:
+    parsed = VideoRoomStatus.model_validate(status or {})
+    extra.setdefault("verified_sid", parsed.sid)  # the room in status is the one this process opened
     return PlanInput(
         namespace="ns",
         name="r",
         generation=1,
         spec=VideoRoomSpec.model_validate(spec),
-        status=VideoRoomStatus.model_validate(status or {}),
+        status=parsed,
         now=NOW,
         defaults=Defaults(),
         credentials=CredentialsCheck("operator:x"),

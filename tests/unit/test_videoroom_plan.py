@@ -128,6 +128,8 @@ def make_input(
         "now": NOW,
         "defaults": DEFAULTS,
         "credentials": CredentialsCheck("operator:abc"),
+        # The room in status is the one this process opened (see test_tenancy_plan.py for the others).
+        "verified_sid": parsed_status.sid,
     }
     values.update(overrides)
     return PlanInput(**values)

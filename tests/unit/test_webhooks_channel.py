@@ -100,5 +100,5 @@ def test_hub_is_one_per_operator_settings_object() -> None:
     assert WebhookHub.of(first) is hub
     assert WebhookHub.of(second) is not hub
     assert hub.channel("room-events") is hub.channel("room-events")
-    assert hub.accounts.token_for("AC" + "a" * 32) == "operator-token"
-    assert WebhookHub.of(second).accounts.token_for("AC" + "a" * 32) is None
+    assert hub.accounts.tokens_for("AC" + "a" * 32) == ["operator-token"]
+    assert WebhookHub.of(second).accounts.tokens_for("AC" + "a" * 32) == []

@@ -119,9 +119,22 @@ async def test_unknown_accounts_are_refused_and_tenants_accepted(
     tenant = "AC" + "c" * 32
     event = {**EVENT, "AccountSid": tenant, "SequenceNumber": "50"}
     assert (await post(client, event, sign(event, token="tenant-token-0123456789abcdef")))[0] == 403
-    WebhookHub.of(settings).accounts.remember(tenant, "tenant-token-0123456789abcdef")
+    WebhookHub.of(settings).accounts.accept(("ns", "tenant"), tenant, "tenant-token-0123456789abcdef")
     assert (await post(client, event, sign(event, token="tenant-token-0123456789abcdef")))[0] == 204
     assert (await post(client, event, sign(event)))[0] == 403  # the operator's token does not sign for it
+
+
+async def test_no_tenant_token_speaks_for_the_operators_account(
+    client: TestClient[object, object], settings: Settings
+) -> None:
+    """A tenant Secret naming the operator's AccountSid, with a token of the tenant's choosing, changes
+    nothing: the operator's callbacks still verify with the operator's token only."""
+    forged = "forged-token-0123456789abcdef"
+    accounts = WebhookHub.of(settings).accounts
+    assert not accounts.accept(("tenant-b", "creds"), settings.TWILIO_ACCOUNT_SID, forged)
+    event = {**EVENT, "SequenceNumber": "51"}
+    assert (await post(client, event, sign(event, token=forged)))[0] == 403
+    assert (await post(client, event, sign(event)))[0] == 204
 
 
 async def test_other_methods_are_405(client: TestClient[object, object]) -> None:

@@ -51,17 +51,32 @@ def test_public_url_ignores_the_request_host() -> None:
     assert public_url("https://operator.example.com/", "/twilio/room-events?x=1") == URL + "?x=1"
 
 
-def test_auth_tokens_by_account_are_bounded_and_never_shown() -> None:
-    tokens = AuthTokens(max_accounts=2)
-    tokens.remember("AC1", "one")
-    tokens.remember("AC2", SecretStr("two"))
-    tokens.remember("AC1", "one-again")  # refreshes AC1
-    tokens.remember("AC3", "three")  # pushes out AC2, the least recently seen
-    tokens.remember("AC4", None)
-    tokens.remember("", "x")
-    assert tokens.token_for("AC1") == "one-again" and tokens.token_for("AC2") is None
-    assert "AC3" in tokens and len(tokens) == 2
-    assert "one-again" not in repr(tokens._tokens)
+def test_auth_tokens_by_source_are_bounded_and_never_shown() -> None:
+    tokens = AuthTokens("AC0", "operator", max_sources=2)
+    tokens.accept(("a", "s"), "AC1", "one")
+    tokens.accept(("b", "s"), "AC2", SecretStr("two"))
+    tokens.accept(("a", "s"), "AC1", "one-again")  # the same Secret changed: replaces its entry
+    tokens.accept(("c", "s"), "AC3", "three")  # pushes out AC2's Secret, the least recently accepted
+    assert not tokens.accept(("d", "s"), "AC4", None)
+    assert not tokens.accept(("e", "s"), "", "x")
+    assert tokens.tokens_for("AC1") == ["one-again"] and tokens.tokens_for("AC2") == []
+    assert "AC3" in tokens and len(tokens) == 3  # AC0, AC1, AC3
+    assert "one-again" not in repr(tokens._accepted)
+
+
+def test_the_operators_account_is_verified_with_the_operators_token_only() -> None:
+    tokens = AuthTokens("AC0", "operator")
+    assert not tokens.accept(("tenant", "creds"), "AC0", "chosen-by-a-tenant")
+    assert tokens.tokens_for("AC0") == ["operator"]
+
+
+def test_two_namespaces_using_one_account_keep_their_own_entries() -> None:
+    tokens = AuthTokens("AC0", "operator")
+    tokens.accept(("a", "creds"), "AC1", "primary")
+    tokens.accept(("b", "creds"), "AC1", "secondary")
+    assert tokens.tokens_for("AC1") == ["primary", "secondary"]
+    tokens.forget(("b", "creds"))
+    assert tokens.tokens_for("AC1") == ["primary"]
 
 
 def test_deduplicator_remembers_a_bounded_number_of_keys() -> None:

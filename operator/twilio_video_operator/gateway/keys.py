@@ -31,6 +31,17 @@ class KeyOperations(BoundOperations):
 
         return await self._call(catalog.LIST_KEY, attempt)
 
+    async def verify_auth_token(self) -> None:
+        """One ListKey page authenticated with the Account SID and Auth Token: it succeeds only when the
+        token is that account's. Raises ``AuthError`` when Twilio refuses it."""
+        if self._creds.auth_token is None:
+            raise ValueError("no Auth Token to verify")
+
+        async def attempt(client: SdkClient) -> None:
+            await client.keys.page_async(page_size=1)
+
+        await self._call(catalog.LIST_KEY, attempt)
+
     async def fetch_key(self, sid: str) -> KeyInfo | None:
         """FetchKey; ``None`` when the key does not exist (any more)."""
 

@@ -69,6 +69,11 @@ from twilio_video_operator.reconcilers.composition_plan import (
     Timing,
     is_ours,
 )
+from twilio_video_operator.reconcilers.credentials import (
+    Connection,
+    CredentialsConnector,
+    SecretData,
+)
 from twilio_video_operator.reconcilers.reconcile_tracking import (
     ReconcileProgress,
     ReconcileRun,
@@ -76,6 +81,7 @@ from twilio_video_operator.reconcilers.reconcile_tracking import (
     track_reconcile,
 )
 from twilio_video_operator.reconcilers.status_tally import StatusTally
+from twilio_video_operator.reconcilers.tenancy import name_rule
 from twilio_video_operator.settings import Settings
 from twilio_video_operator.webhooks.channel import CallbackEvent
 from twilio_video_operator.webhooks.composition_events import CHANNEL, composition_callback_url
@@ -137,6 +143,43 @@ class CompositionRuntime:
     statuses: StatusTally[tuple[str, str]] = field(
         default_factory=lambda: StatusTally(COMPOSITION_STATUS_LABELS, _export_composition_count)
     )
+    _connector: CredentialsConnector | None = None
+
+    @property
+    def connector(self) -> CredentialsConnector:
+        if self._connector is None:
+            settings = self.settings
+            operator = CredentialSet(
+                account_sid=settings.TWILIO_ACCOUNT_SID,
+                api_key=settings.TWILIO_API_KEY,
+                api_secret=settings.TWILIO_API_SECRET,
+                auth_token=settings.TWILIO_AUTH_TOKEN,
+            )
+
+            async def check_token(creds: CredentialSet) -> None:
+                await self.gateway.api(creds).verify_auth_token()
+
+            def redact(creds: CredentialSet) -> None:
+                for value in creds.secret_values:
+                    register_secret(value)
+
+            self._connector = CredentialsConnector(
+                operator,
+                self._read_secret,
+                check_token,
+                on_read=redact,
+                on_accepted=lambda source, creds: self.hub.accounts.accept(
+                    source, creds.account_sid, creds.auth_token
+                ),
+            )
+        return self._connector
+
+    async def _read_secret(self, namespace: str, name: str) -> SecretData | None:
+        secret = await self.kube.get(SECRETS, namespace, name)
+        if secret is None:
+            return None
+        version = str((secret.get("metadata") or {}).get("resourceVersion", ""))
+        return SecretData(resource_version=version, data=decode_secret_data(secret))
 
     def lock(self, namespace: str, name: str) -> asyncio.Lock:
         return self.locks.setdefault((namespace, name), asyncio.Lock())
@@ -190,10 +233,48 @@ class CompositionRuntime:
         if spec is None:
             return base, None
         room, room_obj = await self._room(namespace, spec, status)
-        creds = await self._credentials(namespace, spec, room_obj)
-        if isinstance(creds, tuple):
-            return replace(base, room=room, credentials_problem=creds), None
-        return replace(base, room=room), self.gateway.api(creds)
+        connection = await self._credentials(namespace, spec, room_obj, room.sid)
+        if connection.credentials is None:
+            problem = connection.problem or (cond.CREDENTIALS_NOT_FOUND, "no credentials")
+            return replace(base, room=room, credentials_problem=problem), None
+        api = self.gateway.api(connection.credentials)
+        base = replace(base, room=room)
+        if status.sid is None and status.create_pending_at is None and room.sid is not None:
+            try:
+                why = await self._room_problem(namespace, room.sid, connection, api, self.memory(uid))
+            except GatewayError as exc:
+                return replace(base, credentials_problem=(cond.TWILIO_UNAVAILABLE, str(exc))), None
+            base = replace(base, room_problem=why)
+        return base, api
+
+    async def _room_problem(
+        self, namespace: str, room_sid: str, connection: Connection, api: TwilioApi, memory: Memory
+    ) -> str | None:
+        """Why ``room_sid`` may not be composed by an object of ``namespace`` (``None``: it may).
+
+        Checked at Twilio once, before the first create: a room of the namespace's own account, or on the
+        operator's shared account a room whose unique name the namespace may use. A VideoRoom's status
+        alone proves nothing, since whoever may write it could name any room.
+        """
+        if memory.room_verified == room_sid:
+            return None
+        room = await api.fetch_room(room_sid)
+        rule = name_rule(
+            namespace, shared_account=connection.shared, extra_prefixes=self.settings.TENANT_NAME_PREFIXES
+        )
+        if room is None:
+            where = "the operator's shared account" if connection.shared else "the namespace's own account"
+            return (
+                f"Twilio room {room_sid} does not exist in {where}; only rooms of this namespace can be "
+                "composed."
+            )
+        if not rule.allows(room.unique_name):
+            return (
+                f"Twilio room {room_sid} ({room.unique_name!r}) is not a room of namespace {namespace}: on "
+                f"the operator's shared account it may compose only rooms with {rule.describe()}."
+            )
+        memory.room_verified = room_sid
+        return None
 
     async def _room(
         self, namespace: str, spec: CompositionSpec, status: CompositionStatus
@@ -219,34 +300,37 @@ class CompositionRuntime:
         return RoomTarget(sid, ended_at=ended_at, waiting=waiting), room_obj
 
     async def _credentials(
-        self, namespace: str, spec: CompositionSpec, room_obj: Mapping[str, Any] | None
-    ) -> CredentialSet | tuple[str, str]:
-        """The Twilio credentials of the composed room's account: the VideoRoom's ``credentialsRef``, else
+        self,
+        namespace: str,
+        spec: CompositionSpec,
+        room_obj: Mapping[str, Any] | None,
+        room_sid: str | None,
+    ) -> Connection:
+        """The Twilio credentials of the composed room's account: the ``credentialsRef`` of the VideoRoom
+        (``roomRef``, or for a ``roomSid`` the namespace's VideoRoom whose status names that room), else
         the operator's own."""
+        if room_obj is None and room_sid is not None:
+            room_obj = await self._room_naming(namespace, room_sid)
         ref = ((room_obj or {}).get("spec") or {}).get("credentialsRef") or {}
-        secret_name = ref.get("name") if spec.room_ref is not None else None
-        if not secret_name:
-            settings = self.settings
-            return CredentialSet(
-                account_sid=settings.TWILIO_ACCOUNT_SID,
-                api_key=settings.TWILIO_API_KEY,
-                api_secret=settings.TWILIO_API_SECRET,
-                auth_token=settings.TWILIO_AUTH_TOKEN,
-            )
+        secret_name = ref.get("name") if isinstance(ref, Mapping) else None
         try:
-            secret = await self.kube.get(SECRETS, namespace, str(secret_name))
+            return await self.connector.connect(namespace, str(secret_name) if secret_name else None)
         except (KubeApiError, OSError) as exc:
-            return cond.CREDENTIALS_NOT_FOUND, f"Cannot read Secret {secret_name}: {_kube_problem(exc)}"
-        if secret is None:
-            return cond.CREDENTIALS_NOT_FOUND, f"The room's credentials Secret {secret_name} does not exist."
+            message = f"Cannot read Secret {secret_name}: {_kube_problem(exc)}"
+            return Connection(None, f"{secret_name}@unreadable", (cond.CREDENTIALS_NOT_FOUND, message))
+
+    async def _room_naming(self, namespace: str, room_sid: str) -> dict[str, Any] | None:
+        """The VideoRoom of ``namespace`` whose status names ``room_sid`` (current or a recent session)."""
         try:
-            creds = CredentialSet.from_mapping(decode_secret_data(secret))
-        except ValueError as exc:
-            return cond.CREDENTIALS_NOT_FOUND, f"Secret {secret_name}: {exc}"
-        for value in creds.secret_values:
-            register_secret(value)
-        self.hub.accounts.remember(creds.account_sid, creds.auth_token)
-        return creds
+            rooms = await self.kube.list(VIDEOROOMS, namespace)
+        except (KubeApiError, OSError):
+            return None
+        for item in rooms:
+            status = item.get("status") or {}
+            recent = (status.get("sessions") or {}).get("recentSids") or []
+            if status.get("sid") == room_sid or room_sid in recent:
+                return item
+        return None
 
     async def s3_credentials(self, namespace: str, secret_name: str) -> S3Credentials:
         try:

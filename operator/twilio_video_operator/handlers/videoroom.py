@@ -37,11 +37,11 @@ from twilio_video_operator.kube.secrets import decode_secret_data
 from twilio_video_operator.logs import register_secret
 from twilio_video_operator.models.annotations import CREDENTIALS_LABEL, PAUSED, RECONCILE_REQUESTED_AT
 from twilio_video_operator.models.videoroom import VideoRoomStatus
+from twilio_video_operator.reconcilers.credentials import SecretData, Source
 from twilio_video_operator.reconcilers.videoroom_conditions import is_paused
 from twilio_video_operator.reconcilers.videoroom_controller import Trigger, VideoRoomController, utc_now
-from twilio_video_operator.reconcilers.videoroom_credentials import SecretData
 from twilio_video_operator.reconcilers.videoroom_desired import Defaults
-from twilio_video_operator.reconcilers.videoroom_executor import RoomApi
+from twilio_video_operator.reconcilers.videoroom_executor import ObjectGone, RoomApi
 from twilio_video_operator.settings import Settings
 from twilio_video_operator.webhooks.channel import CallbackChannel, CallbackEvent
 from twilio_video_operator.webhooks.hub import WebhookHub
@@ -55,6 +55,9 @@ PLURAL = "videorooms"
 KIND = "VideoRoom"
 #: The kopf index of credentialsRef Secrets: ``(namespace, secret) -> VideoRoom names``.
 CREDENTIALS_INDEX = "videoroom_credentials_refs"
+#: The kopf index of the rooms VideoRooms name in status: ``room SID -> (namespace, name)``. Filled from the
+#: initial listing before any reconcile, so a restarted operator never lets one object adopt another's room.
+ROOM_SIDS_INDEX = "videoroom_room_sids"
 
 
 # ------------------------------------------------------------------------------------ Kubernetes port
@@ -77,7 +80,12 @@ class KubeRoomObjects:
         return SecretData(resource_version=version, data=decode_secret_data(secret))
 
     async def patch_status(self, namespace: str, name: str, patch: Mapping[str, Any]) -> None:
-        await self.kube.patch_status(VIDEOROOMS, namespace, name, patch)
+        try:
+            await self.kube.patch_status(VIDEOROOMS, namespace, name, patch)
+        except KubeApiError as exc:
+            if exc.not_found:
+                raise ObjectGone(f"VideoRoom {namespace}/{name}") from None
+            raise
 
     async def post_event(
         self, body: Mapping[str, Any], type: Literal["Normal", "Warning"], reason: str, message: str
@@ -146,11 +154,21 @@ def operator_defaults(settings: Settings) -> Defaults:
     )
 
 
-def _remember_credentials(hub: WebhookHub, creds: CredentialSet) -> None:
-    """A tenant's credentials were read: keep their secrets out of logs and verify their callbacks."""
-    for secret in (creds.api_secret, creds.auth_token):
+def _redact_credentials(creds: CredentialSet) -> None:
+    """A tenant's credentials were read: keep their secrets out of logs."""
+    for secret in creds.secret_values:
         register_secret(secret)
-    hub.accounts.remember(creds.account_sid, creds.auth_token)
+
+
+def _accept_token(hub: WebhookHub, source: Source, creds: CredentialSet) -> None:
+    """Twilio accepted a tenant Secret's Auth Token for its account: verify that account's callbacks."""
+    hub.accounts.accept(source, creds.account_sid, creds.auth_token)
+
+
+def room_sid_of(body: Mapping[str, Any]) -> str | None:
+    """The room SID a VideoRoom's status names, if any."""
+    sid = (body.get("status") or {}).get("sid")
+    return sid if isinstance(sid, str) and sid else None
 
 
 async def _reconcile(memo: Any, namespace: str | None, name: str, trigger: Trigger) -> None:
@@ -212,7 +230,7 @@ def register_handlers(
     resource = (API_GROUP, API_VERSION, PLURAL)
 
     @kopf.on.startup(registry=registry, id="videoroom-startup")
-    async def startup(memo: kopf.Memo, settings: kopf.OperatorSettings, **_: Any) -> None:
+    async def startup(memo: kopf.Memo, settings: kopf.OperatorSettings, **kwargs: Any) -> None:
         operator_settings: Settings = memo.settings
         # Only credential Secrets are watched (filtered by the API server, for every Secret watch of this
         # process): the others never reach the operator.
@@ -225,6 +243,11 @@ def register_handlers(
             api = cast(RoomApi, gateway.api(creds))
             return api_hook(api) if api_hook is not None else api
 
+        room_sids: Mapping[Any, Any] = kwargs[ROOM_SIDS_INDEX]
+
+        def indexed_owners(sid: str) -> list[tuple[str, str]]:
+            return sorted({(str(ns), str(name)) for ns, name in room_sids.get(sid) or ()})
+
         controller = VideoRoomController(
             KubeRoomObjects(kube),
             api_for,
@@ -233,8 +256,11 @@ def register_handlers(
             resync_interval=resync_interval or operator_settings.RESYNC_INTERVAL,
             clock=clock,
             rng=rng,
-            on_credentials=lambda creds: _remember_credentials(hub, creds),
+            on_credentials=_redact_credentials,
+            on_token_accepted=lambda source, creds: _accept_token(hub, source, creds),
             progress=memo.get("reconcile_progress"),
+            name_prefixes=operator_settings.TENANT_NAME_PREFIXES,
+            indexed_owners=indexed_owners,
         )
         controller.start()
         channel = hub.channel(CHANNEL)
@@ -281,6 +307,11 @@ def register_handlers(
     async def credentials_refs(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> Any:
         secret = credentials_ref_of(body)
         return {(namespace, secret): name} if secret is not None else None
+
+    @kopf.index(*resource, registry=registry, id=ROOM_SIDS_INDEX)
+    async def room_sids(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> Any:
+        sid = room_sid_of(body)
+        return {sid: (namespace, name)} if sid is not None else None
 
     @kopf.on.event("v1", "secrets", registry=registry, id="videoroom-credentials")
     async def credentials_changed(

@@ -38,6 +38,7 @@ REJECTED_BY_TWILIO: Final = "RejectedByTwilio"
 CREDENTIALS_INVALID: Final = "CredentialsInvalid"
 CREDENTIALS_NOT_FOUND: Final = "CredentialsNotFound"
 PROCESSING_TIMEOUT: Final = "ProcessingTimeout"
+ROOM_NOT_OWNED: Final = "RoomNotOwned"
 NOT_STALLED: Final = "NotStalled"
 # Delivered
 AWAITING_MEDIA: Final = "AwaitingMedia"

@@ -64,6 +64,8 @@ class CompositionContext:
     callback_url: str = ""
     credentials_problem: tuple[str, str] | None = None
     """``(reason, message)`` when the Twilio credentials cannot be used."""
+    room_problem: str | None = None
+    """Why the room may not be composed by this object (another tenant's): it stalls before any create."""
 
     @property
     def immutable_changes(self) -> list[str]:
@@ -101,6 +103,8 @@ class Memory:
     """Set by a new ``reconcile-requested-at``: fetch now and retry a failed delivery without waiting."""
     reconcile_request: str | None = None
     """The last ``reconcile-requested-at`` value seen."""
+    room_verified: str | None = None
+    """The room SID checked at Twilio as one this object may compose."""
 
     def request_resync(self, value: str | None) -> None:
         """Note the ``reconcile-requested-at`` annotation; a value not seen before asks for a resync."""
@@ -229,6 +233,8 @@ def _plan_creation(ctx: CompositionContext, status: CompositionStatus, now: date
     if ctx.room.sid is None:
         message = ctx.room.waiting or "Waiting for the room's Twilio SID."
         return Wait(cond.WAITING_FOR_ROOM, message, timing.room_wait)
+    if ctx.room_problem is not None:
+        return Stall(cond.ROOM_NOT_OWNED, ctx.room_problem)
     return Create(ctx.room.sid)
 
 

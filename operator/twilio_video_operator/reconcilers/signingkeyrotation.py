@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -510,6 +511,23 @@ class RotationExecutor:
         self.backoff = backoff or BackoffPolicy()
         self._latest: SigningKeyRotationStatus | None = None
 
+    async def _owns_key(self, sid: str) -> bool:
+        """Whether Twilio lists ``sid`` under a name this object gave it. A key SID in status may have been
+        written by hand: the account's other keys are never revoked. ``False`` too when it is gone."""
+        matcher = _key_owner_matcher(self.context)
+        for key in await self.keys.list_keys():
+            if key.sid == sid:
+                if key.friendly_name and matcher(key.friendly_name):
+                    return True
+                await self.post_event(
+                    "Warning",
+                    "KeyNotOwned",
+                    f"key {sid} in status is not one this object created ({key.friendly_name!r}): "
+                    "not revoked",
+                )
+                return False
+        return False
+
     async def _save(self, status: SigningKeyRotationStatus) -> SigningKeyRotationStatus:
         """Persist ``status`` now, conditions included, and remember it as the latest (a failing step
         leaves what it saved). Used between the steps of one reconcile, which keep the Secret in step."""
@@ -783,7 +801,9 @@ class RotationExecutor:
     async def _revoke(
         self, step: Revoke, status: SigningKeyRotationStatus, contents: SecretContents | None
     ) -> SigningKeyRotationStatus:
-        deleted = await self.keys.delete_key(step.sid)
+        deleted = False
+        if await self._owns_key(step.sid):
+            deleted = await self.keys.delete_key(step.sid)
         if contents is not None and contents.owned:
             stored = contents.keys.get(step.slot)
             if stored is not None and stored.sid == step.sid:
@@ -799,6 +819,14 @@ class RotationExecutor:
         state = "revoked" if deleted else "was already gone at Twilio; dropped"
         await self.post_event("Normal", "KeyRevoked", f"{step.slot} key {step.sid} {state} ({step.why})")
         return status
+
+
+def _key_owner_matcher(context: RotationContext) -> Callable[[str], bool]:
+    spec = context.spec
+    prefix = spec.friendly_name_prefix if spec is not None else None
+    return owned_name_matcher(
+        prefix or default_friendly_name_prefix(context.namespace, context.name), context.uid
+    )
 
 
 def _step_name(step: Step) -> str:
@@ -825,10 +853,12 @@ async def revoke_all(
 ) -> list[str]:
     """``deletionPolicy: Revoke``: delete every live key this object created. Returns the SIDs deleted.
 
-    That is the keys in the status plus any key whose friendly name this object would have given it
-    (``friendly_name_pattern``), which covers keys left behind by an interrupted create.
+    That is every key whose friendly name this object gave it (``friendly_name_pattern``), which covers the
+    keys in the status and keys left behind by an interrupted create. A SID in the status whose key Twilio
+    lists under another name is not this object's (whoever may write the status could name any key of
+    the account) and is left alone.
     """
-    targets = {sid for sid in (status.active_key_sid, status.next_key_sid, status.previous_key_sid) if sid}
+    targets: set[str] = set()
     for key in await keys.list_keys():
         if key.friendly_name and friendly_name_pattern(key.friendly_name):
             targets.add(key.sid)
@@ -840,7 +870,15 @@ async def revoke_all(
 
 
 def owned_name_matcher(prefix: str, uid: str | None) -> Callable[[str], bool]:
-    """Whether a friendly name is one :func:`key_friendly_name` gives for this prefix and uid."""
+    """Whether a friendly name is one :func:`key_friendly_name` gave for this object.
+
+    With a uid the owner part decides, whatever the prefix was then (``friendlyNamePrefix`` may have
+    changed since): ``...-<uid8>-r<revision>``. The API server assigns uids, so no other object's keys carry
+    it.
+    """
+    if uid:
+        owner = re.compile(rf".*-{re.escape(uid.replace('-', '')[:8])}-r[0-9]+")
+        return lambda name: owner.fullmatch(name) is not None
     stem = friendly_name_stem(prefix, uid)
 
     def matches(name: str) -> bool:

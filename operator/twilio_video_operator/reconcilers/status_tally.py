@@ -44,6 +44,9 @@ class StatusTally(Generic[K]):
         if old is not None:
             self._add(old, -1)
 
+    def get(self, key: K) -> str | None:
+        return self._status.get(key)
+
     def count(self, label: str) -> int:
         return self._counts[label]
 

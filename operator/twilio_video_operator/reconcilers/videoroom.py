@@ -16,7 +16,7 @@ Nothing here performs I/O, so every branch is unit-tested directly.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -44,6 +44,7 @@ from twilio_video_operator.models.videoroom import (
     VideoRoomStatus,
 )
 from twilio_video_operator.reconcilers import videoroom_conditions as cond
+from twilio_video_operator.reconcilers.tenancy import NameRule
 from twilio_video_operator.reconcilers.videoroom_desired import (
     Defaults,
     Window,
@@ -75,6 +76,8 @@ RECENT_SESSIONS = 5
 CONFLICT_RETRY_SECONDS = 5.0
 #: Seconds before retrying after an error Twilio answered but that is not about the spec.
 REJECTED_RETRY_SECONDS = 60.0
+#: Seconds before retrying when Twilio could not be asked whether the credentials hold.
+CREDENTIALS_RETRY_SECONDS = 5.0
 
 EventType = Literal["Normal", "Warning"]
 
@@ -88,6 +91,12 @@ class CredentialsCheck:
 
     revision: str
     problem: tuple[str, str] | None = None
+    transient: bool = False
+    """The problem may clear by retrying (Twilio could not be asked): retry instead of stalling."""
+
+
+def _nobody(_sid: str) -> str | None:
+    return None
 
 
 @dataclass(frozen=True)
@@ -106,6 +115,16 @@ class PlanInput:
     annotations: Mapping[str, str] = field(default_factory=dict)
     observe: bool = False
     """Verify the live room at Twilio (one FetchRoom): resync, operator restart, unpause."""
+    names: NameRule | None = None
+    """Which unique names this object may use and adopt (``None``: any, as on a tenant's own account)."""
+    verified_sid: str | None = None
+    """The room this process created, took over or checked at Twilio for this object. ``status.sid`` is
+    writable by whoever may write the status, so any other SID is fetched and checked before it is used."""
+    claimed_by: Callable[[str], str | None] = _nobody
+    """The other object (``namespace/name``) a room SID belongs to, if any."""
+
+    def may_use(self, unique_name: str | None) -> bool:
+        return self.names is None or self.names.allows(unique_name)
 
 
 # ---------------------------------------------------------------------------------------------- actions
@@ -203,6 +222,12 @@ class Facts:
     removal_done: bool = False
     stale: bool = False
     """Twilio said the room is no longer in progress: fetch it before going on."""
+    not_ours: str | None = None
+    """Why the room ``status.sid`` names is not this object's (found when it was fetched)."""
+    claimed_by: str | None = None
+    """The object that owns the room the last lookup found (which may then not be adopted)."""
+    verified: str | None = None
+    """The room this reconcile created, took over or fetched and checked: this object's own."""
 
 
 @dataclass(frozen=True)
@@ -267,16 +292,44 @@ def plan(inp: PlanInput, work: Working) -> Plan:
         status = cond.with_condition(status, cond.STALLED, "False", cond.NOT_STALLED, "", gen, now)
     if inp.credentials.problem is not None:
         reason, message = inp.credentials.problem
+        if inp.credentials.transient:
+            status = cond.unsynced(status, reason, message, generation=gen, now=now)
+            return Plan(status=status, retry_after=CREDENTIALS_RETRY_SECONDS)
         return _stall(status, reason, message, inp)
+    unique_name = unique_name_of(spec, inp.namespace, inp.name)
+    if not inp.may_use(unique_name):
+        return _stall(
+            status, cond.NAME_NOT_ALLOWED, _name_not_allowed(inp, unique_name), inp, drop_marker=True
+        )
+    marker = status.create_pending
+    if marker is not None and not inp.may_use(marker.unique_name):
+        status = status.model_copy(update={"create_pending": None})  # not a name this object can have used
+    if work.facts.not_ours is not None:
+        return _stall(_forget_room(status), cond.ROOM_NOT_OWNED, work.facts.not_ours, inp)
 
     work = replace(work, status=status)
     observe = inp.observe or (token is not None and token != inp.status.last_handled_reconcile_at)
     live = status.sid is not None and status.room_status == "in-progress"
-    if live and (observe or work.facts.stale) and not work.facts.fetched:
+    unverified = status.sid not in (inp.verified_sid, work.facts.verified)
+    if live and (observe or work.facts.stale or unverified) and not work.facts.fetched:
         return Plan(status=status, action=FetchRoom(status.sid or ""))
     if live:
         return _plan_live(inp, spec, work)
     return _plan_idle(inp, spec, work)
+
+
+def _name_not_allowed(inp: PlanInput, unique_name: str) -> str:
+    rule = inp.names.describe() if inp.names is not None else "any name"
+    return (
+        f"uniqueName {unique_name!r} is not a name namespace {inp.namespace} may use on the operator's "
+        f"shared Twilio account ({rule}); choose such a name, or use an account of your own "
+        "(spec.credentialsRef)."
+    )
+
+
+def _forget_room(status: VideoRoomStatus) -> VideoRoomStatus:
+    """Drop a room SID that turned out not to be this object's (it came from a status written by hand)."""
+    return status.model_copy(update={"sid": None, "room_status": None, "create_pending": None})
 
 
 def _stall(
@@ -381,6 +434,11 @@ def _plan_idle(inp: PlanInput, spec: VideoRoomSpec, work: Working) -> Plan:
     if marker is not None and no_session_wanted:
         status = status.model_copy(update={"create_pending": None})
 
+    new_session = ended and spec.keep_alive and not want_end and not window.before(now)
+    unverified = status.sid not in (inp.verified_sid, facts.verified)
+    if unverified and not facts.fetched and (new_session or _composition_due(spec, status)):
+        # Acting on a session's end (composing it, or opening the next one) needs Twilio's word for it.
+        return Plan(status=status, action=FetchRoom(status.sid or ""))
     if ended and _composition_due(spec, status):
         return Plan(status=status, action=CreateRecordingComposition(*_composition_of(inp, spec)))
     if want_end or (ended and not spec.keep_alive):
@@ -391,6 +449,14 @@ def _plan_idle(inp: PlanInput, spec: VideoRoomSpec, work: Working) -> Plan:
     unique_name = unique_name_of(spec, inp.namespace, inp.name)
     if (spec.adopt_existing or facts.conflict) and facts.looked_up != unique_name:
         return Plan(status=status, action=LookupRoom(unique_name))
+    if facts.foreign is not None and facts.claimed_by is not None:
+        found = facts.foreign
+        message = (
+            f"The in-progress Twilio room {found.sid} named {unique_name!r} belongs to VideoRoom "
+            f"{facts.claimed_by}; a room is never taken over from another object. Choose another "
+            "spec.uniqueName."
+        )
+        return _stall(status, cond.ROOM_CLAIMED, message, inp, drop_marker=True)
     if facts.foreign is not None:
         found = facts.foreign
         message = (
@@ -491,16 +557,13 @@ def absorb(inp: PlanInput, work: Working, action: Action, result: Any) -> Workin
     """Fold the successful result of ``action`` into the working state (pure)."""
     status, facts, now = work.status, work.facts, inp.now
     if isinstance(action, FetchRoom):
-        return _absorb_fetch(work, result, now)
+        return _absorb_fetch(work, result, now, inp)
     if isinstance(action, LookupRoom):
         return _absorb_lookup(inp, work, action.unique_name, result)
     if isinstance(action, CreateRoom):
         status = _start_session(status, result, fresh=True, spec=inp.spec)
-        return _with(
-            work,
-            status,
-            Note("Normal", "Created", f"Created Twilio room {result.sid} ({result.unique_name})."),
-        )
+        note = Note("Normal", "Created", f"Created Twilio room {result.sid} ({result.unique_name}).")
+        return _with(replace(work, facts=replace(facts, verified=result.sid)), status, note)
     if isinstance(action, CompleteRoom):
         room: RoomInfo | None = result
         update: dict[str, Any] = {
@@ -566,9 +629,16 @@ def _participants(status: VideoRoomStatus, *, connected: int) -> ParticipantCoun
     return ParticipantCounts(connected=connected, peak=max(counts.peak or 0, connected))
 
 
-def _absorb_fetch(work: Working, room: RoomInfo | None, now: datetime) -> Working:
+def _absorb_fetch(
+    work: Working, room: RoomInfo | None, now: datetime, inp: PlanInput | None = None
+) -> Working:
     status = work.status
     facts = replace(work.facts, fetched=True)
+    if room is not None and inp is not None:
+        why = _not_ours(inp, room)
+        if why is not None:
+            return replace(work, facts=replace(facts, not_ours=why))
+    facts = replace(facts, verified=status.sid)
     if room is None:
         update: dict[str, Any] = {
             "room_status": "completed",
@@ -589,10 +659,28 @@ def _absorb_fetch(work: Working, room: RoomInfo | None, now: datetime) -> Workin
     return Working(status.model_copy(update=update), facts, work.notes)
 
 
+def _not_ours(inp: PlanInput, room: RoomInfo) -> str | None:
+    """Why the fetched room ``status.sid`` names may not be used by this object (``None``: it may)."""
+    if room.sid == inp.verified_sid:
+        return None
+    owner = inp.claimed_by(room.sid)
+    if owner is not None:
+        return f"status.sid names Twilio room {room.sid}, which belongs to VideoRoom {owner}."
+    if not inp.may_use(room.unique_name):
+        return (
+            f"status.sid names Twilio room {room.sid} ({room.unique_name!r}), whose name namespace "
+            f"{inp.namespace} may not use on the operator's shared Twilio account."
+        )
+    return None
+
+
 def _absorb_lookup(inp: PlanInput, work: Working, unique_name: str, room: RoomInfo | None) -> Working:
-    facts = replace(work.facts, looked_up=unique_name, foreign=None)
+    facts = replace(work.facts, looked_up=unique_name, foreign=None, claimed_by=None)
     if room is None:
         return replace(work, facts=facts)
+    owner = inp.claimed_by(room.sid)
+    if owner is not None:
+        return replace(work, facts=replace(facts, foreign=room, claimed_by=owner))
     original = inp.status.create_pending
     ours = (
         original is not None
@@ -612,7 +700,7 @@ def _absorb_lookup(inp: PlanInput, work: Working, unique_name: str, room: RoomIn
     else:
         return replace(work, facts=replace(facts, foreign=room))
     status = _start_session(work.status, room, fresh=False, spec=spec)
-    return Working(status, replace(facts, fetched=True), (*work.notes, note))
+    return Working(status, replace(facts, fetched=True, verified=room.sid), (*work.notes, note))
 
 
 def _start_session(

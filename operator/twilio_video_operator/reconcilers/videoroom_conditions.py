@@ -32,11 +32,25 @@ ROOM_EXISTS: Final = "RoomExists"
 AUTH_FAILED: Final = "AuthFailed"
 INVALID_CREDENTIALS: Final = "InvalidCredentials"
 CREDENTIALS_NOT_FOUND: Final = "CredentialsNotFound"
+ACCOUNT_NOT_ALLOWED: Final = "AccountNotAllowed"
+NAME_NOT_ALLOWED: Final = "NameNotAllowed"
+ROOM_CLAIMED: Final = "RoomClaimed"
+ROOM_NOT_OWNED: Final = "RoomNotOwned"
 NOT_STALLED: Final = "NotStalled"
 
 #: Reasons that mean "retrying will not help until the spec or the credentials change".
 STALL_REASONS: Final = frozenset(
-    {INVALID_SPEC, ROOM_EXISTS, AUTH_FAILED, INVALID_CREDENTIALS, CREDENTIALS_NOT_FOUND}
+    {
+        INVALID_SPEC,
+        ROOM_EXISTS,
+        AUTH_FAILED,
+        INVALID_CREDENTIALS,
+        CREDENTIALS_NOT_FOUND,
+        ACCOUNT_NOT_ALLOWED,
+        NAME_NOT_ALLOWED,
+        ROOM_CLAIMED,
+        ROOM_NOT_OWNED,
+    }
 )
 
 

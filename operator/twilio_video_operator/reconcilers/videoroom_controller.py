@@ -17,7 +17,7 @@ import contextlib
 import functools
 import logging
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -31,17 +31,29 @@ from twilio_video_operator.gateway.errors import GatewayError
 from twilio_video_operator.models.annotations import PAUSED as PAUSED_ANNOTATION
 from twilio_video_operator.models.common import validation_problems
 from twilio_video_operator.models.videoroom import VideoRoomSpec, VideoRoomStatus, spec_for_deletion
+from twilio_video_operator.reconcilers.credentials import (
+    Connection,
+    CredentialsConnector,
+    SecretData,
+    Source,
+)
 from twilio_video_operator.reconcilers.due_timers import DueTimers
 from twilio_video_operator.reconcilers.keyed_locks import KeyedLocks
 from twilio_video_operator.reconcilers.reconcile_tracking import ReconcileProgress, Result, track_reconcile
 from twilio_video_operator.reconcilers.status_tally import StatusTally
-from twilio_video_operator.reconcilers.videoroom import PlanInput
-from twilio_video_operator.reconcilers.videoroom_callbacks import apply_room_callback, parse_room_callback
+from twilio_video_operator.reconcilers.tenancy import NameRule, name_rule
+from twilio_video_operator.reconcilers.videoroom import CredentialsCheck, PlanInput
+from twilio_video_operator.reconcilers.videoroom_callbacks import (
+    ROOM_ENDED,
+    RoomCallback,
+    apply_room_callback,
+    parse_room_callback,
+)
 from twilio_video_operator.reconcilers.videoroom_conditions import stall_of
-from twilio_video_operator.reconcilers.videoroom_credentials import CredentialResolver, SecretData
-from twilio_video_operator.reconcilers.videoroom_deletion import Released, release_room
+from twilio_video_operator.reconcilers.videoroom_deletion import Ownership, Released, release_room
 from twilio_video_operator.reconcilers.videoroom_desired import Defaults
 from twilio_video_operator.reconcilers.videoroom_executor import (
+    ObjectGone,
     Outcome,
     ReconcileRun,
     RoomApi,
@@ -65,6 +77,8 @@ BACKOFF_MAX = 300.0
 #: Reconciles the timer loop runs at once.
 MAX_PARALLEL_RECONCILES = 8
 ROOM_STATUS_LABELS = ("Scheduled", "in-progress", "completed", "failed", "none")
+#: The ``endpoint`` label of the room status callbacks.
+CALLBACK_ENDPOINT = "room-events"
 
 
 class Trigger(StrEnum):
@@ -99,6 +113,9 @@ class _RoomEntry:
     account_sid: str
 
 
+_NO_ENTRY = _RoomEntry(("", ""), "")
+
+
 def _export_room_count(room_status: str, count: int) -> None:
     metrics.VIDEOROOMS_BY_STATUS.labels(room_status).set(count)
 
@@ -121,11 +138,25 @@ class VideoRoomController:
         clock: Callable[[], datetime] = utc_now,
         rng: random.Random | None = None,
         on_credentials: Callable[[CredentialSet], None] | None = None,
+        on_token_accepted: Callable[[Source, CredentialSet], None] | None = None,
         progress: ReconcileProgress | None = None,
+        name_prefixes: Mapping[str, Sequence[str]] | None = None,
+        indexed_owners: Callable[[str], Iterable[Key]] | None = None,
     ) -> None:
         self._objects = objects
         self._api_for = api_for
-        self._credentials = CredentialResolver(operator_credentials, objects.read_secret, on_credentials)
+        self._credentials = CredentialsConnector(
+            operator_credentials,
+            objects.read_secret,
+            self._check_token,
+            on_read=on_credentials,
+            on_accepted=on_token_accepted,
+        )
+        self._name_prefixes = dict(name_prefixes or {})
+        self._indexed_owners = indexed_owners
+        # (room SID, room status) as this process last wrote them for an object whose room it verified:
+        # a status that differs was written by someone else and is checked at Twilio before it counts.
+        self._verified: dict[Key, tuple[str, str | None]] = {}
         self._defaults = defaults
         self._resync_interval = resync_interval
         self._clock = clock
@@ -181,6 +212,7 @@ class VideoRoomController:
         """The object is gone: drop its timers, index entries and cached credentials."""
         key = (namespace, name)
         self._timers.discard(key)
+        self._verified.pop(key, None)
         sid = self._sid_of.pop(key, None)
         if sid is not None:
             self._rooms.pop(sid, None)
@@ -227,11 +259,55 @@ class VideoRoomController:
             run.finish(_result(outcome), failed=failed, due_in=self._due_in(key))
         return outcome
 
+    async def _check_token(self, creds: CredentialSet) -> None:
+        await self._api_for(creds).verify_auth_token()
+
+    async def connect(self, namespace: str, spec: VideoRoomSpec | None) -> Connection:
+        """The credentials of a VideoRoom (its ``credentialsRef``, else the operator's)."""
+        ref = spec.credentials_ref.name if spec is not None and spec.credentials_ref is not None else None
+        return await self._credentials.connect(namespace, ref)
+
+    def names_of(self, namespace: str, connection: Connection) -> NameRule:
+        return name_rule(namespace, shared_account=connection.shared, extra_prefixes=self._name_prefixes)
+
+    def claimed_by(self, key: Key) -> Callable[[str], str | None]:
+        """Who else holds a room SID: an object this process verified it for, or one whose status names it."""
+
+        def other(sid: str) -> str | None:
+            entry = self._rooms.get(sid)
+            if entry is not None and entry.key != key:
+                return "/".join(entry.key)
+            if entry is None and self._indexed_owners is not None:
+                for owner in self._indexed_owners(sid):
+                    if owner != key:
+                        return "/".join(owner)
+            return None
+
+        return other
+
+    def _claim(self, key: Key, account_sid: str) -> Callable[[str], None]:
+        def claim(sid: str) -> None:
+            old = self._sid_of.get(key)
+            if old is not None and old != sid and self._rooms.get(old, _NO_ENTRY).key == key:
+                del self._rooms[old]
+            self._rooms[sid] = _RoomEntry(key, account_sid)
+            self._sid_of[key] = sid
+
+        return claim
+
+    def verified_sid(self, key: Key, status: VideoRoomStatus) -> str | None:
+        """``status.sid`` when status names the room and room status this process verified and wrote."""
+        if status.sid is not None and self._verified.get(key) == (status.sid, status.room_status):
+            return status.sid
+        return None
+
     async def _reconcile_body(self, key: Key, body: Mapping[str, Any], trigger: Trigger) -> Outcome:
         namespace, name = key
         metadata = body.get("metadata") or {}
         spec, problems = _parse_spec(body.get("spec"))
-        creds, check = await self._credentials.resolve(namespace, spec)
+        connection = await self.connect(namespace, spec)
+        creds = connection.credentials
+        check = CredentialsCheck(connection.revision, connection.problem, connection.transient)
         inp = PlanInput(
             namespace=namespace,
             name=name,
@@ -242,13 +318,21 @@ class VideoRoomController:
             annotations=dict(metadata.get("annotations") or {}),
             now=self._clock(),
             defaults=self._defaults
-            if self._credentials.callbacks_verifiable(creds)
+            if connection.callbacks_verifiable
             else replace(self._defaults, status_callback=None),
             credentials=check,
             observe=trigger in OBSERVING_TRIGGERS,
+            names=self.names_of(namespace, connection),
+            verified_sid=self.verified_sid(key, _parse_status(body.get("status"))),
+            claimed_by=self.claimed_by(key),
         )
         api = self._api_for(creds) if creds is not None else None
-        outcome = await ReconcileRun(inp, body, api, self._objects).execute()
+        claim = self._claim(key, creds.account_sid) if creds is not None else None
+        outcome = await ReconcileRun(inp, body, api, self._objects, claim).execute()
+        if outcome.verified_sid is not None and outcome.verified_sid == outcome.status.sid:
+            self._verified[key] = (outcome.verified_sid, outcome.status.room_status)
+        else:
+            self._verified.pop(key, None)
         self._index(key, outcome.status, creds)
         if outcome.error:
             logger.warning(
@@ -293,13 +377,16 @@ class VideoRoomController:
         return interval * self._rng.uniform(1 - RESYNC_JITTER, 1 + RESYNC_JITTER)
 
     def _index(self, key: Key, status: VideoRoomStatus, creds: CredentialSet | None) -> None:
+        """Route callbacks of the object's room to it: only a room verified for it (see ``_claim``)."""
         old = self._sid_of.get(key)
         if old is not None and old != status.sid:
-            self._rooms.pop(old, None)
+            if self._rooms.get(old, _NO_ENTRY).key == key:
+                del self._rooms[old]
             del self._sid_of[key]
-        if status.sid is not None and creds is not None:
-            self._rooms[status.sid] = _RoomEntry(key, creds.account_sid)
-            self._sid_of[key] = status.sid
+        verified = self.verified_sid(key, status)
+        if verified is not None and creds is not None:
+            self._rooms[verified] = _RoomEntry(key, creds.account_sid)
+            self._sid_of[key] = verified
         self._room_status.set(key, status.room_status)
 
     # ------------------------------------------------------------------------------------- timers
@@ -361,8 +448,20 @@ class VideoRoomController:
             current = await self._objects.get_room(namespace, name) or dict(body)
             spec = spec_for_deletion(current.get("spec"))
             status = _parse_status(current.get("status"))
+            connection = await self.connect(namespace, spec)
             released = await release_room(
-                current, spec, status, self._credentials, self._api_for, self._objects
+                current,
+                spec,
+                status,
+                Ownership(
+                    connection=connection,
+                    names=self.names_of(namespace, connection),
+                    verified_sid=self.verified_sid(key, status),
+                    claimed_by=self.claimed_by(key),
+                    remembered=self._verified.get(key),
+                ),
+                self._api_for,
+                self._objects,
             )
         if released.retry_after is None:
             self.forget(namespace, name)
@@ -371,7 +470,12 @@ class VideoRoomController:
     # ------------------------------------------------------------------------------------- callbacks
 
     async def handle_callback(self, account_sid: str, params: Mapping[str, str]) -> None:
-        """Process one verified room status callback (deduplicated upstream)."""
+        """Process one verified room status callback (deduplicated upstream).
+
+        Only a room this process verified for an object is routed to it, and only a callback signed for
+        that room's account. Events that arrive after the object was deleted are expected (Twilio reports a
+        room's end after the deletion completed it): counted and logged at INFO.
+        """
         event = parse_room_callback(params)
         if event is None:
             return
@@ -379,12 +483,28 @@ class VideoRoomController:
         if entry is None or entry.account_sid != account_sid:
             logger.debug("ignoring %s for room %s: not a room of this operator", event.event, event.room_sid)
             return
-        key = entry.key
+        try:
+            await self._handle_callback(entry.key, event)
+        except ObjectGone:
+            self._late(entry.key, event.event)
+
+    def _late(self, key: Key, event: str) -> None:
+        metrics.WEBHOOKS_LATE.labels(CALLBACK_ENDPOINT).inc()
+        logger.info(
+            "%s for VideoRoom %s/%s arrived after the object was deleted; dropped",
+            event,
+            *key,
+            extra={"namespace": key[0], "object_name": key[1], "kind": KIND},
+        )
+
+    async def _handle_callback(self, key: Key, event: RoomCallback) -> None:
         reconcile = False
         async with self._locks.hold(key):
             body = await self._objects.get_room(*key)
-            if body is None:
-                self.forget(*key)
+            if body is None or (body.get("metadata") or {}).get("deletionTimestamp"):
+                if body is None:
+                    self.forget(*key)
+                self._late(key, event.event)
                 return
             metadata = body.get("metadata") or {}
             if (metadata.get("annotations") or {}).get(PAUSED_ANNOTATION) == "true":
@@ -392,6 +512,16 @@ class VideoRoomController:
                 return
             status = _parse_status(body.get("status"))
             spec, _ = _parse_spec(body.get("spec"))
+            if (
+                event.event == ROOM_ENDED
+                and status.room_status == "in-progress"
+                and status.sid == event.room_sid
+            ):
+                # Status says it ended only once Twilio confirms it: a resync fetches the room now. A signed
+                # callback is only as trustworthy as every holder of the account's Auth Token.
+                metrics.ROOM_ENDED_CONFIRMATIONS.inc()
+                self.request(*key, observe=True)
+                return
             effects = apply_room_callback(status, spec, event, self._clock())
             if effects.participant_seconds:
                 metrics.PARTICIPANT_SECONDS.labels(event.metric_room_type).inc(effects.participant_seconds)
@@ -403,6 +533,8 @@ class VideoRoomController:
                 if patch:
                     await self._objects.patch_status(key[0], key[1], patch)
                 self._room_status.set(key, new_status.room_status)
+                if self.verified_sid(key, status) is not None and new_status.sid is not None:
+                    self._verified[key] = (new_status.sid, new_status.room_status)
             reconcile = effects.reconcile
         if reconcile:
             self.request(*key)
@@ -416,7 +548,7 @@ class VideoRoomController:
         targets: tuple[tuple[str, str], ...],
     ) -> VideoRoomStatus:
         """Disconnect blocked participants who just joined; on failure a reconcile lists and retries."""
-        creds, _ = await self._credentials.resolve(key[0], spec)
+        creds = (await self.connect(key[0], spec)).credentials
         sid = status.sid
         if creds is None or sid is None:
             return status

@@ -1,8 +1,13 @@
 """What deleting a VideoRoom does to its Twilio room (``deletionPolicy``).
 
-``Complete`` completes the live room and resolves a create that may be in flight; ``Retain`` leaves the
+``Complete`` completes the object's room and resolves a create that may be in flight; ``Retain`` leaves the
 room alone. A paused object is released without any Twilio call. Deletion never waits on a room that is
 already gone (404), and gives up with a Warning Event when Twilio refuses the credentials or the call.
+
+What status says is not trusted for the decision (whoever may write the status could hide a live room, or
+point at another object's): the room this process verified is completed unless it saw it end; any other
+room status names is fetched first, and completed only when Twilio reports it in progress and it is this
+object's to end (a name the namespace may use, not another object's room).
 """
 
 from __future__ import annotations
@@ -13,12 +18,34 @@ from typing import Any
 
 from twilio_video_operator.gateway.credentials import CredentialSet
 from twilio_video_operator.gateway.errors import GatewayError, NotFoundError, TransientError
+from twilio_video_operator.gateway.records import RoomInfo
 from twilio_video_operator.models.annotations import PAUSED as PAUSED_ANNOTATION
 from twilio_video_operator.models.timestamps import shifted
 from twilio_video_operator.models.videoroom import VideoRoomSpec, VideoRoomStatus
+from twilio_video_operator.reconcilers.credentials import Connection
+from twilio_video_operator.reconcilers.tenancy import NameRule
 from twilio_video_operator.reconcilers.videoroom import CLAIM_CLOCK_SKEW
-from twilio_video_operator.reconcilers.videoroom_credentials import CredentialResolver
 from twilio_video_operator.reconcilers.videoroom_executor import RoomApi, RoomWriter
+
+ENDED = ("completed", "failed")
+
+
+@dataclass(frozen=True)
+class Ownership:
+    """What decides which Twilio rooms an object may end: its credentials, names and verified room."""
+
+    connection: Connection
+    names: NameRule
+    verified_sid: str | None
+    """``status.sid`` when this process verified that room and wrote that status (see the controller)."""
+    claimed_by: Callable[[str], str | None]
+    remembered: tuple[str, str | None] | None = None
+    """The room SID and room status this process last wrote for the object, whatever status says now."""
+
+    def may_end(self, room: RoomInfo) -> bool:
+        return room.sid == self.verified_sid or (
+            self.claimed_by(room.sid) is None and self.names.allows(room.unique_name)
+        )
 
 
 @dataclass(frozen=True)
@@ -33,7 +60,7 @@ async def release_room(
     body: Mapping[str, Any],
     spec: VideoRoomSpec | None,
     status: VideoRoomStatus,
-    credentials: CredentialResolver,
+    ownership: Ownership,
     api_for: Callable[[CredentialSet], RoomApi],
     writer: RoomWriter,
 ) -> Released:
@@ -41,23 +68,27 @@ async def release_room(
     if (metadata.get("annotations") or {}).get(PAUSED_ANNOTATION) == "true":
         return Released(message="paused: the Twilio room is left as it is")
     policy = spec.deletion_policy if spec is not None else (body.get("spec") or {}).get("deletionPolicy")
-    live = status.sid if status.room_status == "in-progress" else None
     if policy == "Retain":
+        live = status.sid if status.room_status == "in-progress" else None
         if live:
             message = f"Left Twilio room {live} running (deletionPolicy Retain)."
             await writer.post_event(body, "Normal", "Retained", message)
         return Released(message="retained")
-    if live is None and status.create_pending is None:
+    seen_ended = status.sid == ownership.verified_sid and status.room_status in ENDED
+    remembered = ownership.remembered
+    remembered_live = remembered is not None and remembered[0] != status.sid and remembered[1] not in ENDED
+    if (status.sid is None or seen_ended) and status.create_pending is None and not remembered_live:
         return Released(message="no live room")
-    creds, check = await credentials.resolve(str(metadata.get("namespace")), spec)
+    creds = ownership.connection.credentials
     if creds is None:
-        why = check.problem[1] if check.problem else "no credentials"
+        problem = ownership.connection.problem
+        why = problem[1] if problem else "no credentials"
         message = f"Cannot complete the room on deletion: {why}"
         await writer.post_event(body, "Warning", "CompleteFailed", message)
         return Released(message=message)
     api = api_for(creds)
     try:
-        for sid in await _rooms_to_complete(api, live, status):
+        for sid in await _rooms_to_complete(api, status, ownership, seen_ended):
             try:
                 await api.complete_room(sid)
             except NotFoundError:
@@ -72,14 +103,31 @@ async def release_room(
     return Released(message="completed")
 
 
-async def _rooms_to_complete(api: RoomApi, live: str | None, status: VideoRoomStatus) -> list[str]:
-    """The live room, plus the room an interrupted create made (found by the marker's name and time)."""
-    targets = [live] if live else []
+async def _rooms_to_complete(
+    api: RoomApi, status: VideoRoomStatus, ownership: Ownership, seen_ended: bool
+) -> list[str]:
+    """The object's room, plus the room an interrupted create made (found by the marker's name and time)."""
+    targets: list[str] = []
+    remembered = ownership.remembered
+    if remembered is not None and remembered[0] != status.sid and remembered[1] not in ENDED:
+        targets.append(remembered[0])  # status no longer names the room this process opened for it
+    sid = status.sid
+    if sid is not None and not seen_ended:
+        if sid == ownership.verified_sid:
+            targets.append(sid)  # completing an ended room is harmless: no need to look first
+        else:
+            room = await api.fetch_room(sid)
+            if room is not None and room.in_progress and ownership.may_end(room):
+                targets.append(sid)
     marker = status.create_pending
-    if marker is not None:
+    if marker is not None and ownership.names.allows(marker.unique_name):
         found = await api.find_in_progress_room(marker.unique_name)
         created = found.date_created if found is not None else None
-        claimable_from = shifted(marker.requested_at, -CLAIM_CLOCK_SKEW)
-        if found is not None and created is not None and created >= claimable_from:
+        if (
+            found is not None
+            and created is not None
+            and created >= shifted(marker.requested_at, -CLAIM_CLOCK_SKEW)
+            and ownership.may_end(found)
+        ):
             targets.append(found.sid)
     return list(dict.fromkeys(targets))

@@ -8,7 +8,7 @@ may create something at Twilio when the plan asks for it (the create-pending mar
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, Protocol
@@ -50,6 +50,8 @@ class RoomApi(Protocol):
 
     async def find_in_progress_room(self, unique_name: str) -> RoomInfo | None: ...
 
+    async def verify_auth_token(self) -> None: ...
+
     async def complete_room(self, sid: str) -> RoomInfo: ...
 
     async def list_participants(
@@ -63,10 +65,16 @@ class RoomApi(Protocol):
     ) -> list[dict[str, Any]]: ...
 
 
+class ObjectGone(Exception):
+    """The object was deleted meanwhile (a status write answered 404)."""
+
+
 class RoomWriter(Protocol):
     """The Kubernetes side of one reconcile: the object's status, its Events, its Composition."""
 
-    async def patch_status(self, namespace: str, name: str, patch: Mapping[str, Any]) -> None: ...
+    async def patch_status(self, namespace: str, name: str, patch: Mapping[str, Any]) -> None:
+        """Merge-patch the status; raises :class:`ObjectGone` when the object no longer exists."""
+        ...
 
     async def post_event(
         self, body: Mapping[str, Any], type: Literal["Normal", "Warning"], reason: str, message: str
@@ -93,6 +101,8 @@ class Outcome:
     observed: bool = False
     """The live room was verified at Twilio in this reconcile."""
     twilio_calls: int = 0
+    verified_sid: str | None = None
+    """The room this object may use (see ``PlanInput.verified_sid``), as of the end of the reconcile."""
 
 
 def merge_patch(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
@@ -118,11 +128,14 @@ class ReconcileRun:
         body: Mapping[str, Any],
         api: RoomApi | None,
         writer: RoomWriter,
+        on_verified: Callable[[str], None] | None = None,
     ) -> None:
         self.inp = inp
         self.body = body
         self.api = api
         self.writer = writer
+        self._on_verified = on_verified
+        self._verified = inp.verified_sid
         self._stored: dict[str, Any] = inp.status.to_dict()
         self._posted = 0
         self._calls = 0
@@ -144,6 +157,7 @@ class ReconcileRun:
                     paused=step.paused,
                     observed=self._observed,
                     twilio_calls=self._calls,
+                    verified_sid=self._verified,
                 )
             if step.persist_first:
                 await self._store(step.status)
@@ -156,12 +170,24 @@ class ReconcileRun:
                     work = outcome
                     continue
                 return await self._failed(work, outcome)
+            before = work.facts.verified
             work = absorb(self.inp, work, step.action, result)
             if isinstance(step.action, FetchRoom):
                 self._observed = True
+            if work.facts.verified is not None and work.facts.verified != before:
+                self._note_verified(work.facts.verified)
         raise RuntimeError(
             f"reconcile of {self.inp.namespace}/{self.inp.name} did not settle in {MAX_STEPS} steps"
         )
+
+    def _note_verified(self, sid: str) -> None:
+        """A room this object created, took over by lookup, or fetched and checked is its own from now on.
+
+        Claimed at once (no await since the check): two objects cannot both take the same room.
+        """
+        self._verified = sid
+        if self._on_verified is not None:
+            self._on_verified(sid)
 
     async def _failed(self, work: Working, failure: Failure) -> Outcome:
         await self._post(work.notes + failure.notes)
@@ -175,6 +201,7 @@ class ReconcileRun:
             error_reason=failure.reason,
             observed=self._observed,
             twilio_calls=self._calls,
+            verified_sid=self._verified,
         )
 
     async def _store(self, status: VideoRoomStatus) -> None:

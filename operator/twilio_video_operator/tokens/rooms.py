@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +31,7 @@ from twilio_video_operator.models import default_unique_name
 from twilio_video_operator.models.duration import parse_duration
 from twilio_video_operator.models.signingkeyrotation import SecretKeys, SigningKeyRotationSpec
 from twilio_video_operator.models.videoroom import VideoRoomSpec
+from twilio_video_operator.reconcilers.tenancy import name_rule
 from twilio_video_operator.tokens.cache import Read, RefreshingCache
 from twilio_video_operator.tokens.errors import TokenRequestError, room_not_found, unavailable
 from twilio_video_operator.tokens.minting import SigningKey
@@ -92,9 +93,11 @@ class RoomDirectory:
         cache_ttl: float = DEFAULT_CACHE_TTL,
         max_stale: float | None = None,
         max_entries: int = 10_000,
+        name_prefixes: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
         self._kube = kube
         self.operator_key = operator_key
+        self.name_prefixes = dict(name_prefixes or {})
         self.clock = clock
         stale = max(cache_ttl, DEFAULT_MAX_STALE if max_stale is None else max_stale)
         self._cache: RefreshingCache[dict[str, Any] | None] = RefreshingCache(
@@ -129,7 +132,6 @@ class RoomDirectory:
         except ValidationError:
             raise TokenRequestError(409, "RoomNotInProgress", "the room's spec is invalid") from None
         status = room.get("status") or {}
-        unique_name = status.get("uniqueName") or spec.unique_name or default_unique_name(namespace, name)
         reference = spec.tokens.signing_key_rotation_ref if spec.tokens is not None else None
         overlap: int | None = None
         valid_until: float | None = None
@@ -141,10 +143,11 @@ class RoomDirectory:
             source = KEY_SOURCE_ROTATION
             key, problem, overlap, valid_until = await self._rotation_key(namespace, reference.name)
         room_status = status.get("roomStatus")
+        unique_name = self._unique_name(namespace, name, spec, status, key)
         return RoomTokenContext(
             namespace=namespace,
             name=name,
-            unique_name=str(unique_name),
+            unique_name=unique_name,
             room_status=str(room_status) if room_status is not None else None,
             spec=spec,
             key=key,
@@ -153,6 +156,35 @@ class RoomDirectory:
             overlap_seconds=overlap,
             key_valid_until=valid_until,
         )
+
+    def _unique_name(
+        self,
+        namespace: str,
+        name: str,
+        spec: VideoRoomSpec,
+        status: Mapping[str, Any],
+        key: SigningKey | None,
+    ) -> str:
+        """The room name the token grants: the live session's (status) or the spec's.
+
+        A token signed by a key of the operator's shared account joins any room of that account with the
+        name it carries, so the name must be one this namespace owns (docs/security.md): status is
+        writable by whoever may write it, and a name outside the namespace's space is never granted.
+        """
+        shared = key is None or key.account_sid == self.operator_key.account_sid
+        rule = name_rule(namespace, shared_account=shared, extra_prefixes=self.name_prefixes)
+        live = status.get("uniqueName")
+        if isinstance(live, str) and live and rule.allows(live):
+            return live
+        wanted = spec.unique_name or default_unique_name(namespace, name)
+        if not rule.allows(wanted):
+            raise TokenRequestError(
+                403,
+                "NameNotAllowed",
+                f"the room's uniqueName is not a name namespace {namespace} may use on the operator's "
+                "shared Twilio account",
+            )
+        return wanted
 
     async def _rotation_key(
         self, namespace: str, rotation_name: str

@@ -135,7 +135,13 @@ class TokenService:
         operator_key = OperatorKey(
             settings.TWILIO_ACCOUNT_SID, settings.TWILIO_API_KEY, settings.TWILIO_API_SECRET
         )
-        self.rooms = RoomDirectory(self.kube, operator_key, clock, cache_ttl=room_cache_ttl)
+        self.rooms = RoomDirectory(
+            self.kube,
+            operator_key,
+            clock,
+            cache_ttl=room_cache_ttl,
+            name_prefixes=settings.TENANT_NAME_PREFIXES,
+        )
         self.issuer = TokenIssuer(self.rooms, settings.VIDEO_TOKEN_TTL_SECONDS, clock)
         limits = self.limits
         self.by_source = KeyedLimiter(limits.per_source, clock, limits.max_keys)

@@ -1,10 +1,10 @@
 """The aiohttp handler of a Twilio status-callback endpoint.
 
 Checks, in order: method (405), size (413, over 64 KiB), form encoding and required fields (400),
-``X-Twilio-Signature`` with the Auth Token of the payload's AccountSid against ``PUBLIC_BASE_URL`` + path
-(403; an account without a known token is refused too), then deduplication and the bounded queue (503
-with ``Retry-After`` when full). A verified event is answered 204 before it is processed; a duplicate is
-answered 204 and dropped.
+``X-Twilio-Signature`` with an Auth Token that speaks for the payload's AccountSid (see
+:mod:`.accounts`) against ``PUBLIC_BASE_URL`` + path (403; an account without such a token is refused
+too), then deduplication and the bounded queue (503 with ``Retry-After`` when full). A verified event is
+answered 204 before it is processed; a duplicate is answered 204 and dropped.
 """
 
 from __future__ import annotations
@@ -87,11 +87,12 @@ def callback_handler(name: str, required: Sequence[str], dedupe_key: DedupeKey) 
         settings = request.app[SETTINGS_KEY]
         hub = WebhookHub.of(settings)
         account_sid = params["AccountSid"]
-        token = hub.accounts.token_for(account_sid)
-        if token is None:
+        tokens = hub.accounts.tokens_for(account_sid)
+        if not tokens:
             raise _Rejected(403, "unknown_account", "callbacks of this account cannot be verified")
         url = public_url(settings.PUBLIC_BASE_URL, request.raw_path)
-        if not is_valid_signature(token, url, pairs, request.headers.get(SIGNATURE_HEADER, "")):
+        signature = request.headers.get(SIGNATURE_HEADER, "")
+        if not any(is_valid_signature(token, url, pairs, signature) for token in tokens):
             raise _Rejected(403, "signature", "bad or missing X-Twilio-Signature")
         offer = hub.channel(name).offer(CallbackEvent(account_sid, params), dedupe_key(params))
         if offer is Offer.FULL:

@@ -21,8 +21,7 @@ class WebhookHub:
     _hubs: ClassVar[dict[int, tuple[weakref.ref[Settings], WebhookHub]]] = {}
 
     def __init__(self, settings: Settings) -> None:
-        self.accounts = AuthTokens()
-        self.accounts.remember(settings.TWILIO_ACCOUNT_SID, settings.TWILIO_AUTH_TOKEN)
+        self.accounts = AuthTokens(settings.TWILIO_ACCOUNT_SID, settings.TWILIO_AUTH_TOKEN)
         self._channels: dict[str, CallbackChannel] = {}
 
     @classmethod
