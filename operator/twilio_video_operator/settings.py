@@ -47,6 +47,13 @@ class Settings(BaseSettings):
     HTTP_HOST: str = Field(default="127.0.0.1", description="Address the operator's HTTP server binds")
     HTTP_PORT: int = Field(default=8080, ge=0, le=65535)
     WATCH_NAMESPACES: str = Field(default="", description="Comma-separated namespaces; empty watches all")
+    DELIVERY_ALLOWED_ENDPOINTS: str = Field(
+        default="",
+        description=(
+            "Comma-separated origins (https://host[:port], *.domain allowed) S3 deliveries may go to, "
+            "besides AWS; empty allows any endpoint"
+        ),
+    )
     TENANT_NAME_PREFIXES: dict[str, list[str]] = Field(
         default_factory=dict,
         description=(
@@ -93,6 +100,10 @@ class Settings(BaseSettings):
         if not has_key and self.TWILIO_AUTH_TOKEN is None:
             raise ValueError("set TWILIO_API_KEY and TWILIO_API_SECRET, or TWILIO_AUTH_TOKEN")
         return self
+
+    @property
+    def delivery_allowed_endpoints(self) -> tuple[str, ...]:
+        return tuple(item.strip() for item in self.DELIVERY_ALLOWED_ENDPOINTS.split(",") if item.strip())
 
     @property
     def watch_namespaces(self) -> list[str]:

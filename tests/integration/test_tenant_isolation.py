@@ -15,18 +15,23 @@ from urllib.parse import urlencode
 
 import pytest
 from operator_harness import OperatorHarness, condition, eventually
+from test_composition_callbacks import event, query_of
 from test_composition_harness import (
     composition_registrar,
     create_composition,
     create_counts,
+    drained,
     reason_of,
+    sign,
     wait_composition,
 )
+from test_composition_harness import post_callback as post_composition_callback
 from twilio.jwt.access_token import AccessToken
 from twilio.jwt.access_token.grants import VideoGrant
 from twilio.request_validator import RequestValidator
 
-from twilio_video_operator.kube import SECRETS, VIDEOROOMS
+from twilio_video_operator.kube import COMPOSITIONS, SECRETS, VIDEOROOMS
+from twilio_video_operator.webhooks.composition_events import composition_callback_url
 
 ROOM_EVENTS = "/twilio/room-events"
 
@@ -311,3 +316,33 @@ async def test_deleting_with_complete_ends_the_room_whatever_status_says(bed: Op
     await bed.delete_room(ns, "hidden")
     await bed.wait_gone(ns, "hidden")
     assert twilio_status(bed, sid) == "completed"
+
+
+async def test_a_callback_changes_only_objects_of_the_account_that_signed_it(bed: OperatorHarness) -> None:
+    """Tenant B's own account is verified (Twilio accepted its token); B signs composition events for
+    A's composition and room events for A's room: they are accepted at the door and change nothing."""
+    tenant = await bed.subaccount()
+    team_a, team_b = await bed.namespace("a"), await bed.namespace("b")
+    await put_secret(bed, team_b, "own", {**_tenant_data(tenant), "TWILIO_AUTH_TOKEN": tenant["auth_token"]})
+    await live_room(bed, team_b, "mine", {"credentialsRef": {"name": "own"}})  # B's token is now accepted
+
+    victim = await live_room(bed, team_a, "standup", {})
+    await bed.join(victim, "alice")
+    await bed.advance_clock(10)
+    await create_composition(bed, team_a, "rec", {"roomSid": victim})
+    obj = await wait_composition(bed, team_a, "rec", lambda o: (o.get("status") or {}).get("sid"))
+
+    forged = event(obj, "composition-progress", tenant["account_sid"], PercentageDone="99")
+    query = query_of(obj)
+    assert bed.settings is not None
+    url = composition_callback_url(bed.settings.PUBLIC_BASE_URL, **query)
+    signature = sign(tenant["auth_token"], url, forged)
+    assert await post_composition_callback(bed, forged, query=query, signature=signature) == 204
+    ended = room_ended(tenant["account_sid"], victim, "x")
+    assert await post_callback(bed, ended, tenant["auth_token"]) == 204
+    await drained(bed)
+    await bed.settled()
+    current = await bed.kube_client.get(COMPOSITIONS, team_a, "rec")
+    assert current is not None and current["status"].get("progressPercent") != 99
+    room = await bed.get_room(team_a, "standup")
+    assert room is not None and room["status"]["roomStatus"] == "in-progress"

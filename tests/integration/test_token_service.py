@@ -13,6 +13,7 @@ import pytest
 from prometheus_client import REGISTRY
 from rotation_harness import NAMESPACE, Harness, running_operator
 
+from twilio_video_operator.kube import VIDEOROOMS
 from twilio_video_operator.tokens.ratelimit import Limit, RateLimits
 
 pytestmark = pytest.mark.slow
@@ -219,3 +220,23 @@ async def test_a_caller_over_its_limit_is_refused_while_another_is_served(tmp_pa
         await h.clock.advance(2)
         assert (await ask(h, "standup", identity="app-user-5"))[0] == 200
         assert (await ask(h, "standup", identity="app-user-6"))[0] == 429
+
+
+async def test_a_room_name_written_into_status_by_hand_is_never_granted(tmp_path: Path) -> None:
+    """Finding 2, at the token service: status is writable, so a VideoRoom pointed at another namespace's
+    room by hand must not make the operator's key grant that room."""
+    async with running_operator(tmp_path, limits=LIMITS) as h:
+        h.allow_service_account(APP, "app", ("mine", "named"))
+        await h.create_room("mine")
+        await h.client.patch_status(VIDEOROOMS, NAMESPACE, "mine", {"uniqueName": "other-team:standup"})
+        await h.clock.advance(PAST_CACHE)
+
+        status, _, body = await ask(h, "mine")
+        assert status == 200, body
+        assert body["roomName"] == f"{NAMESPACE}:mine"
+        assert claims_of(body["token"])["grants"]["video"]["room"] == f"{NAMESPACE}:mine"
+
+        await h.create_room("named", uniqueName="other-team:standup", open_at_twilio=False)
+        await h.client.patch_status(VIDEOROOMS, NAMESPACE, "named", {"uniqueName": None})
+        status, _, body = await ask(h, "named")
+        assert (status, body["error"]) == (403, "NameNotAllowed")

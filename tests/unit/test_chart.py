@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from chart_rules import CHART, FULLNAME, NAMESPACE, RELEASE, REQUIRED
+from twilio_video_operator.settings import load_settings
 
 helm = pytest.importorskip("helm_python")
 
@@ -539,3 +540,26 @@ def test_notes_follow_crds_keep(chart: Any) -> None:
     text = notes(chart, {**REQUIRED, "crds": {"keep": False}})
     assert "CRDs are kept" not in text
     assert "deleted with the release" in text
+
+
+def test_tenancy_and_delivery_limits_reach_the_pod(chart: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    values = {
+        **REQUIRED,
+        "tenantNamePrefixes": {"team-a": ["shared-", "legacy:"]},
+        "delivery": {"allowedEndpoints": ["https://s3.example.com", "https://*.r2.example.net"]},
+    }
+    env = env_of(objects(chart, values))
+    for name in ("TENANT_NAME_PREFIXES", "DELIVERY_ALLOWED_ENDPOINTS"):
+        monkeypatch.setenv(name, env[name]["value"])
+    loaded = load_settings(
+        TWILIO_ACCOUNT_SID="AC" + "0" * 32, TWILIO_AUTH_TOKEN="t", PUBLIC_BASE_URL="https://x"
+    )
+    assert loaded.TENANT_NAME_PREFIXES == {"team-a": ["shared-", "legacy:"]}
+    assert loaded.delivery_allowed_endpoints == ("https://s3.example.com", "https://*.r2.example.net")
+
+
+def test_schema_refuses_a_delivery_endpoint_with_a_path(chart: Any) -> None:
+    with pytest.raises(Exception, match="allowedEndpoints"):
+        chart.validate_schema(
+            {**REQUIRED, "delivery": {"allowedEndpoints": ["https://s3.example.com/bucket"]}}
+        )

@@ -7,9 +7,11 @@ from collections.abc import AsyncIterator
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from pydantic import SecretStr
 
-from twilio_video_operator.delivery import DeliveryError, DeliveryReason, S3Credentials, S3Target
+from twilio_video_operator.delivery import DeliveryError, DeliveryReason, S3Credentials, S3Deliverer, S3Target
 from twilio_video_operator.delivery.source import describe_url, fixed_parts
+from twilio_video_operator.delivery.target import endpoint_allowed
 
 
 async def _chunks(pieces: list[bytes]) -> AsyncIterator[bytes]:
@@ -94,3 +96,40 @@ def test_missing_credential_keys_are_named(data: dict[str, str], missing: str) -
         S3Credentials.from_secret_data(data, source="Secret s3-creds")
     assert caught.value.reason is DeliveryReason.CREDENTIALS_NOT_FOUND and not caught.value.retryable
     assert str(caught.value) == f"CredentialsNotFound: Secret s3-creds has no {missing}"
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "allowed", "expected"),
+    [
+        (None, ("https://s3.example.com",), True),  # AWS S3
+        ("https://s3.example.com", (), True),  # no list: any endpoint
+        ("https://s3.example.com/", ("https://S3.example.com",), True),
+        ("https://user:pw@s3.example.com", ("https://s3.example.com",), True),
+        ("http://s3.example.com", ("https://s3.example.com",), False),  # another scheme
+        ("https://s3.example.com:9000", ("https://s3.example.com",), False),  # another port
+        ("https://eu.r2.example.net", ("https://*.r2.example.net",), True),
+        ("https://r2.example.net", ("https://*.r2.example.net",), False),
+        ("https://evilr2.example.net", ("https://*.r2.example.net",), False),
+        ("http://169.254.169.254", ("https://s3.example.com",), False),
+        ("http://kubernetes.default.svc", ("https://s3.example.com",), False),
+    ],
+)
+def test_endpoint_allow_list(endpoint: str | None, allowed: tuple[str, ...], expected: bool) -> None:
+    assert endpoint_allowed(endpoint, allowed) is expected
+
+
+async def test_an_endpoint_outside_the_allow_list_is_refused_before_any_request() -> None:
+    deliverer = S3Deliverer(allowed_endpoints=("https://s3.example.com",))
+    target = S3Target(bucket="b", key="k", endpoint="http://169.254.169.254")
+    try:
+        with pytest.raises(DeliveryError) as raised:
+            await deliverer.deliver(
+                source_url="http://127.0.0.1:1/media",
+                target=target,
+                credentials=S3Credentials("AKID", SecretStr("s3-secret")),
+                source_id="CJ1",
+                expected_size=1,
+            )
+    finally:
+        await deliverer.close()
+    assert raised.value.reason is DeliveryReason.ENDPOINT_NOT_ALLOWED and not raised.value.retryable

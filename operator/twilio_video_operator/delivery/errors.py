@@ -18,6 +18,8 @@ class DeliveryReason(StrEnum):
     """The credentials Secret or one of its keys is missing."""
     INVALID_TARGET = "InvalidTarget"
     """The target is unusable as configured (bad endpoint, key or request rejected as invalid)."""
+    ENDPOINT_NOT_ALLOWED = "EndpointNotAllowed"
+    """The endpoint is not one the operator's settings allow deliveries to (no request is sent)."""
     STORAGE_UNAVAILABLE = "StorageUnavailable"
     """The storage service did not answer, answered 5xx or throttled."""
     SOURCE_UNAVAILABLE = "SourceUnavailable"

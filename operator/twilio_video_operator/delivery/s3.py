@@ -27,7 +27,7 @@ from twilio_video_operator import metrics
 from twilio_video_operator.delivery.credentials import S3Credentials
 from twilio_video_operator.delivery.errors import DeliveryError, DeliveryReason
 from twilio_video_operator.delivery.source import describe_url, fixed_parts, open_media
-from twilio_video_operator.delivery.target import S3Target
+from twilio_video_operator.delivery.target import S3Target, endpoint_allowed, origin_of
 
 if TYPE_CHECKING:
     from types_aiobotocore_s3 import S3Client
@@ -140,10 +140,12 @@ class S3Deliverer:
         connect_timeout: float = 10.0,
         read_timeout: float = 60.0,
         max_attempts: int = 3,
+        allowed_endpoints: tuple[str, ...] = (),
     ) -> None:
         if part_size < 1:
             raise ValueError("part_size must be positive")
         self.part_size = part_size
+        self.allowed_endpoints = allowed_endpoints
         self._http = http
         self._own_http = http is None
         self._config = AioConfig(
@@ -166,6 +168,13 @@ class S3Deliverer:
         return self._http
 
     def _client(self, target: S3Target, credentials: S3Credentials) -> Any:
+        if not endpoint_allowed(target.endpoint_url, self.allowed_endpoints):
+            raise DeliveryError(
+                DeliveryReason.ENDPOINT_NOT_ALLOWED,
+                f"the storage endpoint {origin_of(target.endpoint_url or '')} is not one the operator "
+                "delivers to (DELIVERY_ALLOWED_ENDPOINTS)",
+                retryable=False,
+            )
         config = self._config
         if target.endpoint_url is not None:  # S3-compatible services expect path-style addressing
             config = config.merge(AioConfig(s3={"addressing_style": "path"}))

@@ -28,6 +28,39 @@ class S3Target:
         return f"{self.endpoint_url.rstrip('/')}/{self.bucket}/{quote(self.key, safe='/')}"
 
 
+def origin_of(url: str) -> str:
+    """``scheme://host[:port]`` of ``url``, lower-cased, without user-info or path."""
+    parts = urlsplit(strip_userinfo(url))
+    return f"{parts.scheme.lower()}://{parts.netloc.lower()}"
+
+
+def endpoint_allowed(endpoint: str | None, allowed: tuple[str, ...]) -> bool:
+    """Whether deliveries may go to ``endpoint`` (``None``: AWS S3, always allowed).
+
+    ``allowed`` lists origins (``https://s3.example.com``, ``http://10.0.0.5:9000``); a host may start with
+    ``*.`` to allow its subdomains. Empty: every endpoint (the operator's network policy is then the only
+    limit on where a tenant can make it send requests).
+    """
+    if endpoint is None or not allowed:
+        return True
+    origin = origin_of(endpoint)
+    scheme, _, netloc = origin.partition("://")
+    for entry in allowed:
+        want = origin_of(entry.strip())
+        want_scheme, _, want_netloc = want.partition("://")
+        if want_scheme != scheme:
+            continue
+        if want_netloc == netloc:
+            return True
+        if (
+            want_netloc.startswith("*.")
+            and netloc.endswith(want_netloc[1:])
+            and len(netloc) > len(want_netloc) - 1
+        ):
+            return True
+    return False
+
+
 def strip_userinfo(url: str) -> str:
     """``url`` without ``user:password@`` in its authority."""
     parts = urlsplit(url)

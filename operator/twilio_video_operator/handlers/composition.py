@@ -238,6 +238,7 @@ class CompositionRuntime:
             problem = connection.problem or (cond.CREDENTIALS_NOT_FOUND, "no credentials")
             return replace(base, room=room, credentials_problem=problem), None
         api = self.gateway.api(connection.credentials)
+        self.memory(uid).account_sid = connection.credentials.account_sid
         base = replace(base, room=room)
         if status.sid is None and status.create_pending_at is None and room.sid is not None:
             try:
@@ -534,7 +535,16 @@ class CompositionRuntime:
             executor = self.executor(context, None, obj, memory)
             initial = status = CompositionStatus.model_validate(obj.get("status") or {})
             entered: list[Observation] = []
+            account = await self._account_of(obj, memory)
             for event in events:
+                if event.account_sid != account:
+                    # Signed, but by another account than the one the composition belongs to.
+                    metrics.COMPOSITION_CALLBACKS.labels("unknown").inc()
+                    logger.info(
+                        "dropped a composition callback of another account",
+                        extra={**_log_fields(namespace, name), "sid": event.composition_sid},
+                    )
+                    continue
                 seen = observe_callback(context, status, event, self.clock())
                 if seen is None:
                     metrics.COMPOSITION_CALLBACKS.labels("unknown").inc()
@@ -553,6 +563,13 @@ class CompositionRuntime:
         completed = any(seen.entered == "completed" for seen in entered)
         if completed and spec is not None and spec.delivery is not None:
             self.reconcile_soon(namespace, name)
+
+    async def _account_of(self, obj: Mapping[str, Any], memory: Memory) -> str | None:
+        """The Twilio account the object's composition belongs to (the one its credentials name)."""
+        if memory.account_sid is None:
+            with contextlib.suppress(kopf.TemporaryError):
+                await self.context(obj)
+        return memory.account_sid
 
     async def _object_of(self, sid: str, room_sid: str | None) -> tuple[str, str] | None:
         """The object whose composition is ``sid``: known SIDs first, else a search of the objects (an
@@ -715,7 +732,10 @@ def register_handlers(
             kube=shared_kube(memo, settings),
             gateway=shared_gateway(memo, gateway_overrides),  # one concurrency cap for every kind
             settings=memo.settings,
-            deliverer=S3Deliverer(**(deliverer_options or {})),
+            deliverer=S3Deliverer(
+                allowed_endpoints=memo.settings.delivery_allowed_endpoints,
+                **(deliverer_options or {}),
+            ),
             clock=clock,
             timing=timing or Timing(),
             progress=memo.get("reconcile_progress"),

@@ -105,6 +105,8 @@ class Memory:
     """The last ``reconcile-requested-at`` value seen."""
     room_verified: str | None = None
     """The room SID checked at Twilio as one this object may compose."""
+    account_sid: str | None = None
+    """The Twilio account of the object's credentials: only its signed callbacks may change the object."""
 
     def request_resync(self, value: str | None) -> None:
         """Note the ``reconcile-requested-at`` annotation; a value not seen before asks for a resync."""
