@@ -231,9 +231,41 @@ async def test_twilio_errors_back_off_exponentially_then_recover(tmp_path: Path)
         assert len(ours) == 2  # the active and the staged key: failed attempts left nothing behind
 
 
-async def test_a_credential_that_cannot_manage_keys_stalls(tmp_path: Path) -> None:
+async def subaccount(h: Harness) -> dict[str, str]:
+    """A tenant's own Twilio account (an emulator subaccount) with a Standard key."""
+    async with h.http.post(f"{h.emulator.url}/_emulator/accounts", json={}) as response:
+        made = await response.json()
+    return {
+        "account_sid": made["accountSid"],
+        "auth_token": made["authToken"],
+        "api_key": made["apiKey"],
+        "api_secret": made["apiSecret"],
+    }
+
+
+async def test_the_operators_own_account_is_refused_in_a_tenant_secret(tmp_path: Path) -> None:
     async with running_operator(tmp_path) as h:
         creds = h.emulator.credentials
+        own = {"TWILIO_ACCOUNT_SID": creds["account_sid"], "TWILIO_AUTH_TOKEN": creds["auth_token"]}
+        body = {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "borrowed", "namespace": NAMESPACE},
+            "data": {key: base64.b64encode(value.encode()).decode() for key, value in own.items()},
+        }
+        await h.client.create(SECRETS, NAMESPACE, body)
+        await h.create_rotation("keys", credentialsRef={"name": "borrowed"})
+
+        status = await h.wait_status(
+            "keys", lambda s: condition(s, "Synced") == ("False", "AccountNotAllowed")
+        )
+        assert "operator's own Twilio account" in json.dumps(status)
+        assert not [name for name in (await h.twilio_keys()).values() if name.startswith("tenant-keys-")]
+
+
+async def test_a_credential_that_cannot_manage_keys_stalls(tmp_path: Path) -> None:
+    async with running_operator(tmp_path) as h:
+        creds = await subaccount(h)
         standard = {  # a Standard key cannot use the Keys API
             "TWILIO_ACCOUNT_SID": creds["account_sid"],
             "TWILIO_API_KEY": creds["api_key"],

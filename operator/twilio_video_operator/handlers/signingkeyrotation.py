@@ -76,6 +76,8 @@ logger = logging.getLogger(__name__)
 
 PLURAL = "signingkeyrotations"
 KIND = "SigningKeyRotation"
+#: How a credentials problem about the operator's own account starts (the condition reason follows it).
+OPERATOR_ACCOUNT_PROBLEM = "not allowed:"
 TICK_SECONDS = 15.0
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MANAGED_BY = "twilio-video-operator"
@@ -281,6 +283,12 @@ class RotationRuntime:
             return f"credentials Secret {name}: {exc}"
         for value in creds.secret_values:
             register_secret(value)
+        if creds.account_sid == self.settings.TWILIO_ACCOUNT_SID:
+            # The operator's own account is every tenant's: a namespace uses it only through the operator.
+            return (
+                f"{OPERATOR_ACCOUNT_PROBLEM} Secret {name} names the operator's own Twilio account "
+                f"{creds.account_sid}: remove spec.credentialsRef, or name an account of your own"
+            )
         return creds
 
 
@@ -359,7 +367,10 @@ async def _executor(runtime: RotationRuntime, obj: Mapping[str, Any]) -> Rotatio
         store = KubeSecretStore(runtime.kube, obj, spec.secret_name)
         creds = await runtime.credentials(namespace, spec)
         if isinstance(creds, str):
-            keys = UnavailableKeys(creds)
+            not_allowed = creds.startswith(OPERATOR_ACCOUNT_PROBLEM)
+            keys = UnavailableKeys(
+                creds, Reason.ACCOUNT_NOT_ALLOWED if not_allowed else Reason.CREDENTIALS_NOT_FOUND
+            )
         else:
             keys, fingerprint, account_sid = runtime.gateway.api(creds), creds.fingerprint, creds.account_sid
     context = RotationContext(

@@ -60,6 +60,7 @@ class Reason(StrEnum):
     THROTTLED = "Throttled"
     CREDENTIALS_INVALID = "CredentialsInvalid"
     CREDENTIALS_NOT_FOUND = "CredentialsNotFound"
+    ACCOUNT_NOT_ALLOWED = "AccountNotAllowed"
     # Stalled
     INVALID_SPEC = "InvalidSpec"
     FOREIGN_ROOM = "ForeignRoom"

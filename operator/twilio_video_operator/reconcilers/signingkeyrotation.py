@@ -90,23 +90,29 @@ class SecretStoreError(Exception):
 
 
 class CredentialsError(Exception):
-    """The credentials for the Keys API could not be read (e.g. the credentialsRef Secret is missing)."""
+    """The credentials for the Keys API could not be read (e.g. the credentialsRef Secret is missing) or may
+    not be used (``reason`` says which)."""
+
+    def __init__(self, message: str, reason: str = Reason.CREDENTIALS_NOT_FOUND) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class UnavailableKeys:
-    """A :class:`KeysApi` for unreadable credentials: every call raises :class:`CredentialsError`."""
+    """A :class:`KeysApi` for unusable credentials: every call raises :class:`CredentialsError`."""
 
-    def __init__(self, problem: str) -> None:
+    def __init__(self, problem: str, reason: str = Reason.CREDENTIALS_NOT_FOUND) -> None:
         self.problem = problem
+        self.reason = reason
 
     async def create_key(self, friendly_name: str) -> NewKey:
-        raise CredentialsError(self.problem)
+        raise CredentialsError(self.problem, self.reason)
 
     async def list_keys(self) -> list[KeyInfo]:
-        raise CredentialsError(self.problem)
+        raise CredentialsError(self.problem, self.reason)
 
     async def delete_key(self, sid: str) -> bool:
-        raise CredentialsError(self.problem)
+        raise CredentialsError(self.problem, self.reason)
 
 
 class SecretStore(Protocol):
@@ -384,7 +390,7 @@ def _error_reason(error: StepError) -> str:
     if isinstance(error, ThrottledError):
         return Reason.THROTTLED
     if isinstance(error, CredentialsError):
-        return Reason.CREDENTIALS_NOT_FOUND
+        return error.reason
     return Reason.RECONCILE_ERROR
 
 
