@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -179,3 +180,26 @@ async def test_health_and_metrics_share_the_server(harness: OperatorHarness) -> 
     assert "twilio_video_operator_reconcile_total" in text
     async with harness.http.get(harness.settings.PUBLIC_BASE_URL + "/healthz") as response:
         assert response.status == 200
+
+
+async def test_routine_deletion_logs_no_error_when_twilio_reports_the_end_late(
+    harness: OperatorHarness, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Deleting a live room completes it; Twilio's room-ended (and the participants' last events) arrive
+    after the object is gone. That is expected: INFO and a counter, never an ERROR with a traceback."""
+    ns = await harness.namespace()
+    await harness.create_room(ns, "routine", {})
+    obj = await harness.wait_room(ns, "routine", in_progress)
+    await harness.join(obj["status"]["sid"], "alice")
+    await harness.settled()
+    late = "twilio_video_operator_webhooks_late_total"
+    before = REGISTRY.get_sample_value(late, {"endpoint": "room-events"}) or 0.0
+    caplog.clear()
+
+    await harness.delete_room(ns, "routine")
+    await harness.wait_gone(ns, "routine")
+    await harness.settled()
+
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert errors == [], [r.getMessage() for r in errors]
+    assert (REGISTRY.get_sample_value(late, {"endpoint": "room-events"}) or 0.0) > before

@@ -17,6 +17,7 @@ import contextlib
 import functools
 import logging
 import random
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -77,6 +78,8 @@ BACKOFF_MAX = 300.0
 #: Reconciles the timer loop runs at once.
 MAX_PARALLEL_RECONCILES = 8
 ROOM_STATUS_LABELS = ("Scheduled", "in-progress", "completed", "failed", "none")
+#: Room SIDs of deleted objects remembered, to tell their late callbacks from unknown ones.
+GONE_ROOMS_REMEMBERED = 10_000
 #: The ``endpoint`` label of the room status callbacks.
 CALLBACK_ENDPOINT = "room-events"
 
@@ -157,6 +160,8 @@ class VideoRoomController:
         # (room SID, room status) as this process last wrote them for an object whose room it verified:
         # a status that differs was written by someone else and is checked at Twilio before it counts.
         self._verified: dict[Key, tuple[str, str | None]] = {}
+        # Rooms of objects deleted lately: their last callbacks are expected, not unknown.
+        self._gone: OrderedDict[str, Key] = OrderedDict()
         self._defaults = defaults
         self._resync_interval = resync_interval
         self._clock = clock
@@ -216,6 +221,9 @@ class VideoRoomController:
         sid = self._sid_of.pop(key, None)
         if sid is not None:
             self._rooms.pop(sid, None)
+            self._gone[sid] = key
+            while len(self._gone) > GONE_ROOMS_REMEMBERED:
+                self._gone.popitem(last=False)
         self._room_status.discard(key)
         self._failures.pop(key, None)
         if self._progress is not None:
@@ -480,6 +488,9 @@ class VideoRoomController:
         if event is None:
             return
         entry = self._rooms.get(event.room_sid)
+        if entry is None and event.room_sid in self._gone:
+            self._late(self._gone[event.room_sid], event.event)
+            return
         if entry is None or entry.account_sid != account_sid:
             logger.debug("ignoring %s for room %s: not a room of this operator", event.event, event.room_sid)
             return
