@@ -2,9 +2,11 @@
 
 The emulator runs in a background thread with its own event loop, so the real ``twilio`` client works both
 synchronously (plain ``def`` tests) and asynchronously (``async def`` tests) against it. Every request the
-client makes is recorded; at teardown each 2xx response is validated against Twilio's OpenAPI spec (from
-``$SHARED_DIR/twilio-oai``, default ``<repo>/../shared``) with openapi-core. A response that does not
+client makes is recorded; at teardown each 2xx response is validated against Twilio's OpenAPI spec with
+openapi-core. A response that does not
 validate fails the test; missing specs fail it too.
+
+The specs are vendored in ``tests/contract/twilio-oai``; ``$SHARED_DIR/twilio-oai`` replaces them when set.
 """
 
 from __future__ import annotations
@@ -51,19 +53,21 @@ def pytest_configure(config: pytest.Config) -> None:
 # --------------------------------------------------------------------------------------------- specs
 
 
-def shared_dir() -> Path:
-    return Path(os.environ.get("SHARED_DIR", str(REPO_ROOT.parent / "shared")))
+def specs_dir() -> Path:
+    """The vendored specs, or ``$SHARED_DIR/twilio-oai`` when set."""
+    shared = os.environ.get("SHARED_DIR")
+    return Path(shared) / "twilio-oai" if shared else Path(__file__).resolve().parent / "twilio-oai"
 
 
 @pytest.fixture(scope="session")
 def openapi_specs() -> dict[str, OpenAPI]:
-    """Twilio's specs, parsed once. Missing specs fail the tests: CI runs with shared/ beside the checkout."""
-    directory = shared_dir() / "twilio-oai"
+    """Twilio's specs, parsed once. Missing specs fail the tests."""
+    directory = specs_dir()
     missing = [name for name, _ in SPEC_FILES.values() if not (directory / name).is_file()]
     if missing:
         pytest.fail(
             f"Twilio OpenAPI specs not found: {', '.join(missing)} in {directory}. "
-            "Set SHARED_DIR to the directory holding twilio-oai/ (default: <repo>/../shared).",
+            "They are vendored in tests/contract/twilio-oai; SHARED_DIR, when set, must hold twilio-oai/.",
             pytrace=False,
         )
     return {
