@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from twilio_video_operator.dev.kube import errors
+from twilio_video_operator.dev.kube.decoding import DecodeError, go_base64_decode, go_quote
 from twilio_video_operator.dev.kube.errors import FieldError
 from twilio_video_operator.dev.kube.rbac import admit_rbac, is_rbac
 from twilio_video_operator.dev.kube.registry import (
@@ -51,15 +52,44 @@ def is_namespace(resource_type: ResourceType) -> bool:
     return (resource_type.group, resource_type.plural) == ("", "namespaces")
 
 
-def check_name(rt: ResourceType, name: str) -> None:
-    """Names are DNS subdomains; namespace names are DNS labels."""
-    if is_namespace(rt):
-        ok, message = bool(_DNS_LABEL.match(name)) and len(name) <= 63, _LABEL_MESSAGE
-    else:
-        ok, message = bool(_DNS_SUBDOMAIN.match(name)) and len(name) <= 253, _SUBDOMAIN_MESSAGE
-    if not ok:
-        error = FieldError("metadata.name", "FieldValueInvalid", f'Invalid value: "{name}": {message}')
-        raise errors.invalid(rt.kind, rt.group, name, [error])
+def _name_problems(rt: ResourceType, name: str, *, prefix: bool = False) -> list[str]:
+    """What apimachinery's IsDNS1123Label/IsDNS1123Subdomain say of a name (of a generateName prefix when
+    ``prefix``: a trailing dash is allowed there)."""
+    if prefix and name.endswith("-"):
+        name = name[:-1] + "a"
+    label = is_namespace(rt)
+    most, pattern, message = (
+        (63, _DNS_LABEL, _LABEL_MESSAGE) if label else (253, _DNS_SUBDOMAIN, _SUBDOMAIN_MESSAGE)
+    )
+    problems = []
+    if len(name) > most:
+        problems.append(f"must be no more than {most} characters")
+    if not pattern.match(name):
+        problems.append(message)
+    return problems
+
+
+def check_name(rt: ResourceType, name: str, generate_name: str = "") -> None:
+    """Names are DNS subdomains; namespace names are DNS labels; so are generateName prefixes. Core v1
+    Events skip that validation (for old clients) and need only be usable in a URL path."""
+    if (rt.group, rt.plural) == ("", "events"):
+        problems = [f"may not be '{name}'"] if name in (".", "..") else []
+        problems += [f"may not contain '{char}'" for char in "/%" if char in name]
+        if problems:
+            raise errors.bad_request(f"Name parameter invalid: {go_quote(name)}: {';'.join(problems)}")
+        return
+    found = [
+        FieldError(
+            "metadata.generateName", "FieldValueInvalid", f"Invalid value: {go_quote(generate_name)}: {text}"
+        )
+        for text in (_name_problems(rt, generate_name, prefix=True) if generate_name else [])
+    ]
+    found += [
+        FieldError("metadata.name", "FieldValueInvalid", f"Invalid value: {go_quote(name)}: {text}")
+        for text in _name_problems(rt, name)
+    ]
+    if found:
+        raise errors.invalid(rt.kind, rt.group, name, found)
 
 
 def check_no_new_finalizers(
@@ -84,24 +114,39 @@ def prepare_builtin(
     """Fill in what the server owns for Namespaces, Secrets and CRDs, and default and validate RBAC objects
     (``current`` is None on create)."""
     if is_namespace(rt):
-        obj["metadata"].setdefault("labels", {})["kubernetes.io/metadata.name"] = obj["metadata"]["name"]
+        labels = obj["metadata"].get("labels") or {}
+        labels["kubernetes.io/metadata.name"] = obj["metadata"]["name"]
+        obj["metadata"]["labels"] = labels
         if current is None:
             obj["spec"] = {"finalizers": ["kubernetes"]}
             obj["status"] = {"phase": "Active"}
         else:
             obj["spec"] = copy.deepcopy(current.get("spec") or {})
     elif (rt.group, rt.plural) == ("", "secrets"):
-        string_data = obj.pop("stringData", None) or {}
-        if string_data:
-            data = obj.get("data") or {}
-            for key, value in string_data.items():
-                data[key] = base64.b64encode(str(value).encode()).decode()
-            obj["data"] = data
-        obj.setdefault("type", "Opaque")
+        prepare_secret(obj)
     elif is_crd(rt):
         prepare_crd(registry, current, obj)
     elif is_rbac(rt):
         admit_rbac(rt, current, obj)
+
+
+def prepare_secret(secret: dict[str, Any]) -> None:
+    """Store ``data`` in canonical base64 (as the API server re-encodes the bytes it decoded) with
+    ``stringData`` merged in, and default ``type``."""
+    data: dict[str, str] = {}
+    for key, value in (secret.get("data") or {}).items():
+        try:
+            data[key] = base64.b64encode(go_base64_decode(str(value or ""))).decode()
+        except DecodeError:
+            data[key] = str(value)  # refused earlier by the decoding of requests; kept as written here
+    for key, value in (secret.pop("stringData", None) or {}).items():
+        data[key] = base64.b64encode(str(value).encode("utf-8", "replace")).decode()
+    if data or isinstance(secret.get("data"), dict):
+        secret["data"] = data
+    else:
+        secret.pop("data", None)
+    if not secret.get("type"):
+        secret["type"] = "Opaque"
 
 
 def prepare_crd(registry: Registry, current: Mapping[str, Any] | None, crd: dict[str, Any]) -> None:

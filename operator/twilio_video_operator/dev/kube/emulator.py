@@ -20,14 +20,14 @@ from typing import Any
 import aiohttp.web
 import attrs
 import kmock
-import yaml
 from kmock._internal.rendering import ReactionMismatchError, StreamingError
 
 from twilio_video_operator.dev.kube import errors
+from twilio_video_operator.dev.kube.bodies import read_delete_options, read_object, read_patch
+from twilio_video_operator.dev.kube.decoding import MAX_BODY_BYTES, DecodeError, parse_json
 from twilio_video_operator.dev.kube.errors import ApiError, qualified_resource
 from twilio_video_operator.dev.kube.patching import PATCH_TYPES
 from twilio_video_operator.dev.kube.paths import ApiPath, GroupPath, parse_api_path
-from twilio_video_operator.dev.kube.protobuf import PROTOBUF, ProtobufError, decode_protobuf_object
 from twilio_video_operator.dev.kube.rbac import authorize
 from twilio_video_operator.dev.kube.registry import RBAC_GROUP, Registry, ResourceType
 from twilio_video_operator.dev.kube.reviews import (
@@ -111,23 +111,24 @@ def _json(body: Any, status: int = 200, headers: Mapping[str, str] | None = None
     )
 
 
-def _decode_body(request: kmock.Request) -> Any:
-    """The request body as JSON data; also from YAML, and from the protobuf kubectl's typed clients send."""
-    if not request.body:
-        return None
-    content_type = _header(request, "Content-Type")
-    if content_type.startswith(PROTOBUF):
-        try:
-            return decode_protobuf_object(request.body)
-        except ProtobufError as exc:
-            raise ApiError(415, f"the body of the request was in an unsupported format: {exc}") from exc
+async def _read_body(raw_request: aiohttp.web.BaseRequest) -> bytes:
+    """The request body, or a 413 past the API server's limit (nothing more is read then)."""
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await raw_request.content.read(65536):
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise ApiError(413, f"Request entity too large: limit is {MAX_BODY_BYTES}")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _kmock_data(body: bytes) -> Any:
+    """The decoded body for kmock's matching and assertions, when it is JSON this server would read."""
     try:
-        text = request.body.decode("utf-8")
-        if "yaml" in content_type:
-            return yaml.safe_load(text)
-        return json.loads(text)
-    except (UnicodeDecodeError, ValueError, yaml.YAMLError) as exc:
-        raise errors.bad_request(f"couldn't decode the request body: {exc}") from exc
+        return parse_json(body) if body else None
+    except DecodeError:
+        return None
 
 
 class StoreRbacObjects:
@@ -243,7 +244,10 @@ class KubernetesApiEmulator(kmock.KubernetesEmulator):
     # --- request intake (kmock's path parser treats /api/v1/namespaces/X as "namespace X") -------------
 
     async def __call__(self, raw_request: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
-        body = await raw_request.read()
+        try:
+            body = await _read_body(raw_request)
+        except ApiError as exc:
+            return _json(exc.status(), exc.code)
         parsed = parse_api_path(raw_request.path)
         params = dict(raw_request.query)
         path = parsed if isinstance(parsed, ApiPath) else None
@@ -254,10 +258,7 @@ class KubernetesApiEmulator(kmock.KubernetesEmulator):
             self.request_counts[(verb, resource_name)] += 1
         else:
             self.request_counts[(raw_request.method.lower(), raw_request.path)] += 1
-        try:
-            data = json.loads(body) if body else None
-        except ValueError:
-            data = None
+        data = _kmock_data(body)
         request = kmock.Request(
             id=self._serial,
             raw_request=raw_request,
@@ -420,23 +421,34 @@ class KubernetesApiEmulator(kmock.KubernetesEmulator):
         self, request: kmock.Request, rt: ResourceType, path: ApiPath, verb: str
     ) -> aiohttp.web.Response:
         params = request.params
-        body = _decode_body(request)
+        content_type = _header(request, "Content-Type")
         dry_run = params.get("dryRun") == "All"
         validation = params.get("fieldValidation", "Warn")
         strict = validation == "Strict"
+        body: Any = None
+        if verb in ("create", "update"):
+            kind = rt.subresource(path.subresource).kind if path.subresource else rt.kind
+            body = read_object(
+                request.body,
+                content_type,
+                group=rt.group,
+                version=rt.version,
+                kind=kind or rt.kind,
+                custom=rt.custom,
+            )
         if verb == "create":
             if path.name is not None:
                 raise errors.method_not_allowed()
             if (rt.group, rt.plural) == ("authentication.k8s.io", "tokenreviews"):
-                return _json(review_token(body or {}, self.allow_tokens, self.authenticate), 201)
+                return _json(review_token(body, self.allow_tokens, self.authenticate), 201)
             if (rt.group, rt.plural) == ("authorization.k8s.io", "subjectaccessreviews"):
-                problems = validate_access_review(body or {})
+                problems = validate_access_review(body)
                 if problems:
                     raise errors.invalid(rt.kind, rt.group, "", problems)
-                return _json(review_access(body or {}, self.rbac_rules, self.authorize), 201)
+                return _json(review_access(body, self.rbac_rules, self.authorize), 201)
             if (rt.group, rt.plural) == ("authorization.k8s.io", "selfsubjectaccessreviews"):
                 user = self._user_of(request)
-                return _json(review_own_access(body or {}, user, self.rbac_rules, self.authorize), 201)
+                return _json(review_own_access(body, user, self.rbac_rules, self.authorize), 201)
             if rt.namespaced and path.namespace is None:
                 raise errors.method_not_allowed()
             result = self.store.create(rt, path.namespace, body, dry_run=dry_run, strict=strict)
@@ -455,8 +467,8 @@ class KubernetesApiEmulator(kmock.KubernetesEmulator):
             )
             return _json(result.obj, 200, self._warnings(result.dropped_fields, validation))
         if verb == "patch":
-            content_type = _header(request, "Content-Type").split(";")[0].strip().lower()
-            if content_type not in PATCH_TYPES:
+            patch_type = content_type.split(";")[0].strip().lower()
+            if patch_type not in PATCH_TYPES:
                 raise ApiError(
                     415,
                     f"the body of the request was in an unknown format - accepted media types include: "
@@ -466,15 +478,15 @@ class KubernetesApiEmulator(kmock.KubernetesEmulator):
                 rt,
                 path.namespace,
                 path.name,
-                content_type,
-                body,
+                patch_type,
+                read_patch(request.body, patch_type),
                 subresource=path.subresource,
                 dry_run=dry_run,
                 strict=strict,
             )
             return _json(result.obj, 200, self._warnings(result.dropped_fields, validation))
         if verb == "delete":
-            options = body if isinstance(body, dict) else {}
+            options = read_delete_options(request.body, content_type)
             dry_run = dry_run or "All" in (options.get("dryRun") or [])
             obj, gone = self.store.delete(
                 rt, path.namespace, path.name, preconditions=options.get("preconditions"), dry_run=dry_run
@@ -494,7 +506,14 @@ class KubernetesApiEmulator(kmock.KubernetesEmulator):
         service_account = self.store.get(rt, path.namespace, path.name)
         if service_account is None:
             raise errors.not_found(rt.plural, rt.group, path.name)
-        body = _decode_body(request)
+        body = read_object(
+            request.body,
+            _header(request, "Content-Type"),
+            group="authentication.k8s.io",
+            version="v1",
+            kind="TokenRequest",
+            custom=False,
+        )
         answer = self.service_account_tokens.issue(service_account, body, self.clock(), self._uid_of)
         return _json(answer, 201)
 
@@ -506,7 +525,8 @@ class KubernetesApiEmulator(kmock.KubernetesEmulator):
     def _emulate_delete_collection(
         self, request: kmock.Request, rt: ResourceType, namespace: str | None, selection: Selection
     ) -> aiohttp.web.Response:
-        dry_run = request.params.get("dryRun") == "All"
+        options = read_delete_options(request.body, _header(request, "Content-Type"))
+        dry_run = request.params.get("dryRun") == "All" or "All" in (options.get("dryRun") or [])
         deleted = []
         for obj in self.store.list_objects(rt, namespace, selection):
             metadata = obj["metadata"]
@@ -586,7 +606,7 @@ class KubernetesApiEmulator(kmock.KubernetesEmulator):
         since_text = params.get("resourceVersion", "")
         try:
             since = int(since_text) if since_text not in ("", "0") else None
-            duration = float(params["timeoutSeconds"]) if params.get("timeoutSeconds") else None
+            duration = int(params["timeoutSeconds"]) if params.get("timeoutSeconds") else None
         except ValueError as exc:
             raise errors.bad_request(f"invalid watch parameters: {exc}") from exc
         as_table = self._wants_table(request)

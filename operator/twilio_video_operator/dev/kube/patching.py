@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
+
+from twilio_video_operator.dev.kube.decoding import EMBEDDED_MAX_DEPTH, depth_of
 
 MERGE_PATCH = "application/merge-patch+json"
 STRATEGIC_MERGE_PATCH = "application/strategic-merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
 PATCH_TYPES = (JSON_PATCH, MERGE_PATCH, STRATEGIC_MERGE_PATCH)
+# what one JSON patch may copy in all (the API server's --json-patch-max-copy-bytes default)
+MAX_COPY_BYTES = 3 * 1024 * 1024
 
 
 class PatchFormatError(ValueError):
@@ -17,6 +22,16 @@ class PatchFormatError(ValueError):
 
 class PatchApplyError(ValueError):
     """The patch is well-formed but does not apply to the object, incl. a failed ``test`` (422)."""
+
+
+class PatchTooDeepError(PatchApplyError):
+    """An operation would nest the object deeper than the server decodes; ``doc`` is the object so far."""
+
+    def __init__(self, doc: Any) -> None:
+        super().__init__(
+            "couldn't get version/kind; json parse error: invalid character '{' exceeded max depth"
+        )
+        self.doc = doc
 
 
 def apply_merge_patch(target: Any, patch: Any) -> Any:
@@ -77,7 +92,7 @@ def _strip_directives(value: Any) -> Any:
 
 def _pointer(path: Any) -> list[str]:
     if not isinstance(path, str) or (path and not path.startswith("/")):
-        raise PatchFormatError(f"invalid JSON pointer: {path!r}")
+        raise PatchApplyError(f"invalid JSON pointer: {path!r}")
     if not path:
         return []
     return [token.replace("~1", "/").replace("~0", "~") for token in path[1:].split("/")]
@@ -86,7 +101,7 @@ def _pointer(path: Any) -> list[str]:
 def _index(container: list[Any], part: str, path: str, *, allow_end: bool) -> int:
     if part == "-" and allow_end:
         return len(container)
-    if not part.isdigit() or (len(part) > 1 and part.startswith("0")):
+    if not (part.isascii() and part.isdigit()) or (len(part) > 1 and part.startswith("0")):
         raise PatchApplyError(f"invalid array index {part!r} in {path}")
     index = int(part)
     if index > len(container) or (index == len(container) and not allow_end):
@@ -145,34 +160,57 @@ def _remove(doc: Any, tokens: list[str], path: str, op: str = "remove") -> tuple
     raise PatchApplyError(f"{op} operation does not apply: doc is missing path: {path!r}")
 
 
+def _bounded(doc: Any, tokens: list[str], value: Any) -> Any:
+    """``value`` if adding it at ``tokens`` keeps the object within the depth this server decodes."""
+    if len(tokens) + depth_of(value, EMBEDDED_MAX_DEPTH) > EMBEDDED_MAX_DEPTH:
+        raise PatchTooDeepError(doc)
+    return value
+
+
 def apply_json_patch(target: Any, operations: Any) -> Any:
-    """RFC 6902 incl. ``test``; raises PatchFormatError or PatchApplyError."""
+    """RFC 6902 incl. ``test``, as evanphx/json-patch applies it for the API server: a malformed document is
+    a PatchFormatError, an operation that does not apply a PatchApplyError; copies may add at most
+    :data:`MAX_COPY_BYTES` in all."""
     if not isinstance(operations, list):
         raise PatchFormatError("a JSON patch must be a list of operations")
     doc = copy.deepcopy(target)
+    copied = 0
     for operation in operations:
-        if not isinstance(operation, dict) or "op" not in operation or "path" not in operation:
+        if not isinstance(operation, dict):
             raise PatchFormatError(f"invalid JSON patch operation: {operation!r}")
-        op, path = operation["op"], operation["path"]
+        op, path = operation.get("op"), operation.get("path")
+        if path is None:
+            raise PatchApplyError(f"{op} operation failed to decode path: missing value")
         tokens = _pointer(path)
         if op in ("add", "replace", "test") and "value" not in operation:
-            raise PatchFormatError(f"{op} operation requires a value: {operation!r}")
+            raise PatchApplyError(f"{op} operation requires a value: {operation!r}")
         if op == "add":
-            doc = _add(doc, tokens, copy.deepcopy(operation["value"]), path)
+            doc = _add(doc, tokens, _bounded(doc, tokens, copy.deepcopy(operation["value"])), path)
         elif op == "remove":
             doc, _ = _remove(doc, tokens, path)
         elif op == "replace":
             _resolve(doc, tokens, path, "replace")
+            value = _bounded(doc, tokens, copy.deepcopy(operation["value"]))
             if tokens:
                 doc, _ = _remove(doc, tokens, path, "replace")
-            doc = _add(doc, tokens, copy.deepcopy(operation["value"]), path)
+            doc = _add(doc, tokens, value, path)
         elif op in ("move", "copy"):
             source = operation.get("from")
             source_tokens = _pointer(source)
             if op == "move":
+                if source_tokens != tokens and tokens[: len(source_tokens)] == source_tokens:
+                    raise PatchApplyError(f"move operation does not apply: {path} is a child of {source}")
+                _bounded(doc, tokens, _resolve(doc, source_tokens, str(source), "move"))
                 doc, value = _remove(doc, source_tokens, str(source), "move")
             else:
-                value = copy.deepcopy(_resolve(doc, source_tokens, str(source), "copy"))
+                value = _bounded(doc, tokens, _resolve(doc, source_tokens, str(source), "copy"))
+                copied += len(json.dumps(value, separators=(",", ":")))
+                if copied > MAX_COPY_BYTES:
+                    raise PatchApplyError(
+                        "Unable to complete the copy, the accumulated size increase of copy is "
+                        f"{copied}, exceeding the limit {MAX_COPY_BYTES}"
+                    )
+                value = copy.deepcopy(value)
             doc = _add(doc, tokens, value, path)
         elif op == "test":
             try:
@@ -182,7 +220,7 @@ def apply_json_patch(target: Any, operations: Any) -> Any:
             if actual is _MISSING or not _json_equal(actual, operation["value"]):
                 raise PatchApplyError(f"testing value {path} failed: test failed")
         else:
-            raise PatchFormatError(f"unexpected kind of JSON patch operation: {op!r}")
+            raise PatchFormatError(f"Unexpected kind: {op}")
     return doc
 
 

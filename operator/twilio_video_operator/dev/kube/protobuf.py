@@ -21,7 +21,12 @@ _MAGIC = b"k8s\x00"
 
 
 class ProtobufError(ValueError):
-    """A body that is not a decodable Kubernetes protobuf message of a supported kind."""
+    """A body that is not a decodable Kubernetes protobuf message (a 400), or one of a kind this server does
+    not decode (``unsupported``: a 415)."""
+
+    def __init__(self, message: str, *, unsupported: bool = False) -> None:
+        super().__init__(message)
+        self.unsupported = unsupported
 
 
 def _varint(data: bytes, position: int) -> tuple[int, int]:
@@ -35,6 +40,8 @@ def _varint(data: bytes, position: int) -> tuple[int, int]:
         if not byte & 0x80:
             return result, position
         shift += 7
+        if shift >= 64:
+            raise ProtobufError("proto: integer overflow")
 
 
 def _fields(data: bytes) -> Iterator[tuple[int, int | bytes]]:
@@ -63,7 +70,7 @@ def _fields(data: bytes) -> Iterator[tuple[int, int | bytes]]:
 def _text(value: int | bytes) -> str:
     if not isinstance(value, bytes):
         raise ProtobufError("expected a string field")
-    return value.decode("utf-8")
+    return value.decode("utf-8", "replace")
 
 
 def _entry(value: int | bytes) -> tuple[str, bytes]:
@@ -87,7 +94,9 @@ def _object_meta(data: bytes) -> dict[str, Any]:
             meta[names[number]] = _text(value)
         elif number in (11, 12):
             key, raw = _entry(value)
-            meta.setdefault("labels" if number == 11 else "annotations", {})[key] = raw.decode("utf-8")
+            meta.setdefault("labels" if number == 11 else "annotations", {})[key] = raw.decode(
+                "utf-8", "replace"
+            )
         elif number == 14:
             meta.setdefault("finalizers", []).append(_text(value))
     return meta
@@ -104,7 +113,7 @@ def _config_map(fields: list[tuple[int, int | bytes]], obj: dict[str, Any]) -> N
     for number, value in fields:
         if number == 2:
             key, raw = _entry(value)
-            obj.setdefault("data", {})[key] = raw.decode("utf-8")
+            obj.setdefault("data", {})[key] = raw.decode("utf-8", "replace")
         elif number == 3:
             key, raw = _entry(value)
             obj.setdefault("binaryData", {})[key] = base64.b64encode(raw).decode()
@@ -121,7 +130,7 @@ def _secret(fields: list[tuple[int, int | bytes]], obj: dict[str, Any]) -> None:
             obj["type"] = _text(value)
         elif number == 4:
             key, raw = _entry(value)
-            obj.setdefault("stringData", {})[key] = raw.decode("utf-8")
+            obj.setdefault("stringData", {})[key] = raw.decode("utf-8", "replace")
         elif number == 5:
             obj["immutable"] = bool(value)
 
@@ -251,8 +260,15 @@ _DECODERS: dict[tuple[str, str], Callable[[list[tuple[int, int | bytes]], dict[s
 
 def decode_protobuf_object(body: bytes) -> dict[str, Any]:
     """The JSON form of a protobuf-encoded Namespace, ConfigMap, Secret or ServiceAccount."""
+    if not body:
+        raise ProtobufError("empty data")
     if not body.startswith(_MAGIC):
-        raise ProtobufError("missing the k8s protobuf prefix")
+        raise ProtobufError(
+            "provided data does not appear to be a protobuf message, expected prefix "
+            f"[{' '.join(str(b) for b in _MAGIC)}]"
+        )
+    if body == _MAGIC:
+        raise ProtobufError("empty body")
     api_version = kind = ""
     raw = b""
     for number, value in _fields(body[len(_MAGIC) :]):
@@ -266,7 +282,9 @@ def decode_protobuf_object(body: bytes) -> dict[str, Any]:
             raw = value
     decoder = _DECODERS.get((api_version, kind))
     if decoder is None:
-        raise ProtobufError(f"protobuf bodies of {api_version} {kind} are not supported; send JSON")
+        raise ProtobufError(
+            f"protobuf bodies of {api_version} {kind} are not supported; send JSON", unsupported=True
+        )
     fields = list(_fields(raw))
     obj: dict[str, Any] = {"apiVersion": api_version, "kind": kind, "metadata": {}}
     for number, value in fields:

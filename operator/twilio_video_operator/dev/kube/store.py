@@ -35,12 +35,15 @@ from twilio_video_operator.dev.kube.admission import (
     prepare_builtin,
     spec_view,
 )
+from twilio_video_operator.dev.kube.bodies import invalid_patch, patched_object_problem, shown_patch
 from twilio_video_operator.dev.kube.errors import ApiError, FieldError
 from twilio_video_operator.dev.kube.patching import (
     JSON_PATCH,
     MERGE_PATCH,
+    STRATEGIC_MERGE_PATCH,
     PatchApplyError,
     PatchFormatError,
+    PatchTooDeepError,
     apply_json_patch,
     apply_merge_patch,
     apply_strategic_merge_patch,
@@ -180,7 +183,7 @@ class ObjectStore:
             name = self._generate_name(rt, namespace, str(prefix))
             metadata["name"] = name
         name = str(name)
-        check_name(rt, name)
+        check_name(rt, name, str(metadata.get("generateName") or ""))
         if rt.namespaced and namespace is not None:
             self._check_namespace_open(rt, namespace, name)
         if rt.custom:
@@ -319,10 +322,17 @@ class ObjectStore:
                 patched = apply_merge_patch(base, patch)
             else:
                 patched = apply_strategic_merge_patch(base, patch)
-        except PatchFormatError as exc:
-            raise errors.bad_request(str(exc)) from exc
+        except PatchFormatError as exc:  # the document's shape was checked on reading: an operation's fault
+            raise ApiError(422, str(exc)) from exc
+        except PatchTooDeepError as exc:
+            raise invalid_patch(shown_patch(patch_type, patch, exc.doc), str(exc)) from exc
         except PatchApplyError as exc:
             raise ApiError(422, str(exc)) from exc
+        problem = patched_object_problem(patched, group=rt.group, kind=rt.kind, custom=rt.custom)
+        if problem is not None:
+            if patch_type == STRATEGIC_MERGE_PATCH and problem.startswith("illegal base64"):
+                problem = f"error decoding from json: {problem}"  # the unstructured converter's words
+            raise invalid_patch(shown_patch(patch_type, patch, patched), problem)
         if not isinstance(patched, dict):
             raise errors.bad_request("the patched object is not a JSON object")
         resource_version = (patched.get("metadata") or {}).get("resourceVersion")
