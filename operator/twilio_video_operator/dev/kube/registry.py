@@ -353,6 +353,46 @@ def version_priority(version: str) -> tuple[int, int, int, str]:
     return (stability, -int(match.group(1)), -int(match.group(3) or 0), version)
 
 
+_SCHEMA_TYPES = ("array", "boolean", "integer", "number", "object", "string")
+_UNSUPPORTED_KEYWORDS = ("id", "additionalItems", "patternProperties", "definitions", "dependencies", "$ref")
+
+
+def schema_problems(schema: Any, path: str) -> list[FieldError]:
+    """What the API server's CRD validation refuses in an openAPIV3Schema, e.g. an unknown ``type``,
+    ``$ref`` or ``items`` given as a list (the rules that keep schemas evaluable here)."""
+    if not isinstance(schema, Mapping):
+        return []
+    problems: list[FieldError] = []
+    kind = schema.get("type")
+    if kind == "null":
+        detail = "Forbidden: type cannot be set to null, use nullable as an alternative"
+        problems.append(FieldError(f"{path}.type", "FieldValueForbidden", detail))
+    elif kind and kind not in _SCHEMA_TYPES:
+        supported = ", ".join(f'"{name}"' for name in _SCHEMA_TYPES)
+        detail = f'Unsupported value: "{kind}": supported values: {supported}'
+        problems.append(FieldError(f"{path}.type", "FieldValueNotSupported", detail))
+    for keyword in _UNSUPPORTED_KEYWORDS:
+        if schema.get(keyword):
+            detail = f"Forbidden: {keyword} is not supported"
+            problems.append(FieldError(f"{path}.{keyword}", "FieldValueForbidden", detail))
+    items = schema.get("items")
+    if isinstance(items, list) and items:
+        detail = "Forbidden: items must be a schema object and not an array"
+        problems.append(FieldError(f"{path}.items", "FieldValueForbidden", detail))
+    children: list[tuple[str, Any]] = [(f"{path}.items", items), (f"{path}.not", schema.get("not"))]
+    children.append((f"{path}.additionalProperties", schema.get("additionalProperties")))
+    children += [
+        (f"{path}.properties[{name}]", sub) for name, sub in (schema.get("properties") or {}).items()
+    ]
+    for keyword in ("allOf", "anyOf", "oneOf"):
+        children += [
+            (f"{path}.{keyword}[{index}]", sub) for index, sub in enumerate(schema.get(keyword) or [])
+        ]
+    for child_path, child in children:
+        problems += schema_problems(child, child_path)
+    return problems
+
+
 def validate_crd(crd: Mapping[str, Any]) -> list[FieldError]:
     """The checks a real server makes that matter here: names, scope, versions, schema presence."""
     errors: list[FieldError] = []
@@ -420,6 +460,7 @@ def validate_crd(crd: Mapping[str, Any]) -> list[FieldError]:
                     "Required value: schemas are required",
                 )
             )
+        errors += schema_problems(schema, f"spec.versions[{index}].schema.openAPIV3Schema")
     return errors
 
 
