@@ -345,7 +345,7 @@ class KubernetesApiEmulator(kmock.KubernetesEmulator):
                 raise errors.path_not_found()
             return await self._emulate_resource(request, resource_type, parsed)
         if method != "GET":
-            if path in ("/", "/version", "/api", "/apis") or parsed is not None:
+            if path in ("/", "/version", "/version/", "/api", "/apis") or parsed is not None:
                 raise errors.method_not_allowed()
             raise errors.path_not_found()
         if path in ("/healthz", "/livez", "/readyz"):
@@ -362,7 +362,7 @@ class KubernetesApiEmulator(kmock.KubernetesEmulator):
                 paths.add(f"/apis/{group}")
                 paths.update(f"/apis/{group}/{version}" for version in self.registry.versions_of(group))
             return {"paths": sorted(paths)}
-        if path == "/version":
+        if path in ("/version", "/version/"):
             return dict(SERVER_VERSION)
         if path == "/api":
             return {

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -11,6 +11,7 @@ from typing import Any
 import kmock
 
 from twilio_video_operator.dev.kube.errors import FieldError
+from twilio_video_operator.dev.kube.events import core_to_events_v1, events_v1_to_core
 from twilio_video_operator.dev.kube.tables import Column, age_column, jsonpath_column, name_column
 from twilio_video_operator.dev.kube.validation import SchemaValidator
 
@@ -55,6 +56,10 @@ class ResourceType:
     selectable_fields: tuple[str, ...] = METADATA_FIELDS
     crd_name: str | None = None  # set for custom resources
     storage_version: str = ""  # objects of all served versions live under this one
+    storage_group: str | None = None  # when stored with another group's objects (events.k8s.io Events)
+    # the served shape of a stored object and back, when they differ (events.k8s.io Events)
+    view: Callable[[Mapping[str, Any]], dict[str, Any]] | None = None
+    unview: Callable[[Mapping[str, Any]], dict[str, Any]] | None = None
 
     def __post_init__(self) -> None:
         self.singular = self.singular or self.kind.lower()
@@ -85,7 +90,8 @@ class ResourceType:
     @property
     def storage_key(self) -> kmock.resource:
         """The key of this resource's objects in kmock's ``objects`` array."""
-        return kmock.resource(self.group, self.storage_version, self.plural)
+        group = self.group if self.storage_group is None else self.storage_group
+        return kmock.resource(group, self.storage_version, self.plural)
 
     def subresource(self, name: str) -> Subresource:
         return self.subresource_info.get(name) or Subresource()
@@ -294,6 +300,9 @@ def builtin_types() -> list[ResourceType]:
             short_names=("ev",),
             columns=event_columns,
             selectable_fields=new_event_fields,
+            storage_group="",
+            view=core_to_events_v1,
+            unview=events_v1_to_core,
         ),
         ResourceType(
             "coordination.k8s.io",

@@ -124,9 +124,15 @@ class ObjectStore:
 
     def present(self, rt: ResourceType, obj: Mapping[str, Any]) -> dict[str, Any]:
         """A copy of the object as served in the requested version."""
+        if rt.view is not None:
+            obj = rt.view(obj)
         result: dict[str, Any] = {"apiVersion": rt.api_version, "kind": rt.kind}
         result.update((key, copy.deepcopy(value)) for key, value in obj.items() if key not in result)
         return result
+
+    def served(self, rt: ResourceType, obj: Mapping[str, Any]) -> Mapping[str, Any]:
+        """The object in the shape selectors see for ``rt`` (without copying when it is the stored one)."""
+        return obj if rt.view is None else rt.view(obj)
 
     def get(self, rt: ResourceType, namespace: str | None, name: str) -> dict[str, Any] | None:
         stored = self._stored(rt, namespace, name)
@@ -148,7 +154,7 @@ class ObjectStore:
         return [
             self.present(rt, raw)
             for _, _, raw in self._live(rt.storage_key, namespace if rt.namespaced else None)
-            if selection.matches(raw)
+            if selection.matches(self.served(rt, raw))
         ]
 
     # --- creating -----------------------------------------------------------------------------------------
@@ -226,7 +232,10 @@ class ObjectStore:
         if not isinstance(obj.get("metadata") or {}, dict):
             raise errors.bad_request("metadata must be a JSON object")
         obj["metadata"] = obj.get("metadata") or {}
-        obj["apiVersion"] = f"{rt.group}/{rt.storage_version}" if rt.group else rt.storage_version
+        if rt.unview is not None:
+            obj = rt.unview(obj)
+        group = rt.group if rt.storage_group is None else rt.storage_group
+        obj["apiVersion"] = f"{group}/{rt.storage_version}" if group else rt.storage_version
         obj["kind"] = rt.kind
         return obj
 

@@ -19,12 +19,21 @@ from twilio_video_operator.dev.kube.store import ExpiredError, ObjectStore, Subs
 TICK = 1.0  # how often an idle stream checks for a closed connection or a server stop
 
 
-def translate(event: WatchEvent, selection: Selection) -> str | None:
-    """The event type a filtered watcher sees: objects entering or leaving the selection are ADDED/DELETED."""
-    now_matches = selection.matches(event.obj)
+def _as_stored(obj: dict[str, Any]) -> Mapping[str, Any]:
+    return obj
+
+
+def translate(
+    event: WatchEvent,
+    selection: Selection,
+    served: Callable[[dict[str, Any]], Mapping[str, Any]] = _as_stored,
+) -> str | None:
+    """The event type a filtered watcher sees: objects entering or leaving the selection are ADDED/DELETED
+    (``served``: the stored object in the shape the watched API serves)."""
+    now_matches = selection.matches(served(event.obj))
     if event.type != "MODIFIED":
         return event.type if now_matches else None
-    was_matching = event.old is not None and selection.matches(event.old)
+    was_matching = event.old is not None and selection.matches(served(event.old))
     if now_matches:
         return "MODIFIED" if was_matching else "ADDED"
     return "DELETED" if was_matching else None
@@ -63,6 +72,9 @@ class WatchStream:
             self.store.unsubscribe(subscription)
         return response
 
+    def _served(self, obj: dict[str, Any]) -> Mapping[str, Any]:
+        return self.store.served(self.rt, obj)
+
     async def _write(
         self, response: aiohttp.web.StreamResponse, event_type: str, obj: Mapping[str, Any]
     ) -> None:
@@ -82,7 +94,7 @@ class WatchStream:
     ) -> None:
         if subscription.initial is not None:
             for obj in subscription.initial:
-                if self.selection.matches(obj):
+                if self.selection.matches(self._served(obj)):
                     await self._send(response, "ADDED", obj)
             if self.initial_events_bookmark:
                 metadata = {
@@ -92,7 +104,7 @@ class WatchStream:
                 bookmark = {"kind": self.rt.kind, "apiVersion": self.rt.api_version, "metadata": metadata}
                 await self._write(response, "BOOKMARK", bookmark)
         for event in subscription.backlog:
-            if event_type := translate(event, self.selection):
+            if event_type := translate(event, self.selection, self._served):
                 await self._send(response, event_type, event.obj)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.duration if self.duration is not None else math.inf
@@ -109,5 +121,5 @@ class WatchStream:
                 continue
             if live is None:
                 return
-            if event_type := translate(live, self.selection):
+            if event_type := translate(live, self.selection, self._served):
                 await self._send(response, event_type, live.obj)
