@@ -606,7 +606,10 @@ class KubernetesApiEmulator(kmock.KubernetesEmulator):
         since_text = params.get("resourceVersion", "")
         try:
             since = int(since_text) if since_text not in ("", "0") else None
-            duration = int(params["timeoutSeconds"]) if params.get("timeoutSeconds") else None
+            # decimals are accepted (kopf sends "300.0" for a float timeout; a real server wants an integer)
+            duration = float(params["timeoutSeconds"]) if params.get("timeoutSeconds") else None
+            if duration is not None and not (math.isfinite(duration) and duration >= 0):
+                raise ValueError(f"invalid timeoutSeconds: {params['timeoutSeconds']!r}")
         except ValueError as exc:
             raise errors.bad_request(f"invalid watch parameters: {exc}") from exc
         as_table = self._wants_table(request)
