@@ -206,7 +206,7 @@ async def test_schedule_in_the_future(harness: OperatorHarness) -> None:
     start, end = now + timedelta(hours=1), now + timedelta(hours=2)
     schedule = {"startTime": _rfc3339(start), "endTime": _rfc3339(end), "provisionAhead": "10m"}
     await harness.create_room(ns, "later", {"schedule": schedule, "unusedRoomTimeout": 60})
-    obj = await harness.wait_room(ns, "later", lambda o: ready_reason(o) == "False/Scheduled")
+    obj = await harness.wait_room(ns, "later", lambda o: ready_reason(o) == "True/Scheduled")
     assert obj["status"]["roomStatus"] == "Scheduled" and not harness.twilio_rooms(f"{ns}:later")
 
     await harness.advance_clock(45 * 60)

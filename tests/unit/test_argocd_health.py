@@ -205,11 +205,44 @@ KIND_CASES: list[tuple[str, str, dict[str, Any], str, str]] = [
         "the Twilio room failed",
     ),
     (
+        # Waiting for the schedule window is the desired state: Healthy, or sync waves would hang.
         "VideoRoom",
         "scheduled",
+        {
+            "roomStatus": "Scheduled",
+            "conditions": [
+                cond("Ready", "True", "Scheduled", "The room opens at 2027-03-01T09:55:00+00:00."),
+                cond("Synced", "True", "ReconcileSuccess"),
+                cond("Stalled", "False", "NotStalled"),
+            ],
+        },
+        "Healthy",
+        "Scheduled: The room opens at 2027-03-01T09:55:00+00:00.",
+    ),
+    (
+        # As operators before Scheduled became a reached state reported it.
+        "VideoRoom",
+        "scheduled-by-an-older-operator",
         {"roomStatus": "Scheduled", "conditions": [cond("Ready", "False", "Scheduled", "opens at 10:00")]},
-        "Progressing",
+        "Healthy",
         "Scheduled: opens at 10:00",
+    ),
+    (
+        "VideoRoom",
+        "scheduled-but-stalled",
+        {
+            "roomStatus": "Scheduled",
+            "conditions": [cond("Ready", "True", "Scheduled", "opens at 10:00"), STALLED],
+        },
+        "Degraded",
+        "InvalidSpec: schedule.endTime must be after schedule.startTime",
+    ),
+    (
+        "VideoRoom",
+        "scheduled-ready-unknown",
+        {"roomStatus": "Scheduled", "conditions": [cond("Ready", "Unknown", "Scheduled", "checking")]},
+        "Progressing",
+        "waiting for the Ready condition",
     ),
     (
         "VideoRoom",
@@ -401,3 +434,85 @@ def test_application_installs_the_chart_and_the_examples() -> None:
     assert "prune" not in examples["spec"]["syncPolicy"]["automated"], "pruning would end Twilio rooms"
     waves = [int(app["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"]) for app in applications]
     assert waves[0] < waves[1]
+
+
+def test_a_scheduled_room_as_the_operator_writes_it_is_healthy() -> None:
+    """The status the planner writes for a room before its window, read by the Lua check as Argo CD does."""
+    from test_videoroom_plan import answers, drive, make_input
+
+    from twilio_video_operator.reconcilers.videoroom import Plan
+
+    schedule = {"startTime": "2026-09-01T10:00:00Z", "endTime": "2026-09-01T11:00:00Z"}
+    inp = make_input(spec={"schedule": schedule})
+    final, actions, _ = drive(inp, answers())
+    assert actions == [] and isinstance(final, Plan)
+    obj = {
+        "apiVersion": "video.openclaw.io/v1alpha1",
+        "kind": "VideoRoom",
+        "metadata": {"name": inp.name, "namespace": inp.namespace, "generation": inp.generation},
+        "status": final.status.to_dict(),
+    }
+    assert run_health("VideoRoom", obj) == (
+        "Healthy",
+        "Scheduled: The room opens at 2026-09-01T09:55:00+00:00.",
+    )
+
+
+# --- docs/readiness.md: every phase row, fed to the kind's check --------------------------------------
+
+READINESS_DOC = EXAMPLES.parents[1] / "docs" / "readiness.md"
+CELL_CONDITION = re.compile(r"`?(\w+)`?\s+(True|False|Unknown)/`(\w+)`")
+
+
+def readiness_rows() -> list[tuple[str, list[str]]]:
+    """``(kind, cells)`` of every phase row of docs/readiness.md, by the kind of its section."""
+    rows: list[tuple[str, list[str]]] = []
+    kind = ""
+    for line in READINESS_DOC.read_text(encoding="utf-8").splitlines():
+        if line.startswith("## "):
+            kind = line[3:].strip()
+        elif kind in SCRIPTS and line.startswith("| ") and not line.startswith("| Phase"):
+            rows.append((kind, [cell.strip() for cell in line.strip("|").split("|")]))
+    return rows
+
+
+def phase_object(kind: str, cells: list[str]) -> dict[str, Any]:
+    _phase, status_cell, ready_cell, others, _health, _wait = cells
+    status: dict[str, Any] = {}
+    field = re.fullmatch(r"`(\w+): (\S+)`", status_cell)
+    if field is not None:
+        status[field.group(1)] = field.group(2)
+    ready = re.match(r"(True|False)/`(\w+)`", ready_cell)
+    assert ready is not None, ready_cell
+    conditions = [cond("Ready", ready.group(1), ready.group(2), "as documented")]
+    conditions += [
+        cond(type_, value, reason, "as documented") for type_, value, reason in CELL_CONDITION.findall(others)
+    ]
+    return resource(kind, conditions=conditions, **status)
+
+
+def test_readiness_doc_covers_every_kind() -> None:
+    assert {kind for kind, _ in readiness_rows()} == set(SCRIPTS)
+
+
+@pytest.mark.parametrize(("kind", "cells"), readiness_rows(), ids=lambda value: str(value)[:50])
+def test_readiness_doc_says_what_the_checks_say(kind: str, cells: list[str]) -> None:
+    health, wait = cells[4], cells[5]
+    assert run_health(kind, phase_object(kind, cells))[0] == health, cells[0]
+    ready_true = cells[2].startswith("True/")
+    assert wait == ("returns" if ready_true else "waits"), "kubectl wait returns exactly when Ready is True"
+
+
+def test_crds_fit_the_last_applied_annotation_of_client_side_apply() -> None:
+    """docs/argocd.md: server-side apply is a choice, not a need. kubectl and Argo CD's client-side apply
+    store the applied object as compact JSON in one annotation; all annotations share 256 KB."""
+    import json
+
+    crds = sorted(
+        (EXAMPLES.parents[1] / "charts" / "twilio-video-operator" / "files" / "crds").glob("*.yaml")
+    )
+    assert len(crds) == 3
+    sizes = {
+        path.name: len(json.dumps(yaml.safe_load(path.read_text()), separators=(",", ":"))) for path in crds
+    }
+    assert max(sizes.values()) < 64 * 1024, sizes

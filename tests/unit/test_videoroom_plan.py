@@ -834,7 +834,10 @@ def test_schedule_in_the_future_waits_with_a_requeue() -> None:
     inp = make_input(spec={"schedule": schedule})
     final, actions, _ = drive(inp, answers())
     assert actions == [] and isinstance(final, Plan)
-    assert final.status.room_status == "Scheduled" and ready(final.status) == ("False", cond.SCHEDULED)
+    # Waiting for the window is the desired state: Ready True (Argo CD Healthy, kubectl wait returns).
+    assert final.status.room_status == "Scheduled" and ready(final.status) == ("True", cond.SCHEDULED)
+    message = get_condition(final.status.conditions, "Ready").message  # type: ignore[union-attr]
+    assert message == "The room opens at 2026-03-02T13:50:00+00:00."
     assert final.requeue_at == datetime(2026, 3, 2, 13, 50, tzinfo=UTC)
     opened = replace(inp, now=datetime(2026, 3, 2, 13, 50, tzinfo=UTC))
     assert isinstance(plan(opened, Working(opened.status)).action, CreateRoom)
@@ -951,7 +954,7 @@ def test_schedule_moved_later_after_a_session_keeps_the_last_room_status() -> No
     inp = make_input(spec={"keepAlive": True, "schedule": schedule}, status=ended_status())
     final, actions, _ = drive(inp, answers())
     assert actions == [] and isinstance(final, Plan)
-    assert final.status.room_status == "completed" and ready(final.status) == ("False", cond.SCHEDULED)
+    assert final.status.room_status == "completed" and ready(final.status) == ("True", cond.SCHEDULED)
 
 
 def test_fetching_a_live_room_refreshes_what_twilio_reports() -> None:

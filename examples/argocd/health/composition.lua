@@ -2,8 +2,8 @@
 local hs = {}
 
 -- Ready=False reasons that retrying will not fix (the operator's terminal reasons): the object needs a new
--- spec or new credentials. Every other Ready=False reason is a step on the way (Creating, Scheduled,
--- WaitingForRoom, Processing, ...).
+-- spec or new credentials. Every other Ready=False reason is a step on the way (Creating, WaitingForRoom,
+-- Processing, Enqueued, ...).
 local TERMINAL_READY_REASONS = {
   Failed = true,
   Deleted = true,

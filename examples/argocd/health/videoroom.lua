@@ -2,8 +2,8 @@
 local hs = {}
 
 -- Ready=False reasons that retrying will not fix (the operator's terminal reasons): the object needs a new
--- spec or new credentials. Every other Ready=False reason is a step on the way (Creating, Scheduled,
--- WaitingForRoom, Processing, ...).
+-- spec or new credentials. Every other Ready=False reason is a step on the way (Creating, WaitingForRoom,
+-- Processing, ...).
 local TERMINAL_READY_REASONS = {
   Failed = true,
   Deleted = true,
@@ -75,6 +75,15 @@ if status.roomStatus == "failed" then
   if ready ~= nil and describe(ready) ~= "" then
     hs.message = hs.message .. ": " .. describe(ready)
   end
+  return hs
+end
+
+-- A room waiting for its schedule window is in its desired state until the window opens (possibly months
+-- ahead): Healthy, so that sync waves and `argocd app wait --health` do not hang. The operator reports it
+-- as Ready=True/Scheduled; Ready=False/Scheduled comes from operators released before that.
+if ready ~= nil and ready.reason == "Scheduled" and ready.status ~= "Unknown" then
+  hs.status = "Healthy"
+  hs.message = describe(ready)
   return hs
 end
 

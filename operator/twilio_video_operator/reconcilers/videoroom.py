@@ -492,9 +492,11 @@ def _finish_scheduled(inp: PlanInput, status: VideoRoomStatus, window: Window) -
     assert opens_at is not None  # only called before the window opens
     if status.sid is None:
         status = status.model_copy(update={"room_status": "Scheduled"})
+    # Waiting for the window is the desired state until it opens (possibly months ahead): Ready, so that
+    # `kubectl wait --for=condition=Ready`, Argo CD health and sync waves do not hang on a scheduled room.
     status = cond.healthy(
         status,
-        ready="False",
+        ready="True",
         ready_reason=cond.SCHEDULED,
         ready_message=f"The room opens at {opens_at.isoformat()}.",
         generation=inp.generation,
