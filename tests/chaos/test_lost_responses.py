@@ -46,6 +46,7 @@ from chaos_support import (
 from operator_stack import OperatorProcess, Stack, wait_until
 from twilio_setup import recorded_rooms, ticking_clock
 
+from twilio_video_operator.emulator.compositions import service_of
 from twilio_video_operator.kube import SIGNINGKEYROTATIONS
 
 # Fates are drawn in a fixed order per seed, and each room, completion and composition is applied exactly
@@ -137,7 +138,8 @@ async def test_compositions_survive_lost_responses_and_kills(
 ) -> None:
     require_handler("composition")
     rng = random.Random(seed)
-    room_sids = await recorded_rooms(stack, by_level(4, 12))
+    # On the operator's shared account a namespace composes only rooms named after it.
+    room_sids = await recorded_rooms(stack, by_level(4, 12), prefix=f"{NAMESPACE}:source")
     operator = await start_operator(stack, **OPERATOR_ENV)
     kills = by_level(2, 4)
     await lose_answers(stack, seed)
@@ -150,6 +152,8 @@ async def test_compositions_survive_lost_responses_and_kills(
     mutations, lost = await stop_losing(stack, request)
     assert not laggards, f"seed {seed}, kills after {delays}s: not completed: {laggards}"
     assert composition_invariants(stack, planned) == [], f"seed {seed}, kills {delays}"
+    made = Counter(comp.room_sid for comp in service_of(stack.emulator.state).compositions.values())
+    assert made == Counter(planned.values()), f"seed {seed}: compositions made per room (deleted too): {made}"
     assert lost["CreateComposition"] > 0, f"seed {seed}: no CreateComposition answer was lost ({lost})"
     assert mutations["CreateComposition"] >= len(planned)
     assert operator.starts == 1 + kills
