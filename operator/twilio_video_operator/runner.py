@@ -47,7 +47,7 @@ HEARTBEAT_INTERVAL = 5.0
 
 # Watch streams: ask the server to end each stream after a few minutes, and give up on the client side
 # a little later; kopf reconnects either way, so a silently stalled stream cannot last.
-WATCH_SERVER_TIMEOUT = 300.0
+WATCH_SERVER_TIMEOUT = 300  # whole seconds: the API server parses timeoutSeconds as an integer
 WATCH_CLIENT_TIMEOUT = 330.0
 WATCH_CONNECT_TIMEOUT = 10.0
 REQUEST_TIMEOUT = 60.0

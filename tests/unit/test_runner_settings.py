@@ -41,3 +41,9 @@ def test_kopf_bookkeeping_stays_out_of_status() -> None:
     assert isinstance(persistence.progress_storage, kopf.AnnotationsProgressStorage)
     assert isinstance(persistence.diffbase_storage, kopf.AnnotationsDiffBaseStorage)
     assert persistence.finalizer == FINALIZER == "video.openclaw.io/finalizer"
+
+
+def test_the_watch_timeout_is_sent_in_whole_seconds() -> None:
+    """kopf sends ``timeoutSeconds`` as it is given; a real API server refuses ``300.0`` with a 400."""
+    timeout = build_kopf_settings(SETTINGS).watching.server_timeout
+    assert isinstance(timeout, int) and str(timeout).isdigit()
