@@ -115,9 +115,10 @@ def test_crd_names_version_and_columns(kind: str, plural: str, short: str, colum
     assert (version["name"], version["served"], version["storage"]) == ("v1alpha1", True, True)
     assert version["subresources"] == {"status": {}}
     printed = version["additionalPrinterColumns"]
-    assert [column["name"] for column in printed] == columns
-    assert printed[-2]["jsonPath"] == '.status.conditions[?(@.type=="Ready")].status'
-    assert printed[-1] == {
+    default = [column for column in printed if column.get("priority", 0) == 0]
+    assert [column["name"] for column in default] == columns
+    assert default[-2]["jsonPath"] == '.status.conditions[?(@.type=="Ready")].status'
+    assert default[-1] == {
         "name": "AGE",
         "type": "date",
         "jsonPath": ".metadata.creationTimestamp",
@@ -125,9 +126,9 @@ def test_crd_names_version_and_columns(kind: str, plural: str, short: str, colum
     }
     for column in printed:
         path = column["jsonPath"]
-        if path.startswith(".status.") and "[" not in path:
-            node: Mapping[str, Any] = openapi(kind)["properties"]["status"]
-            for part in path.split(".")[2:]:
+        if path.startswith((".status.", ".spec.")) and "[" not in path:
+            node: Mapping[str, Any] = openapi(kind)
+            for part in path.split(".")[1:]:
                 node = node["properties"][part]
             assert node["type"] == column["type"], column
 

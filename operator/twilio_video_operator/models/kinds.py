@@ -52,6 +52,14 @@ class PrinterColumn:
 
 READY_COLUMN = PrinterColumn("READY", "string", READY_JSON_PATH, "Status of the Ready condition.")
 AGE_COLUMN = PrinterColumn("AGE", "date", ".metadata.creationTimestamp", "Time since creation.")
+# Priority 1: shown by `kubectl get -o wide` only, after the default columns (as kubectl does for Pods).
+REASON_COLUMN = PrinterColumn(
+    "REASON",
+    "string",
+    '.status.conditions[?(@.type=="Ready")].reason',
+    "Reason of the Ready condition.",
+    priority=1,
+)
 
 
 @dataclass(frozen=True)
@@ -96,6 +104,19 @@ VIDEOROOM = KindInfo(
         PrinterColumn("PARTICIPANTS", "integer", ".status.participants.connected", "Connected participants."),
         READY_COLUMN,
         AGE_COLUMN,
+        PrinterColumn(
+            "UNIQUE NAME", "string", ".status.uniqueName", "UniqueName of the Twilio room.", priority=1
+        ),
+        PrinterColumn("TYPE", "string", ".status.type", "Room type.", priority=1),
+        PrinterColumn(
+            "MAX PARTICIPANTS",
+            "integer",
+            ".status.roomSettings.maxParticipants",
+            "Participant cap of the current session.",
+            priority=1,
+        ),
+        PrinterColumn("SESSIONS", "integer", ".status.sessions.count", "Sessions opened so far.", priority=1),
+        REASON_COLUMN,
     ),
     validate_spec=validate_videoroom_spec,
 )
@@ -114,6 +135,19 @@ COMPOSITION = KindInfo(
         PrinterColumn("PROGRESS", "integer", ".status.progressPercent", "Processing progress in percent."),
         READY_COLUMN,
         AGE_COLUMN,
+        PrinterColumn("ROOM", "string", ".spec.roomRef.name", "VideoRoom of roomRef.", priority=1),
+        PrinterColumn("ROOM SID", "string", ".status.roomSid", "SID of the composed room.", priority=1),
+        PrinterColumn("FORMAT", "string", ".spec.format", "Container format.", priority=1),
+        PrinterColumn("DURATION", "integer", ".status.durationSeconds", "Seconds of media.", priority=1),
+        PrinterColumn("SIZE", "integer", ".status.sizeBytes", "Bytes of media.", priority=1),
+        PrinterColumn(
+            "DELIVERED",
+            "string",
+            '.status.conditions[?(@.type=="Delivered")].status',
+            "Status of the Delivered condition.",
+            priority=1,
+        ),
+        REASON_COLUMN,
     ),
     validate_spec=validate_composition_spec,
 )
@@ -135,6 +169,19 @@ SIGNINGKEYROTATION = KindInfo(
         ),
         READY_COLUMN,
         AGE_COLUMN,
+        PrinterColumn("SECRET", "string", ".spec.secretName", "Secret the keys are written to.", priority=1),
+        PrinterColumn("NEXT KEY", "string", ".status.nextKeySid", "SID of the staged key.", priority=1),
+        PrinterColumn(
+            "PREVIOUS KEY", "string", ".status.previousKeySid", "SID of the key in its overlap.", priority=1
+        ),
+        PrinterColumn(
+            "ROTATING",
+            "string",
+            '.status.conditions[?(@.type=="Rotating")].status',
+            "Status of the Rotating condition.",
+            priority=1,
+        ),
+        REASON_COLUMN,
     ),
     validate_spec=validate_signingkeyrotation_spec,
 )
