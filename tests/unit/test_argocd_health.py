@@ -143,11 +143,11 @@ COMMON_CASES: list[tuple[str, dict[str, Any], str, str]] = [
         "ready-false-terminal",
         {
             "conditions": [
-                cond("Ready", "False", "CredentialsInvalid", "Twilio refused the credentials (20003)")
+                cond("Ready", "False", "AuthFailed", "Twilio refused the credentials (20003)")
             ]
         },
         "Degraded",
-        "CredentialsInvalid: Twilio refused the credentials (20003)",
+        "AuthFailed: Twilio refused the credentials (20003)",
     ),
     (
         "ready-false-rejected",
@@ -165,7 +165,7 @@ COMMON_CASES: list[tuple[str, dict[str, Any], str, str]] = [
     ("empty-conditions", {"conditions": []}, "Progressing", "waiting for the Ready condition"),
     (
         "only-synced-false",
-        {"conditions": [cond("Synced", "False", "Throttled", "Twilio answered 429")]},
+        {"conditions": [cond("Synced", "False", "RateLimited", "Twilio answered 429")]},
         "Progressing",
         "waiting for the Ready condition",
     ),
@@ -246,10 +246,10 @@ KIND_CASES: list[tuple[str, str, dict[str, Any], str, str]] = [
     ),
     (
         "VideoRoom",
-        "foreign-room",
-        {"conditions": [cond("Ready", "False", "ForeignRoom", "set adoptExisting to take it over")]},
+        "invalid-spec",
+        {"conditions": [cond("Ready", "False", "InvalidSpec", "spec.maxParticipants: at most 50")]},
         "Degraded",
-        "ForeignRoom: set adoptExisting to take it over",
+        "InvalidSpec: spec.maxParticipants: at most 50",
     ),
     (
         "Composition",
@@ -341,12 +341,12 @@ KIND_CASES: list[tuple[str, str, dict[str, Any], str, str]] = [
         "terminal-not-rotating",
         {
             "conditions": [
-                cond("Ready", "False", "CredentialsInvalid", "cannot manage keys"),
+                cond("Ready", "False", "AuthFailed", "cannot manage keys"),
                 cond("Rotating", "False", "Idle"),
             ]
         },
         "Degraded",
-        "CredentialsInvalid: cannot manage keys",
+        "AuthFailed: cannot manage keys",
     ),
 ]
 

@@ -37,7 +37,7 @@ def test_new_condition_is_appended_with_now_as_transition_time() -> None:
 
 
 def test_same_status_keeps_transition_time_but_refreshes_the_rest() -> None:
-    first = set_condition([], "Synced", "False", Reason.THROTTLED, "429 from Twilio", 1, T0)
+    first = set_condition([], "Synced", "False", Reason.RATE_LIMITED, "429 from Twilio", 1, T0)
 
     second = set_condition(first, "Synced", "False", Reason.RECONCILE_ERROR, "503 from Twilio", 2, T1)
 
@@ -52,7 +52,7 @@ def test_same_status_keeps_transition_time_but_refreshes_the_rest() -> None:
 def test_status_change_moves_transition_time_to_whole_seconds() -> None:
     first = set_condition([], "Ready", "False", Reason.CREATING, "", 1, T0)
 
-    second = set_condition(first, "Ready", "True", Reason.AVAILABLE, "room in progress", 1, T1)
+    second = set_condition(first, "Ready", "True", Reason.IN_PROGRESS, "room in progress", 1, T1)
 
     assert second[0].last_transition_time == T1.replace(microsecond=0)
     assert second[0].status == "True"

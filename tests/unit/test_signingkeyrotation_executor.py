@@ -379,7 +379,7 @@ async def test_throttling_is_reported_as_such() -> None:
 
     await world.reconcile()
 
-    assert world.condition("Synced") == ("False", "Throttled")
+    assert world.condition("Synced") == ("False", "RateLimited")
     assert world.condition("Ready") == ("False", "Creating")
 
 
@@ -400,19 +400,19 @@ async def test_a_create_that_may_have_happened_keeps_the_marker_and_cleans_up_fi
     assert world.status.active_key_sid is not None
 
 
-async def test_forbidden_stalls_until_the_credentials_change() -> None:
+async def test_refused_credentials_stall_until_they_change() -> None:
     world = World()
     world.keys.errors = [AuthError("no", operation="CreateNewKey", status=401, code=20003)]
 
     await world.reconcile()
-    assert world.condition("Stalled") == ("True", "Forbidden")
-    assert world.condition("Synced") == ("False", "CredentialsInvalid")
+    assert world.condition("Stalled") == ("True", "AuthFailed")
+    assert world.condition("Synced") == ("False", "AuthFailed")
     assert world.status.refused_credentials_fingerprint == "fp-1"
-    assert world.reasons() == ["Forbidden"]
+    assert world.reasons() == ["AuthFailed"]
 
     world.advance(hours=2)
     await world.reconcile()
-    assert world.keys.calls == ["create"] and world.reasons() == ["Forbidden"]
+    assert world.keys.calls == ["create"] and world.reasons() == ["AuthFailed"]
 
     await world.reconcile(credentials_fingerprint="fp-2")
     assert world.keys.calls == ["create", "create"]

@@ -148,9 +148,9 @@ def test_stalls(changes: dict[str, Any], reason: str) -> None:
     assert isinstance(step, Stall) and step.reason == reason
 
 
-def test_forbidden_holds_only_for_the_same_generation_and_credentials() -> None:
+def test_auth_stall_holds_only_for_the_same_generation_and_credentials() -> None:
     stalled = Condition(
-        type="Stalled", status="True", reason="Forbidden", last_transition_time=NOW, observed_generation=3
+        type="Stalled", status="True", reason="AuthFailed", last_transition_time=NOW, observed_generation=3
     )
     status = {"conditions": [stalled.to_dict()], "refusedCredentialsFingerprint": "fp"}
     assert isinstance(plan_step(facts(status)), Stall)

@@ -19,7 +19,7 @@ from twilio_video_operator.gateway.errors import (
     ThrottledError,
 )
 from twilio_video_operator.gateway.records import ParticipantInfo, RoomInfo
-from twilio_video_operator.models.conditions import get_condition
+from twilio_video_operator.models.conditions import Reason, get_condition
 from twilio_video_operator.models.videoroom import (
     CompositionTemplate,
     CreatePending,
@@ -225,7 +225,7 @@ def test_paused_touches_nothing_but_synced() -> None:
     inp = make_input(status=live_status(), annotations={"video.openclaw.io/paused": "true"}, observe=True)
     step = plan(inp, Working(inp.status))
     assert step.action is None and step.paused
-    assert synced(step.status)[:2] == ("False", cond.PAUSED)
+    assert synced(step.status)[:2] == ("False", Reason.PAUSED)
     assert step.status.sid == "RM1"
 
 
@@ -246,9 +246,9 @@ def test_unparsable_spec_stalls_with_invalid_spec() -> None:
     inp = replace(inp, spec=None)
     step = plan(inp, Working(inp.status))
     assert step.stalled and step.action is None
-    assert stalled_reason(step.status) == cond.INVALID_SPEC
-    assert ready(step.status) == ("False", cond.INVALID_SPEC)
-    assert step.notes == (Note("Warning", cond.INVALID_SPEC, "spec.maxParticipants: too big"),)
+    assert stalled_reason(step.status) == Reason.INVALID_SPEC
+    assert ready(step.status) == ("False", Reason.INVALID_SPEC)
+    assert step.notes == (Note("Warning", Reason.INVALID_SPEC, "spec.maxParticipants: too big"),)
 
 
 @pytest.mark.parametrize(
@@ -263,20 +263,22 @@ def test_rules_involving_operator_defaults_stall(
 ) -> None:
     inp = make_input(spec=spec, defaults=defaults)
     step = plan(inp, Working(inp.status))
-    assert stalled_reason(step.status) == cond.INVALID_SPEC
+    assert stalled_reason(step.status) == Reason.INVALID_SPEC
     assert fragment in synced(step.status)[2]
 
 
 def test_a_stall_is_kept_without_calls_until_generation_or_credentials_change() -> None:
     first = make_input(
-        spec={}, credentials=CredentialsCheck("s@1", (cond.CREDENTIALS_NOT_FOUND, "no Secret"))
+        spec={}, credentials=CredentialsCheck("s@1", (Reason.CREDENTIALS_NOT_FOUND, "no Secret"))
     )
     stalled = plan(first, Working(first.status))
-    assert stalled_reason(stalled.status) == cond.CREDENTIALS_NOT_FOUND
+    assert stalled_reason(stalled.status) == Reason.CREDENTIALS_NOT_FOUND
     assert stalled.notes  # a Warning Event the first time
 
     same = make_input(
-        spec={}, status=stalled.status, credentials=CredentialsCheck("s@1", (cond.CREDENTIALS_NOT_FOUND, "x"))
+        spec={},
+        status=stalled.status,
+        credentials=CredentialsCheck("s@1", (Reason.CREDENTIALS_NOT_FOUND, "x")),
     )
     kept = plan(same, Working(same.status))
     assert kept.stalled and kept.action is None and kept.notes == ()
@@ -288,10 +290,10 @@ def test_a_stall_is_kept_without_calls_until_generation_or_credentials_change() 
         spec={},
         status=stalled.status,
         generation=2,
-        credentials=CredentialsCheck("s@1", (cond.INVALID_CREDENTIALS, "x")),
+        credentials=CredentialsCheck("s@1", (Reason.INVALID_CREDENTIALS, "x")),
     )
     step = plan(new_generation, Working(new_generation.status))
-    assert stalled_reason(step.status) == cond.INVALID_CREDENTIALS
+    assert stalled_reason(step.status) == Reason.INVALID_CREDENTIALS
     assert step.notes  # a new stall is announced
 
 
@@ -322,7 +324,7 @@ def test_create_sends_every_spec_field_and_writes_the_marker_first() -> None:
     step = plan(inp, Working(inp.status))
     assert isinstance(step.action, CreateRoom) and step.persist_first
     assert step.status.create_pending == CreatePending(unique_name=UNIQUE, requested_at=NOW)
-    assert ready(step.status) == ("False", cond.CREATING)
+    assert ready(step.status) == ("False", Reason.CREATING)
     assert dict(step.action.params) == {
         "unique_name": UNIQUE,
         "type": "group-small",
@@ -361,8 +363,8 @@ def test_created_room_starts_a_session() -> None:
     assert status.participants is not None and status.participants.connected == 0
     assert status.moderation_digest == moderation_digest("RM9", ["eve"])  # nobody to check in a new room
     assert status.room_settings is not None and status.room_settings.max_participants == 25
-    assert ready(status) == ("True", cond.IN_PROGRESS)
-    assert synced(status)[:2] == ("True", cond.RECONCILE_SUCCESS)
+    assert ready(status) == ("True", Reason.IN_PROGRESS)
+    assert synced(status)[:2] == ("True", Reason.RECONCILE_SUCCESS)
     assert status.observed_generation == 1 and status.last_synced_at == NOW  # whole seconds
     assert [n.reason for n in notes] == ["Created"]
 
@@ -440,7 +442,7 @@ def test_room_older_than_the_marker_is_foreign() -> None:
     final, actions, notes = drive(inp, answers(LookupRoom=old))
     assert actions == [LookupRoom(UNIQUE)]
     assert isinstance(final, Plan) and final.stalled
-    assert stalled_reason(final.status) == cond.ROOM_EXISTS
+    assert stalled_reason(final.status) == Reason.ROOM_EXISTS
     assert final.status.create_pending is None and final.status.sid is None
     assert "RM3" in notes[-1].message and "adoptExisting" in notes[-1].message
 
@@ -456,7 +458,7 @@ def test_marker_is_resolved_even_when_the_room_is_no_longer_wanted() -> None:
 
     nothing = drive(inp, answers(LookupRoom=None))[0]
     assert isinstance(nothing, Plan) and nothing.status.create_pending is None
-    assert ready(nothing.status) == ("True", cond.COMPLETED)
+    assert ready(nothing.status) == ("True", Reason.COMPLETED)
 
 
 def test_foreign_room_found_when_no_room_is_wanted_is_not_a_stall() -> None:
@@ -470,7 +472,7 @@ def test_name_taken_without_marker_is_a_foreign_room() -> None:
     inp = make_input(spec={})
     final, actions, _ = drive(inp, answers(CreateRoom=exists, LookupRoom=room(sid="RM3")))
     assert [type(a) for a in actions] == [CreateRoom, LookupRoom]
-    assert isinstance(final, Plan) and stalled_reason(final.status) == cond.ROOM_EXISTS
+    assert isinstance(final, Plan) and stalled_reason(final.status) == Reason.ROOM_EXISTS
 
 
 def test_name_taken_with_adopt_existing_adopts() -> None:
@@ -488,7 +490,7 @@ def test_name_taken_but_not_listed_retries_soon() -> None:
     final, actions, _ = drive(inp, answers(CreateRoom=exists, LookupRoom=None))
     assert [type(a) for a in actions] == [CreateRoom, LookupRoom]  # never a second create
     assert isinstance(final, Plan) and final.retry_after == CONFLICT_RETRY_SECONDS
-    assert synced(final.status)[:2] == ("False", cond.CREATING)
+    assert synced(final.status)[:2] == ("False", Reason.CREATING)
     assert final.status.create_pending is not None  # the next attempt looks up before creating
 
 
@@ -499,7 +501,7 @@ def test_live_room_without_observation_costs_nothing() -> None:
     inp = make_input(spec={}, status=live_status())
     final, actions, notes = drive(inp, answers())
     assert actions == [] and notes == []
-    assert isinstance(final, Plan) and ready(final.status) == ("True", cond.IN_PROGRESS)
+    assert isinstance(final, Plan) and ready(final.status) == ("True", Reason.IN_PROGRESS)
 
 
 def test_observation_fetches_once_and_records_an_ended_room() -> None:
@@ -515,7 +517,7 @@ def test_observation_fetches_once_and_records_an_ended_room() -> None:
         600,
     )
     assert (
-        ready(status) == ("True", cond.COMPLETED)
+        ready(status) == ("True", Reason.COMPLETED)
         and "keepAlive is off" in get_condition(status.conditions, "Ready").message
     )  # type: ignore[union-attr]
 
@@ -540,7 +542,7 @@ def test_state_completed_completes_the_live_room() -> None:
         "connected": 0,
         "peak": 3,
     }
-    assert ready(final.status) == ("True", cond.COMPLETED) and [n.reason for n in notes] == ["Completed"]
+    assert ready(final.status) == ("True", Reason.COMPLETED) and [n.reason for n in notes] == ["Completed"]
 
 
 def test_completing_a_room_twilio_no_longer_knows() -> None:
@@ -597,7 +599,7 @@ def test_changes_twilio_cannot_apply_are_reported_for_the_next_session() -> None
     assert actions == []
     assert isinstance(final, Plan)
     status, reason, message = synced(final.status)
-    assert (status, reason) == ("True", cond.PENDING_NEXT_SESSION)
+    assert (status, reason) == ("True", Reason.PENDING_NEXT_SESSION)
     assert "maxParticipants: 25 -> 10" in message and "videoCodecs: VP8,H264 -> H264" in message
     assert "uniqueName: team:standup -> new-name" in message
     assert "mediaRegion" not in message  # the live room does not report it: nothing to compare
@@ -619,7 +621,7 @@ def test_removed_fields_the_session_was_opened_with_are_reported_too() -> None:
     assert actions == []
     assert isinstance(final, Plan)
     status, reason, message = synced(final.status)
-    assert (status, reason) == ("True", cond.PENDING_NEXT_SESSION)
+    assert (status, reason) == ("True", Reason.PENDING_NEXT_SESSION)
     for change in (
         "emptyRoomTimeout: 10 -> Twilio's default",
         "videoCodecs: H264 -> Twilio's default",
@@ -677,8 +679,8 @@ def test_changed_rules_are_applied_to_the_live_room_once() -> None:
     assert actions == [UpdateRecordingRules("RM1", tuple(NOT_BOB))]
     assert isinstance(final, Plan)
     assert [rule.to_dict() for rule in final.status.recording_rules or []] == NOT_BOB
-    assert synced(final.status)[:2] == ("True", cond.RECONCILE_SUCCESS)
-    assert ready(final.status) == ("True", cond.IN_PROGRESS)
+    assert synced(final.status)[:2] == ("True", Reason.RECONCILE_SUCCESS)
+    assert ready(final.status) == ("True", Reason.IN_PROGRESS)
     assert notes == [
         Note(
             "Normal",
@@ -733,7 +735,7 @@ def test_rules_wait_for_the_next_session_when_the_live_room_cannot_record() -> N
     assert actions == []
     assert isinstance(final, Plan)
     status, reason, message = synced(final.status)
-    assert (status, reason) == ("True", cond.PENDING_NEXT_SESSION)
+    assert (status, reason) == ("True", Reason.PENDING_NEXT_SESSION)
     assert "type: peer-to-peer -> group" in message and "recording.rules: a peer-to-peer room" in message
 
 
@@ -744,9 +746,9 @@ def test_rules_twilio_rejects_stall_as_invalid_spec() -> None:
     inp = make_input(spec=recording(NOT_BOB), status=live_status())
     final, _, notes = drive(inp, answers(UpdateRecordingRules=bad))
     assert isinstance(final, Failure) and not final.retry
-    assert stalled_reason(final.status) == cond.INVALID_SPEC
+    assert stalled_reason(final.status) == Reason.INVALID_SPEC
     assert "spec.recording.rules" in synced(final.status)[2]
-    assert [n.reason for n in notes] == [cond.INVALID_SPEC]
+    assert [n.reason for n in notes] == [Reason.INVALID_SPEC]
 
 
 def test_rules_sent_to_a_room_that_just_ended_fetch_it_and_record_the_end() -> None:
@@ -756,7 +758,7 @@ def test_rules_sent_to_a_room_that_just_ended_fetch_it_and_record_the_end() -> N
     final, actions, _ = drive(inp, answers(UpdateRecordingRules=ended, FetchRoom=done))
     assert actions == [UpdateRecordingRules("RM1", tuple(NOT_BOB)), FetchRoom("RM1")]
     assert isinstance(final, Plan) and final.status.room_status == "completed"
-    assert ready(final.status) == ("True", cond.COMPLETED)
+    assert ready(final.status) == ("True", Reason.COMPLETED)
 
 
 def test_rules_refused_as_ended_by_a_room_twilio_still_lists_are_retried_later() -> None:
@@ -778,7 +780,7 @@ def test_rules_sent_to_a_room_twilio_forgot() -> None:
 def test_same_codecs_in_another_order_are_no_change() -> None:
     inp = make_input(spec={"videoCodecs": ["H264", "VP8"]}, status=live_status())
     final, _, _ = drive(inp, answers())
-    assert isinstance(final, Plan) and synced(final.status)[1] == cond.RECONCILE_SUCCESS
+    assert isinstance(final, Plan) and synced(final.status)[1] == Reason.RECONCILE_SUCCESS
 
 
 # --------------------------------------------------------------------------------- ended, keepAlive
@@ -796,14 +798,14 @@ def test_ended_room_stays_ended(spec: dict[str, Any], why: str) -> None:
     inp = make_input(spec=spec, status=ended_status())
     final, actions, _ = drive(inp, answers())
     assert actions == []
-    assert isinstance(final, Plan) and ready(final.status) == ("True", cond.COMPLETED)
+    assert isinstance(final, Plan) and ready(final.status) == ("True", Reason.COMPLETED)
     assert why in get_condition(final.status.conditions, "Ready").message  # type: ignore[union-attr]
 
 
 def test_failed_room_is_not_ready() -> None:
     inp = make_input(spec={}, status=ended_status("failed"))
     final, _, _ = drive(inp, answers())
-    assert isinstance(final, Plan) and ready(final.status) == ("False", cond.FAILED)
+    assert isinstance(final, Plan) and ready(final.status) == ("False", Reason.FAILED)
 
 
 def test_keep_alive_opens_a_new_session_and_keeps_the_last_five_sids() -> None:
@@ -822,7 +824,7 @@ def test_no_room_when_completed_before_creation() -> None:
     inp = make_input(spec={"state": "Completed"})
     final, actions, _ = drive(inp, answers())
     assert actions == [] and isinstance(final, Plan)
-    assert final.status.room_status is None and ready(final.status) == ("True", cond.COMPLETED)
+    assert final.status.room_status is None and ready(final.status) == ("True", Reason.COMPLETED)
 
 
 def test_schedule_in_the_future_waits_with_a_requeue() -> None:
@@ -835,7 +837,7 @@ def test_schedule_in_the_future_waits_with_a_requeue() -> None:
     final, actions, _ = drive(inp, answers())
     assert actions == [] and isinstance(final, Plan)
     # Waiting for the window is the desired state: Ready True (Argo CD Healthy, kubectl wait returns).
-    assert final.status.room_status == "Scheduled" and ready(final.status) == ("True", cond.SCHEDULED)
+    assert final.status.room_status == "Scheduled" and ready(final.status) == ("True", Reason.SCHEDULED)
     message = get_condition(final.status.conditions, "Ready").message  # type: ignore[union-attr]
     assert message == "The room opens at 2026-03-02T13:50:00+00:00."
     assert final.requeue_at == datetime(2026, 3, 2, 13, 50, tzinfo=UTC)
@@ -884,7 +886,7 @@ def failure_of(
 def test_throttling_is_retried_with_twilio_hint() -> None:
     failure = failure_of(ThrottledError("slow down", operation="CreateRoom", status=429, retry_after=3.0))
     assert failure.retry and failure.retry_after == 3.0
-    assert synced(failure.status)[:2] == ("False", cond.RATE_LIMITED)
+    assert synced(failure.status)[:2] == ("False", Reason.RATE_LIMITED)
     assert failure.status.create_pending is not None  # stays: the next attempt looks up first
 
 
@@ -897,8 +899,8 @@ def test_throttling_is_retried_with_twilio_hint() -> None:
 )
 def test_unavailable_twilio_is_retried(error: GatewayError) -> None:
     failure = failure_of(error)
-    assert failure.retry and synced(failure.status)[:2] == ("False", cond.TWILIO_UNAVAILABLE)
-    assert ready(failure.status) == ("False", cond.CREATING)
+    assert failure.retry and synced(failure.status)[:2] == ("False", Reason.TWILIO_UNAVAILABLE)
+    assert ready(failure.status) == ("False", Reason.CREATING)
     assert stalled_reason(failure.status) is None
 
 
@@ -910,13 +912,13 @@ def test_retry_after_a_maybe_applied_create_looks_up_first() -> None:
 
 def test_auth_failure_stalls() -> None:
     failure = failure_of(AuthError("Authenticate", operation="CreateRoom", status=401, code=20003))
-    assert not failure.retry and stalled_reason(failure.status) == cond.AUTH_FAILED
+    assert not failure.retry and stalled_reason(failure.status) == Reason.AUTH_FAILED
     assert failure.notes and failure.notes[0].type == "Warning"
 
 
 def test_twilio_rejecting_the_settings_stalls_as_invalid_spec_and_drops_the_marker() -> None:
     failure = failure_of(TerminalError("bad", operation="CreateRoom", status=400, code=53124))
-    assert not failure.retry and stalled_reason(failure.status) == cond.INVALID_SPEC
+    assert not failure.retry and stalled_reason(failure.status) == Reason.INVALID_SPEC
     assert failure.status.create_pending is None
     assert "Twilio rejected the room settings" in synced(failure.status)[2]
 
@@ -925,7 +927,7 @@ def test_other_rejections_are_retried_slowly() -> None:
     error = TerminalError("odd", operation="UpdateRoom", status=400, code=53112)
     failure = failure_of(error, spec={"state": "Completed"}, status=live_status())
     assert failure.retry and failure.retry_after == REJECTED_RETRY_SECONDS
-    assert synced(failure.status)[:2] == ("False", cond.RECONCILE_ERROR)
+    assert synced(failure.status)[:2] == ("False", Reason.RECONCILE_ERROR)
 
 
 def test_room_vanishing_under_a_participant_call_is_recorded_as_ended() -> None:
@@ -941,7 +943,7 @@ def test_fetch_errors_leave_ready_and_are_retried() -> None:
     inp = make_input(spec={}, status=live_status(conditions=[]), observe=True)
     outcome, _, _ = drive(inp, answers(FetchRoom=error))
     assert isinstance(outcome, Failure) and outcome.retry
-    assert ready(outcome.status) == ("Unknown", cond.TWILIO_UNAVAILABLE)
+    assert ready(outcome.status) == ("Unknown", Reason.TWILIO_UNAVAILABLE)
 
 
 def test_facts_default_is_empty() -> None:
@@ -954,7 +956,7 @@ def test_schedule_moved_later_after_a_session_keeps_the_last_room_status() -> No
     inp = make_input(spec={"keepAlive": True, "schedule": schedule}, status=ended_status())
     final, actions, _ = drive(inp, answers())
     assert actions == [] and isinstance(final, Plan)
-    assert final.status.room_status == "completed" and ready(final.status) == ("True", cond.SCHEDULED)
+    assert final.status.room_status == "completed" and ready(final.status) == ("True", Reason.SCHEDULED)
 
 
 def test_fetching_a_live_room_refreshes_what_twilio_reports() -> None:

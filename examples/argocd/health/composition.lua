@@ -8,11 +8,9 @@ local TERMINAL_READY_REASONS = {
   Failed = true,
   Deleted = true,
   InvalidSpec = true,
-  ForeignRoom = true,
-  RoomNotFound = true,
   RejectedByTwilio = true,
   ProcessingTimeout = true,
-  CredentialsInvalid = true,
+  AuthFailed = true,
 }
 
 local function condition(status, conditionType)

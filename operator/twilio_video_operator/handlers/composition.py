@@ -47,6 +47,7 @@ from twilio_video_operator.models.composition import (
     CompositionStatus,
     validate_composition_spec,
 )
+from twilio_video_operator.models.conditions import Reason
 from twilio_video_operator.reconcilers import composition_conditions as cond
 from twilio_video_operator.reconcilers.composition import (
     CompositionExecutor,
@@ -235,7 +236,7 @@ class CompositionRuntime:
         room, room_obj = await self._room(namespace, spec, status)
         connection = await self._credentials(namespace, spec, room_obj, room.sid)
         if connection.credentials is None:
-            problem = connection.problem or (cond.CREDENTIALS_NOT_FOUND, "no credentials")
+            problem = connection.problem or (Reason.CREDENTIALS_NOT_FOUND, "no credentials")
             return replace(base, room=room, credentials_problem=problem), None
         api = self.gateway.api(connection.credentials)
         self.memory(uid).account_sid = connection.credentials.account_sid
@@ -244,7 +245,7 @@ class CompositionRuntime:
             try:
                 why = await self._room_problem(namespace, room.sid, connection, api, self.memory(uid))
             except GatewayError as exc:
-                return replace(base, credentials_problem=(cond.TWILIO_UNAVAILABLE, str(exc))), None
+                return replace(base, credentials_problem=(Reason.TWILIO_UNAVAILABLE, str(exc))), None
             base = replace(base, room_problem=why)
         return base, api
 
@@ -318,7 +319,7 @@ class CompositionRuntime:
             return await self.connector.connect(namespace, str(secret_name) if secret_name else None)
         except (KubeApiError, OSError) as exc:
             message = f"Cannot read Secret {secret_name}: {_kube_problem(exc)}"
-            return Connection(None, f"{secret_name}@unreadable", (cond.CREDENTIALS_NOT_FOUND, message))
+            return Connection(None, f"{secret_name}@unreadable", (Reason.CREDENTIALS_NOT_FOUND, message))
 
     async def _room_naming(self, namespace: str, room_sid: str) -> dict[str, Any] | None:
         """The VideoRoom of ``namespace`` whose status names ``room_sid`` (current or a recent session)."""
@@ -648,9 +649,7 @@ class CompositionRuntime:
                 return
             deleted = await api.delete_composition(sid)
         except AuthError as exc:
-            await post_event(
-                self.kube, body, "Warning", cond.CREDENTIALS_INVALID, f"not deleted at Twilio: {exc}"
-            )
+            await post_event(self.kube, body, "Warning", Reason.AUTH_FAILED, f"not deleted at Twilio: {exc}")
             raise kopf.PermanentError("the credentials may not delete the composition") from None
         except GatewayError as exc:
             raise kopf.TemporaryError(f"deleting the Twilio composition failed: {exc}", delay=15) from None
@@ -706,7 +705,7 @@ def needs_attention(body: Mapping[str, Any]) -> bool:
 
 
 #: Stalls that only a new generation can lift (the tick leaves such objects alone).
-_BLOCKING_STALLS = frozenset({cond.INVALID_SPEC, cond.SPEC_IMMUTABLE, cond.REJECTED_BY_TWILIO})
+_BLOCKING_STALLS = frozenset({Reason.INVALID_SPEC, Reason.SPEC_IMMUTABLE, Reason.REJECTED_BY_TWILIO})
 
 
 # ------------------------------------------------------------------------------------------ handlers

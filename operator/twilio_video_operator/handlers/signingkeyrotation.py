@@ -470,7 +470,7 @@ async def _revoke_keys(
         revoked = await revoke_all(runtime.gateway.api(creds), status, matcher)
     except AuthError as exc:
         message = f"keys were not revoked: {describe_error(exc)}"
-        await post_event(runtime.kube, obj, "Warning", "Forbidden", message)
+        await post_event(runtime.kube, obj, "Warning", Reason.AUTH_FAILED, message)
         raise kopf.PermanentError("the credentials are not allowed to manage API keys") from None
     except GatewayError as exc:
         raise kopf.TemporaryError(f"revoking keys failed: {describe_error(exc)}", delay=30) from None

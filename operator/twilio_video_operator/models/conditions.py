@@ -39,44 +39,103 @@ class ConditionType(StrEnum):
 
 
 class Reason(StrEnum):
-    """Condition reasons (one CamelCase word each)."""
+    """Every condition reason the operator writes: one vocabulary for the three kinds.
 
-    # Ready
-    AVAILABLE = "Available"
-    SCHEDULED = "Scheduled"
-    CREATING = "Creating"
-    COMPLETED = "Completed"
-    FAILED = "Failed"
-    DELETING = "Deleting"
-    PAUSED = "Paused"
-    ENQUEUED = "Enqueued"
-    PROCESSING = "Processing"
-    DELETED = "Deleted"
-    WAITING_FOR_ROOM = "WaitingForRoom"
-    KEY_ACTIVE = "KeyActive"
-    # Synced
+    One CamelCase word each; the same word means the same thing on every kind. docs/crd-reference.md lists
+    them with the kinds and conditions that use them, and a unit test keeps this enum, the code and that
+    table in step (no reason declared and unused, none used and undocumented). The ``Delivered`` condition
+    of a Composition also carries the reasons of
+    :class:`~twilio_video_operator.delivery.errors.DeliveryReason`.
+    """
+
+    # -- a reconcile that went well, or a step on the way ------------------------------------------------
     RECONCILE_SUCCESS = "ReconcileSuccess"
-    RECONCILE_ERROR = "ReconcileError"
-    THROTTLED = "Throttled"
-    CREDENTIALS_INVALID = "CredentialsInvalid"
-    CREDENTIALS_NOT_FOUND = "CredentialsNotFound"
-    ACCOUNT_NOT_ALLOWED = "AccountNotAllowed"
-    # Stalled
-    INVALID_SPEC = "InvalidSpec"
-    FOREIGN_ROOM = "ForeignRoom"
-    ROOM_NOT_FOUND = "RoomNotFound"
-    REJECTED_BY_TWILIO = "RejectedByTwilio"
-    PROCESSING_TIMEOUT = "ProcessingTimeout"
+    """Synced: Twilio answered as expected."""
     NOT_STALLED = "NotStalled"
-    # Rotating
-    STAGING = "Staging"
-    OVERLAPPING = "Overlapping"
-    IDLE = "Idle"
-    ROTATION_FAILED = "RotationFailed"
-    # Delivered
+    """Stalled False: nothing needs a person."""
+    CREATING = "Creating"
+    """Ready False: the Twilio room, composition or first key is being created."""
+    PAUSED = "Paused"
+    """Synced False: the ``video.openclaw.io/paused`` annotation stops reconciling."""
+    # VideoRoom
+    SCHEDULED = "Scheduled"
+    """Ready True: the room opens at ``schedule.startTime - provisionAhead``."""
+    IN_PROGRESS = "InProgress"
+    """Ready True: the Twilio room is live."""
+    COMPLETED = "Completed"
+    """Ready True: the room session ended as asked for; the composition's media is available."""
+    PENDING_NEXT_SESSION = "PendingNextSession"
+    """Synced True: Twilio ended the session; ``keepAlive`` opens the next one."""
+    # Composition
+    WAITING_FOR_ROOM = "WaitingForRoom"
+    """Ready False: the VideoRoom of ``roomRef`` has no Twilio room yet."""
+    ENQUEUED = "Enqueued"
+    """Ready False: Twilio queued the composition."""
+    PROCESSING = "Processing"
+    """Ready False: Twilio is processing the composition."""
     DELIVERING = "Delivering"
+    """Ready False: the media is available and being delivered."""
+    AWAITING_MEDIA = "AwaitingMedia"
+    """Delivered False: the media is not available yet."""
     DELIVERY_SUCCEEDED = "DeliverySucceeded"
+    """Delivered True: the media reached its destination."""
+    NOTHING_TO_DELIVER = "NothingToDeliver"
+    """Delivered False: the composition failed or was deleted, so there is no media."""
     DELIVERY_FAILED = "DeliveryFailed"
+    """Ready False: the last delivery attempt failed (``Delivered`` gives the cause); retried."""
+    # SigningKeyRotation
+    KEY_ACTIVE = "KeyActive"
+    """Ready True: the active key is in the Secret."""
+    STAGING = "Staging"
+    """Rotating True: a new key is staged as next."""
+    OVERLAPPING = "Overlapping"
+    """Rotating True: the previous key stays valid until its overlap ends."""
+    ROTATION_FAILED = "RotationFailed"
+    """Rotating True: a rotation step failed; retried with backoff."""
+    IDLE = "Idle"
+    """Rotating False: no rotation under way."""
+
+    # -- what Twilio reports ----------------------------------------------------------------------------
+    FAILED = "Failed"
+    """Ready False: Twilio reports that the room or composition failed."""
+    DELETED = "Deleted"
+    """Ready False: Twilio deleted the composition's media."""
+
+    # -- transient errors (Synced False; retried) --------------------------------------------------------
+    RATE_LIMITED = "RateLimited"
+    """Twilio throttled the request (HTTP 429)."""
+    TWILIO_UNAVAILABLE = "TwilioUnavailable"
+    """Twilio answered 5xx, timed out, or the circuit breaker is open."""
+    RECONCILE_ERROR = "ReconcileError"
+    """Any other failed step (the message says which)."""
+
+    # -- errors a person must fix (Stalled True; also on Ready and Synced) -------------------------------
+    INVALID_SPEC = "InvalidSpec"
+    """The spec breaks a rule of the CRD or one the operator checks."""
+    CREDENTIALS_NOT_FOUND = "CredentialsNotFound"
+    """The ``credentialsRef`` Secret does not exist."""
+    INVALID_CREDENTIALS = "InvalidCredentials"
+    """The ``credentialsRef`` Secret lacks a key or holds unusable values."""
+    AUTH_FAILED = "AuthFailed"
+    """Twilio refused the credentials (HTTP 401/403), or a Secret's Auth Token for its account."""
+    ACCOUNT_NOT_ALLOWED = "AccountNotAllowed"
+    """A tenant Secret names the operator's own Twilio account."""
+    NAME_NOT_ALLOWED = "NameNotAllowed"
+    """VideoRoom: the unique name is not one the namespace may use on the shared account."""
+    ROOM_EXISTS = "RoomExists"
+    """VideoRoom: a room with the unique name exists and ``adoptExisting`` is off."""
+    ROOM_CLAIMED = "RoomClaimed"
+    """VideoRoom: another object already uses the Twilio room."""
+    ROOM_NOT_OWNED = "RoomNotOwned"
+    """The room in status (VideoRoom) or to compose (Composition) is not one this object may use."""
+    SPEC_IMMUTABLE = "SpecImmutable"
+    """Composition: the spec changed after the Twilio composition was created."""
+    REJECTED_BY_TWILIO = "RejectedByTwilio"
+    """Composition: Twilio refused to create the composition with these parameters."""
+    PROCESSING_TIMEOUT = "ProcessingTimeout"
+    """Composition: Twilio took longer than ``stalledAfter``."""
+    SECRET_NOT_OWNED = "SecretNotOwned"  # noqa: S105 - a condition reason, not a secret
+    """SigningKeyRotation: a Secret named ``secretName`` exists and belongs to no rotation of this object."""
 
 
 class Condition(StatusModel):

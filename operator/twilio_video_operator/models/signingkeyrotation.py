@@ -149,7 +149,7 @@ class SigningKeyRotationStatus(StatusModel):
     refused_credentials_fingerprint: str | None = Field(
         default=None,
         description=(
-            "One-way digest of the credentials Twilio refused for the Keys API (Stalled, reason Forbidden); "
+            "One-way digest of the credentials Twilio refused for the Keys API (Stalled, reason AuthFailed); "
             "retries resume when the credentials change."
         ),
     )

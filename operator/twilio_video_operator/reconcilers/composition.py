@@ -44,6 +44,7 @@ from twilio_video_operator.gateway.errors import (
 )
 from twilio_video_operator.gateway.records import CompositionInfo, RoomInfo
 from twilio_video_operator.models.composition import CompositionStatus, DeliveryStatus
+from twilio_video_operator.models.conditions import Reason
 from twilio_video_operator.reconcilers import composition_conditions as cond
 from twilio_video_operator.reconcilers.composition_events import (
     CompositionEvent,
@@ -239,14 +240,14 @@ class CompositionExecutor:
         self.failure = type(error).__name__
         if isinstance(error, AuthError):
             message = f"Twilio rejected the credentials while trying to {doing}: {error}"
-            stalled = cond.stalled(status, cond.CREDENTIALS_INVALID, message, generation=generation, now=now)
+            stalled = cond.stalled(status, Reason.AUTH_FAILED, message, generation=generation, now=now)
             return _Stop(await self._save(status, stalled), self.timing.credentials_retry)
         if isinstance(error, TransientError):
-            reason = cond.THROTTLED if isinstance(error, ThrottledError) else cond.TWILIO_UNAVAILABLE
+            reason = Reason.RATE_LIMITED if isinstance(error, ThrottledError) else Reason.TWILIO_UNAVAILABLE
             unsynced = cond.unsynced(status, reason, message, generation=generation, now=now)
             after = max(error.retry_after or 0.0, self.timing.transient_retry)
             return _Stop(await self._save(status, unsynced), after)
-        unsynced = cond.unsynced(status, cond.RECONCILE_ERROR, message, generation=generation, now=now)
+        unsynced = cond.unsynced(status, Reason.RECONCILE_ERROR, message, generation=generation, now=now)
         return _Stop(await self._save(status, unsynced), self.timing.transient_retry)
 
     # -- steps ------------------------------------------------------------------------------------------
@@ -265,7 +266,7 @@ class CompositionExecutor:
     async def _wait(self, status: CompositionStatus, step: Wait) -> CompositionStatus:
         before, now, generation = status, self.clock(), self._generation
         status = cond.with_condition(status, cond.READY, "False", step.reason, step.message, generation, now)
-        if step.reason != cond.WAITING_FOR_ROOM:  # a credentials problem
+        if step.reason != Reason.WAITING_FOR_ROOM:  # a credentials problem
             if cond.condition_reason(status, cond.SYNCED) != step.reason:
                 self.failure = step.reason
             status = cond.with_condition(
@@ -282,7 +283,7 @@ class CompositionExecutor:
         now = self.clock()
         pending = status.model_copy(update={"create_pending_at": now, "room_sid": room_sid})
         pending = cond.with_condition(
-            pending, cond.READY, "False", cond.CREATING, f"Creating the composition of room {room_sid}.",
+            pending, cond.READY, "False", Reason.CREATING, f"Creating the composition of room {room_sid}.",
             self._generation, now,
         )  # fmt: skip
         pending = cond.not_stalled(pending, generation=self._generation, now=now)
@@ -295,11 +296,11 @@ class CompositionExecutor:
             await self.ports.record_spec(None)
             cleared = status.model_copy(update={"create_pending_at": None})
             message = f"Twilio refused to create the composition: {error}"
-            self.failure = cond.REJECTED_BY_TWILIO
+            self.failure = Reason.REJECTED_BY_TWILIO
             stalled = cond.stalled(
-                cleared, cond.REJECTED_BY_TWILIO, message, generation=self._generation, now=self.clock()
+                cleared, Reason.REJECTED_BY_TWILIO, message, generation=self._generation, now=self.clock()
             )
-            await self._event("Warning", cond.REJECTED_BY_TWILIO, message)
+            await self._event("Warning", Reason.REJECTED_BY_TWILIO, message)
             raise _Stop(await self._save(status, stalled), None) from None
         except AuthError as error:  # refused: nothing was created
             await self.ports.record_spec(None)
@@ -391,12 +392,12 @@ class CompositionExecutor:
     async def _timeout(self, status: CompositionStatus, message: str) -> CompositionStatus:
         before, now = status, self.clock()
         status = cond.with_condition(
-            status, cond.STALLED, "True", cond.PROCESSING_TIMEOUT, message, self._generation, now
+            status, cond.STALLED, "True", Reason.PROCESSING_TIMEOUT, message, self._generation, now
         )
         status = cond.summarize(status, self.context.spec, generation=self._generation, now=now)
         metrics.COMPOSITION_PROCESSING_TIMEOUTS.inc()
         self.memory.timed_out = True
-        await self._event("Warning", cond.PROCESSING_TIMEOUT, message)
+        await self._event("Warning", Reason.PROCESSING_TIMEOUT, message)
         return await self._save(before, status)
 
     async def _deliver(self, status: CompositionStatus) -> CompositionStatus:
@@ -467,7 +468,7 @@ class CompositionExecutor:
             status, cond.DELIVERED, "False", error.reason.value, message, generation, now
         )
         status = cond.with_condition(
-            status, cond.READY, "False", cond.DELIVERY_FAILED, message, generation, now
+            status, cond.READY, "False", Reason.DELIVERY_FAILED, message, generation, now
         )
         if memory.last_delivery_reason != error.reason.value:
             await self._event("Warning", "DeliveryFailed", message)

@@ -27,6 +27,7 @@ from twilio_video_operator.models.composition import (
     CompositionStatus,
     composition_spec_changes,
 )
+from twilio_video_operator.models.conditions import Reason
 from twilio_video_operator.models.duration import parse_duration
 from twilio_video_operator.models.timestamps import shifted
 from twilio_video_operator.reconcilers import composition_conditions as cond
@@ -198,12 +199,12 @@ def plan_step(
 ) -> Step:
     """The next step for one Composition (see the module docstring)."""
     if ctx.spec is None:
-        return Stall(cond.INVALID_SPEC, "; ".join(ctx.spec_problems) or "the spec is invalid")
+        return Stall(Reason.INVALID_SPEC, "; ".join(ctx.spec_problems) or "the spec is invalid")
     if status.sid is None:
         return _plan_creation(ctx, status, now, timing)
     changes = ctx.immutable_changes
     if changes:
-        return Stall(cond.SPEC_IMMUTABLE, "; ".join(changes))
+        return Stall(Reason.SPEC_IMMUTABLE, "; ".join(changes))
     state = status.composition_status
     if state is None or state in cond.ACTIVE_STATES:
         return _plan_progress(ctx, status, memory, now, timing)
@@ -224,19 +225,19 @@ def _plan_creation(ctx: CompositionContext, status: CompositionStatus, now: date
     stall = cond.stall_of(status)
     if stall is not None:
         reason, generation, since = stall
-        if reason == cond.CREDENTIALS_INVALID:
+        if reason == Reason.AUTH_FAILED:
             retry_at = shifted(since, timedelta(seconds=timing.credentials_retry))
             if now < retry_at:
                 return Idle(_seconds(retry_at - now))
-        elif reason != cond.SPEC_IMMUTABLE and generation == ctx.generation:
+        elif reason != Reason.SPEC_IMMUTABLE and generation == ctx.generation:
             return Idle(None)
     if ctx.credentials_problem is not None:
         return Wait(*ctx.credentials_problem, timing.credentials_retry)
     if ctx.room.sid is None:
         message = ctx.room.waiting or "Waiting for the room's Twilio SID."
-        return Wait(cond.WAITING_FOR_ROOM, message, timing.room_wait)
+        return Wait(Reason.WAITING_FOR_ROOM, message, timing.room_wait)
     if ctx.room_problem is not None:
-        return Stall(cond.ROOM_NOT_OWNED, ctx.room_problem)
+        return Stall(Reason.ROOM_NOT_OWNED, ctx.room_problem)
     return Create(ctx.room.sid)
 
 
@@ -251,7 +252,7 @@ def _plan_progress(
         return Poll()
     if room_end is None and started is None and not memory.room_checked and state == "processing":
         return Poll()  # learn when the room ended before judging how long processing takes
-    timed_out = cond.condition_reason(status, cond.STALLED) == cond.PROCESSING_TIMEOUT
+    timed_out = cond.condition_reason(status, cond.STALLED) == Reason.PROCESSING_TIMEOUT
     watchdog_at = None
     since = processing_since(state, room_end, started or status.started_at)
     if since is not None and not timed_out:

@@ -6,11 +6,11 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Final, Protocol, Self, TypeVar
 
-from twilio_video_operator.models.conditions import Condition, ConditionStatus, set_condition
+from twilio_video_operator.models.conditions import Condition, ConditionStatus, ConditionType, set_condition
 
-READY: Final = "Ready"
-SYNCED: Final = "Synced"
-STALLED: Final = "Stalled"
+READY: Final = ConditionType.READY
+SYNCED: Final = ConditionType.SYNCED
+STALLED: Final = ConditionType.STALLED
 
 MAX_MESSAGE = 1024
 

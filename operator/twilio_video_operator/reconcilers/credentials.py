@@ -20,13 +20,7 @@ from dataclasses import dataclass
 
 from twilio_video_operator.gateway.credentials import CredentialSet
 from twilio_video_operator.gateway.errors import AuthError, GatewayError
-
-# Reasons (the same words on every kind's conditions).
-CREDENTIALS_NOT_FOUND = "CredentialsNotFound"
-INVALID_CREDENTIALS = "InvalidCredentials"
-ACCOUNT_NOT_ALLOWED = "AccountNotAllowed"
-AUTH_FAILED = "AuthFailed"
-TWILIO_UNAVAILABLE = "TwilioUnavailable"
+from twilio_video_operator.models.conditions import Reason
 
 API_KEY_SECRET_KEYS = ("TWILIO_ACCOUNT_SID", "TWILIO_API_KEY", "TWILIO_API_SECRET")
 
@@ -106,7 +100,7 @@ class CredentialsConnector:
         secret = await self._read_secret(namespace, secret_name)
         if secret is None:
             message = f"Secret {secret_name} (credentialsRef) does not exist in namespace {namespace}."
-            return Connection(None, f"{secret_name}@absent", (CREDENTIALS_NOT_FOUND, message))
+            return Connection(None, f"{secret_name}@absent", (Reason.CREDENTIALS_NOT_FOUND, message))
         key = (namespace, secret_name, require_api_key)
         cached = self._cache.get(key)
         if cached is not None and cached[0] == secret.resource_version:
@@ -124,11 +118,11 @@ class CredentialsConnector:
             missing = [key for key in API_KEY_SECRET_KEYS if not (secret.data.get(key) or "").strip()]
             if missing:
                 message = f"Secret {name} lacks {', '.join(missing)}."
-                return Connection(None, revision, (INVALID_CREDENTIALS, message))
+                return Connection(None, revision, (Reason.INVALID_CREDENTIALS, message))
         try:
             creds = CredentialSet.from_mapping(secret.data)
         except ValueError as error:  # the message names keys, never values
-            return Connection(None, revision, (INVALID_CREDENTIALS, f"Secret {name}: {error}."))
+            return Connection(None, revision, (Reason.INVALID_CREDENTIALS, f"Secret {name}: {error}."))
         if self._on_read is not None:
             self._on_read(creds)
         if creds.account_sid == self.operator.account_sid:
@@ -137,7 +131,7 @@ class CredentialsConnector:
                 "use that account only through the operator: remove spec.credentialsRef, or name an account "
                 "of your own."
             )
-            return Connection(None, revision, (ACCOUNT_NOT_ALLOWED, message))
+            return Connection(None, revision, (Reason.ACCOUNT_NOT_ALLOWED, message))
         if creds.auth_token is None:
             return Connection(creds, revision)
         try:
@@ -146,10 +140,10 @@ class CredentialsConnector:
             message = (
                 f"Twilio refused TWILIO_AUTH_TOKEN of Secret {name} for account {creds.account_sid}: {error}"
             )
-            return Connection(None, revision, (AUTH_FAILED, message))
+            return Connection(None, revision, (Reason.AUTH_FAILED, message))
         except GatewayError as error:
             message = f"Could not check the Auth Token of Secret {name} with Twilio: {error}"
-            return Connection(None, revision, (TWILIO_UNAVAILABLE, message), transient=True)
+            return Connection(None, revision, (Reason.TWILIO_UNAVAILABLE, message), transient=True)
         if self._on_accepted is not None:
             self._on_accepted((namespace, name), creds)
         return Connection(creds, revision, callbacks_verifiable=True)

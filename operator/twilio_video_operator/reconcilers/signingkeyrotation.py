@@ -54,10 +54,6 @@ Slot = Literal["active", "next", "previous"]
 CreateSlot = Literal["active", "next"]
 EventType = Literal["Normal", "Warning"]
 
-#: Stalled reasons of this kind (besides ``InvalidSpec``).
-REASON_FORBIDDEN = "Forbidden"
-REASON_SECRET_NOT_OWNED = "SecretNotOwned"  # noqa: S105 - a condition reason
-
 MAX_STEPS_PER_RECONCILE = 8
 
 
@@ -274,13 +270,13 @@ def rotation_requested(facts: RotationFacts) -> bool:
     return bool(request) and request != (facts.status.last_rotate_request or "")
 
 
-def forbidden_still_applies(facts: RotationFacts) -> bool:
-    """A Forbidden stall holds while neither the generation nor the credentials changed."""
+def refusal_still_applies(facts: RotationFacts) -> bool:
+    """An AuthFailed stall holds while neither the generation nor the credentials changed."""
     stalled = get_condition(facts.status.conditions, ConditionType.STALLED)
     return (
         stalled is not None
         and stalled.status == "True"
-        and stalled.reason == REASON_FORBIDDEN
+        and stalled.reason == Reason.AUTH_FAILED
         and stalled.observed_generation == facts.generation
         and facts.status.refused_credentials_fingerprint is not None
         and facts.status.refused_credentials_fingerprint == facts.credentials_fingerprint
@@ -307,12 +303,12 @@ def plan_step(facts: RotationFacts, backoff: BackoffPolicy | None = None) -> Ste
         return Stall(Reason.INVALID_SPEC, "; ".join(facts.spec_problems) or "the spec is invalid")
     if facts.secret_exists and not facts.secret_owned:
         return Stall(
-            REASON_SECRET_NOT_OWNED,
+            Reason.SECRET_NOT_OWNED,
             "a Secret with this name exists and is not owned by this SigningKeyRotation; "
             "delete it or choose another secretName",
         )
-    if forbidden_still_applies(facts):
-        return Stall(REASON_FORBIDDEN, "the credentials are not allowed to manage API keys")
+    if refusal_still_applies(facts):
+        return Stall(Reason.AUTH_FAILED, "the credentials are not allowed to manage API keys")
 
     status, stored, now = facts.status, facts.stored_sids, facts.now
     known = {sid for sid in (status.active_key_sid, status.next_key_sid, status.previous_key_sid) if sid}
@@ -388,7 +384,7 @@ class Outcome:
 
 def _error_reason(error: StepError) -> str:
     if isinstance(error, ThrottledError):
-        return Reason.THROTTLED
+        return Reason.RATE_LIMITED
     if isinstance(error, CredentialsError):
         return error.reason
     return Reason.RECONCILE_ERROR
@@ -427,8 +423,7 @@ def summarize(
 
     if stall is not None:
         put(ConditionType.STALLED, "True", stall.reason, stall.message)
-        synced_reason = Reason.CREDENTIALS_INVALID if stall.reason == REASON_FORBIDDEN else stall.reason
-        put(ConditionType.SYNCED, "False", synced_reason, stall.message)
+        put(ConditionType.SYNCED, "False", stall.reason, stall.message)
     else:
         put(ConditionType.STALLED, "False", Reason.NOT_STALLED, "")
         if outcome.error is not None:
@@ -597,7 +592,7 @@ class RotationExecutor:
                     update={"refused_credentials_fingerprint": self.context.credentials_fingerprint}
                 )
                 message = f"the credentials are not allowed to manage API keys ({describe_error(error)})"
-                outcome = Outcome(stall=Stall(REASON_FORBIDDEN, message), error=error, steps=tuple(done))
+                outcome = Outcome(stall=Stall(Reason.AUTH_FAILED, message), error=error, steps=tuple(done))
                 break
             except (GatewayError, SecretStoreError, CredentialsError) as error:
                 status = self._failed(self._latest or status, error)

@@ -32,7 +32,7 @@ from twilio_video_operator.gateway.errors import (
 from twilio_video_operator.gateway.records import ParticipantInfo, RoomInfo
 from twilio_video_operator.models.annotations import PAUSED as PAUSED_ANNOTATION
 from twilio_video_operator.models.annotations import RECONCILE_REQUESTED_AT
-from twilio_video_operator.models.conditions import ConditionStatus
+from twilio_video_operator.models.conditions import ConditionStatus, Reason
 from twilio_video_operator.models.timestamps import shifted
 from twilio_video_operator.models.videoroom import (
     RECORDING_ROOM_TYPES,
@@ -282,14 +282,14 @@ def plan(inp: PlanInput, work: Working) -> Plan:
     problems = list(inp.spec_problems) + (extra_problems(spec, inp.defaults) if spec is not None else [])
     if spec is None or problems:
         message = "; ".join(problems) or "spec is missing"
-        return _stall(status, cond.INVALID_SPEC, message, inp)
+        return _stall(status, Reason.INVALID_SPEC, message, inp)
 
     stall = cond.stall_of(status)
     if stall is not None and stall[1] == gen and status.credentials_revision == inp.credentials.revision:
         return Plan(status=status, stalled=True)  # nothing changed since: no Twilio call
     status = status.model_copy(update={"credentials_revision": inp.credentials.revision})
     if stall is not None:  # the spec or the credentials changed since: try again
-        status = cond.with_condition(status, cond.STALLED, "False", cond.NOT_STALLED, "", gen, now)
+        status = cond.with_condition(status, cond.STALLED, "False", Reason.NOT_STALLED, "", gen, now)
     if inp.credentials.problem is not None:
         reason, message = inp.credentials.problem
         if inp.credentials.transient:
@@ -299,13 +299,13 @@ def plan(inp: PlanInput, work: Working) -> Plan:
     unique_name = unique_name_of(spec, inp.namespace, inp.name)
     if not inp.may_use(unique_name):
         return _stall(
-            status, cond.NAME_NOT_ALLOWED, _name_not_allowed(inp, unique_name), inp, drop_marker=True
+            status, Reason.NAME_NOT_ALLOWED, _name_not_allowed(inp, unique_name), inp, drop_marker=True
         )
     marker = status.create_pending
     if marker is not None and not inp.may_use(marker.unique_name):
         status = status.model_copy(update={"create_pending": None})  # not a name this object can have used
     if work.facts.not_ours is not None:
-        return _stall(_forget_room(status), cond.ROOM_NOT_OWNED, work.facts.not_ours, inp)
+        return _stall(_forget_room(status), Reason.ROOM_NOT_OWNED, work.facts.not_ours, inp)
 
     work = replace(work, status=status)
     observe = inp.observe or (token is not None and token != inp.status.last_handled_reconcile_at)
@@ -376,16 +376,16 @@ def _plan_live(inp: PlanInput, spec: VideoRoomSpec, work: Working) -> Plan:
         return Plan(status=status, action=rules)
     if rules is not None:
         changes.append(rules)
-    synced_reason, synced_message = cond.RECONCILE_SUCCESS, "The room matches the spec."
+    synced_reason, synced_message = Reason.RECONCILE_SUCCESS, "The room matches the spec."
     if changes:
-        synced_reason = cond.PENDING_NEXT_SESSION
+        synced_reason = Reason.PENDING_NEXT_SESSION
         synced_message = (
             "Twilio cannot change these on a live room; they apply to the next session: " + "; ".join(changes)
         )
     status = cond.healthy(
         status,
         ready="True",
-        ready_reason=cond.IN_PROGRESS,
+        ready_reason=Reason.IN_PROGRESS,
         ready_message=f"Twilio room {sid} is in progress.",
         synced_reason=synced_reason,
         synced_message=synced_message,
@@ -456,17 +456,17 @@ def _plan_idle(inp: PlanInput, spec: VideoRoomSpec, work: Working) -> Plan:
             f"{facts.claimed_by}; a room is never taken over from another object. Choose another "
             "spec.uniqueName."
         )
-        return _stall(status, cond.ROOM_CLAIMED, message, inp, drop_marker=True)
+        return _stall(status, Reason.ROOM_CLAIMED, message, inp, drop_marker=True)
     if facts.foreign is not None:
         found = facts.foreign
         message = (
             f"An in-progress Twilio room named {unique_name!r} ({found.sid}) exists that this object did not "
             "create; set spec.adoptExisting to take it over, or choose another spec.uniqueName."
         )
-        return _stall(status, cond.ROOM_EXISTS, message, inp, drop_marker=True)
+        return _stall(status, Reason.ROOM_EXISTS, message, inp, drop_marker=True)
     if facts.conflict:
         message = f"Twilio reports the name {unique_name!r} in use but lists no in-progress room with it yet."
-        status = cond.unsynced(status, cond.CREATING, message, generation=inp.generation, now=now)
+        status = cond.unsynced(status, Reason.CREATING, message, generation=inp.generation, now=now)
         return Plan(status=status, retry_after=CONFLICT_RETRY_SECONDS)
 
     if marker is None or marker.unique_name != unique_name:
@@ -478,7 +478,7 @@ def _plan_idle(inp: PlanInput, spec: VideoRoomSpec, work: Working) -> Plan:
         status,
         cond.READY,
         "False",
-        cond.CREATING,
+        Reason.CREATING,
         f"Creating the Twilio room {unique_name!r}.",
         inp.generation,
         now,
@@ -497,7 +497,7 @@ def _finish_scheduled(inp: PlanInput, status: VideoRoomStatus, window: Window) -
     status = cond.healthy(
         status,
         ready="True",
-        ready_reason=cond.SCHEDULED,
+        ready_reason=Reason.SCHEDULED,
         ready_message=f"The room opens at {opens_at.isoformat()}.",
         generation=inp.generation,
         now=inp.now,
@@ -510,9 +510,9 @@ def _finish_ended(inp: PlanInput, spec: VideoRoomSpec, status: VideoRoomStatus, 
     if status.sid is None:
         status = status.model_copy(update={"room_status": None})
         why = "state is Completed" if spec.state == "Completed" else "the schedule ended"
-        ready, reason, message = "True", cond.COMPLETED, f"No room is opened: {why}."
+        ready, reason, message = "True", Reason.COMPLETED, f"No room is opened: {why}."
     elif status.room_status == "failed":
-        ready, reason, message = "False", cond.FAILED, f"Twilio room {status.sid} failed."
+        ready, reason, message = "False", Reason.FAILED, f"Twilio room {status.sid} failed."
     else:
         if spec.state == "Completed":
             why = "state is Completed"
@@ -520,7 +520,7 @@ def _finish_ended(inp: PlanInput, spec: VideoRoomSpec, status: VideoRoomStatus, 
             why = "the schedule ended"
         else:
             why = "Twilio ended it (empty or unused timeout) and keepAlive is off"
-        ready, reason, message = "True", cond.COMPLETED, f"Twilio room {status.sid} is completed: {why}."
+        ready, reason, message = "True", Reason.COMPLETED, f"Twilio room {status.sid} is completed: {why}."
     status = cond.healthy(
         status,
         ready=ready,
@@ -753,23 +753,23 @@ def fail(inp: PlanInput, work: Working, action: Action, error: GatewayError) -> 
         return replace(work, facts=replace(work.facts, conflict=True, looked_up=None))
     message = str(error)
     if isinstance(error, ThrottledError):
-        status = cond.unsynced(status, cond.RATE_LIMITED, message, generation=gen, now=now)
-        return Failure(status, cond.RATE_LIMITED, message, retry=True, retry_after=error.retry_after)
+        status = cond.unsynced(status, Reason.RATE_LIMITED, message, generation=gen, now=now)
+        return Failure(status, Reason.RATE_LIMITED, message, retry=True, retry_after=error.retry_after)
     if isinstance(error, TransientError):
-        status = cond.unsynced(status, cond.TWILIO_UNAVAILABLE, message, generation=gen, now=now)
-        return Failure(status, cond.TWILIO_UNAVAILABLE, message, retry=True, retry_after=error.retry_after)
+        status = cond.unsynced(status, Reason.TWILIO_UNAVAILABLE, message, generation=gen, now=now)
+        return Failure(status, Reason.TWILIO_UNAVAILABLE, message, retry=True, retry_after=error.retry_after)
     if isinstance(error, AuthError):
-        stalled = _stall(status, cond.AUTH_FAILED, f"Twilio rejected the credentials: {message}", inp)
-        return Failure(stalled.status, cond.AUTH_FAILED, message, retry=False, notes=stalled.notes)
+        stalled = _stall(status, Reason.AUTH_FAILED, f"Twilio rejected the credentials: {message}", inp)
+        return Failure(stalled.status, Reason.AUTH_FAILED, message, retry=False, notes=stalled.notes)
     if isinstance(action, CreateRoom) and isinstance(error, TerminalError):
         text = f"Twilio rejected the room settings: {message}"
-        stalled = _stall(status, cond.INVALID_SPEC, text, inp, drop_marker=True)
-        return Failure(stalled.status, cond.INVALID_SPEC, message, retry=False, notes=stalled.notes)
+        stalled = _stall(status, Reason.INVALID_SPEC, text, inp, drop_marker=True)
+        return Failure(stalled.status, Reason.INVALID_SPEC, message, retry=False, notes=stalled.notes)
     if isinstance(action, UpdateRecordingRules) and isinstance(error, TerminalError):
         if error.code == CODE_INVALID_RECORDING_RULES:
             text = f"Twilio rejected spec.recording.rules: {message}"
-            stalled = _stall(status, cond.INVALID_SPEC, text, inp)
-            return Failure(stalled.status, cond.INVALID_SPEC, message, retry=False, notes=stalled.notes)
+            stalled = _stall(status, Reason.INVALID_SPEC, text, inp)
+            return Failure(stalled.status, Reason.INVALID_SPEC, message, retry=False, notes=stalled.notes)
         if error.code in CODES_ROOM_NOT_IN_PROGRESS and not work.facts.fetched:
             return replace(work, facts=replace(work.facts, stale=True))  # the room ended: see how
     if isinstance(error, NotFoundError):
@@ -777,5 +777,5 @@ def fail(inp: PlanInput, work: Working, action: Action, error: GatewayError) -> 
             return absorb(inp, work, action, None)  # already gone: nothing left to complete
         if isinstance(action, ListParticipants | DisconnectParticipants | UpdateRecordingRules):
             return _absorb_fetch(work, None, now)  # the room vanished under us
-    status = cond.unsynced(status, cond.RECONCILE_ERROR, message, generation=gen, now=now)
-    return Failure(status, cond.RECONCILE_ERROR, message, retry=True, retry_after=REJECTED_RETRY_SECONDS)
+    status = cond.unsynced(status, Reason.RECONCILE_ERROR, message, generation=gen, now=now)
+    return Failure(status, Reason.RECONCILE_ERROR, message, retry=True, retry_after=REJECTED_RETRY_SECONDS)
