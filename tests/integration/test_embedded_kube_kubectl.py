@@ -32,10 +32,13 @@ class Kubectl:
             "--request-timeout=10s",
         ]
 
-    async def run(self, *args: str, stdin: str | None = None, seconds: float = 30) -> tuple[int, str, str]:
+    async def run(
+        self, *args: str, stdin: str | None = None, seconds: float = 30, env: dict[str, str] | None = None
+    ) -> tuple[int, str, str]:
         process = await asyncio.create_subprocess_exec(
             *self.base,
             *args,
+            env=env,
             stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
@@ -65,25 +68,25 @@ def manifest(*documents: dict[str, Any]) -> str:
 
 
 async def test_apply_creates_then_patches(kube: EmbeddedKubernetes, kubectl: Kubectl) -> None:
-    out = await kubectl.ok("apply", "--validate=false", "-f", "-", stdin=manifest(widget_crd()))
+    out = await kubectl.ok("apply", "-f", "-", stdin=manifest(widget_crd()))
     assert "created" in out
-    out = await kubectl.ok("apply", "--validate=false", "-f", "-", stdin=manifest(widget("w1", size=2)))
+    out = await kubectl.ok("apply", "-f", "-", stdin=manifest(widget("w1", size=2)))
     assert "widget.test.openclaw.io/w1 created" in out
     obj = kube.get(f"{GROUP}/v1", "widgets", "default", "w1")
     assert (
         obj is not None
         and "kubectl.kubernetes.io/last-applied-configuration" in obj["metadata"]["annotations"]
     )
-    out = await kubectl.ok("apply", "--validate=false", "-f", "-", stdin=manifest(widget("w1", size=3)))
+    out = await kubectl.ok("apply", "-f", "-", stdin=manifest(widget("w1", size=3)))
     assert "configured" in out
     obj = kube.get(f"{GROUP}/v1", "widgets", "default", "w1")
     assert obj is not None and obj["spec"]["size"] == 3 and obj["metadata"]["generation"] == 2
-    out = await kubectl.ok("apply", "--validate=false", "-f", "-", stdin=manifest(widget("w1", size=3)))
+    out = await kubectl.ok("apply", "-f", "-", stdin=manifest(widget("w1", size=3)))
     assert "unchanged" in out
     configmap = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"a": "1"}}
-    await kubectl.ok("apply", "--validate=false", "-f", "-", stdin=manifest(configmap))
+    await kubectl.ok("apply", "-f", "-", stdin=manifest(configmap))
     configmap["data"] = {"b": "2"}
-    await kubectl.ok("apply", "--validate=false", "-f", "-", stdin=manifest(configmap))
+    await kubectl.ok("apply", "-f", "-", stdin=manifest(configmap))
     assert kube.get("v1", "configmaps", "default", "c")["data"] == {"b": "2"}  # type: ignore[index]
 
 
@@ -114,12 +117,12 @@ async def test_get_videorooms_by_short_name_and_category(kube: EmbeddedKubernete
         "metadata": {"name": "standup"},
         "spec": {},
     }
-    await kubectl.ok("apply", "--validate=false", "-f", "-", stdin=manifest(room))
+    await kubectl.ok("apply", "-f", "-", stdin=manifest(room))
     for resource in ("vroom", "videorooms", "twilio"):
         out = await kubectl.ok("get", resource)
         assert "standup" in out and "SID" in out.splitlines()[0], resource
     invalid = {**room, "spec": {"maxParticipants": 51}}
-    code, _, err = await kubectl.run("apply", "--validate=false", "-f", "-", stdin=manifest(invalid))
+    code, _, err = await kubectl.run("apply", "-f", "-", stdin=manifest(invalid))
     assert code != 0 and "spec.maxParticipants" in err and "less than or equal to 50" in err
 
 
@@ -277,7 +280,7 @@ async def test_rbac_objects_decide_auth_can_i(kube: EmbeddedKubernetes, kubectl:
     """The example Role and RoleBinding applied with kubectl, imperative RBAC commands (protobuf bodies),
     and ``kubectl auth can-i --as`` (impersonation by the superuser) answered from them."""
     example = REPO / "examples" / "rbac" / "token-role.yaml"
-    out = await kubectl.ok("apply", "--validate=false", "-f", str(example))
+    out = await kubectl.ok("apply", "-f", str(example))
     assert "rolebinding.rbac.authorization.k8s.io/video-app-token-minter created" in out
     header, row = (await kubectl.ok("get", "rolebindings")).splitlines()[:2]
     assert header.split() == ["NAME", "ROLE", "AGE"]

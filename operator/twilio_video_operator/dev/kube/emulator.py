@@ -26,6 +26,8 @@ from twilio_video_operator.dev.kube import errors
 from twilio_video_operator.dev.kube.bodies import read_delete_options, read_object, read_patch
 from twilio_video_operator.dev.kube.decoding import MAX_BODY_BYTES, DecodeError, parse_json
 from twilio_video_operator.dev.kube.errors import ApiError, qualified_resource
+from twilio_video_operator.dev.kube.openapi import OpenApiDocuments
+from twilio_video_operator.dev.kube.openapi_serving import serve_openapi
 from twilio_video_operator.dev.kube.patching import PATCH_TYPES
 from twilio_video_operator.dev.kube.paths import ApiPath, GroupPath, parse_api_path
 from twilio_video_operator.dev.kube.rbac import authorize
@@ -162,6 +164,7 @@ class KubernetesApiEmulator(kmock.KubernetesEmulator):
     request_counts: Counter[tuple[str, str]] = attrs.field(factory=Counter, init=False)
     registry: Registry = attrs.field(init=False)
     store: ObjectStore = attrs.field(init=False)
+    openapi: OpenApiDocuments = attrs.field(init=False)
     service_account_tokens: ServiceAccountTokens = attrs.field(factory=ServiceAccountTokens, init=False)
     _rbac_objects: StoreRbacObjects = attrs.field(init=False)
     _serial: int = attrs.field(default=0, init=False)
@@ -171,6 +174,7 @@ class KubernetesApiEmulator(kmock.KubernetesEmulator):
         super().__attrs_post_init__()
         self.registry = Registry(self.resources)
         self.store = ObjectStore(self.objects, self.registry)
+        self.openapi = OpenApiDocuments(self.registry)
         self._rbac_objects = StoreRbacObjects(self.store, self.registry)
         namespace_type = self.registry.get("", "v1", "namespaces")
         assert namespace_type is not None
@@ -350,14 +354,18 @@ class KubernetesApiEmulator(kmock.KubernetesEmulator):
             raise errors.path_not_found()
         if path in ("/healthz", "/livez", "/readyz"):
             return aiohttp.web.Response(text="ok")
+        served = serve_openapi(self.openapi, path, request.params, _header(request, "Accept"))
+        if served is not None:
+            return served
         document = self._discovery(path, parsed)
         if document is None:
-            raise errors.path_not_found()  # incl. /openapi/v2 and /openapi/v3: clients fall back
+            raise errors.path_not_found()
         return _json(document)
 
     def _discovery(self, path: str, parsed: GroupPath | ApiPath | None) -> dict[str, Any] | None:
         if path in ("", "/"):
             paths = {"/api", "/api/v1", "/apis", "/healthz", "/livez", "/readyz", "/version"}
+            paths.update(("/openapi/v2", "/openapi/v3", "/openapi/v3/"))
             for group in self.registry.groups():
                 paths.add(f"/apis/{group}")
                 paths.update(f"/apis/{group}/{version}" for version in self.registry.versions_of(group))

@@ -238,6 +238,7 @@ def builtin_types() -> list[ResourceType]:
             "namespaces",
             "Namespace",
             namespaced=False,
+            verbs=tuple(verb for verb in ALL_VERBS if verb != "deletecollection"),  # as on a real server
             short_names=("ns",),
             subresources=frozenset({"status"}),
             columns=[name, _column("Status", "string", lambda o: (o.get("status") or {}).get("phase")), age],
@@ -518,12 +519,14 @@ class Registry:
     def __init__(self, kmock_resources: kmock.ResourcesArray) -> None:
         self._types: dict[tuple[str, str, str], ResourceType] = {}
         self._kmock_resources = kmock_resources
+        self.revision = 0  # changes whenever the served types change (OpenAPI documents are rebuilt)
         for resource_type in builtin_types():
             self.add(resource_type)
 
     def add(self, resource_type: ResourceType) -> None:
         key = (resource_type.group, resource_type.version, resource_type.plural)
         self._types[key] = resource_type
+        self.revision += 1
         self._kmock_resources[kmock.resource(*key)] = kmock.ResourceInfo(
             namespaced=resource_type.namespaced,
             kind=resource_type.kind,
@@ -540,6 +543,7 @@ class Registry:
             key = (resource_type.group, resource_type.version, resource_type.plural)
             del self._types[key]
             del self._kmock_resources[kmock.resource(*key)]
+        self.revision += 1
         return removed
 
     def replace_crd(self, crd_name: str, resource_types: Iterable[ResourceType]) -> None:
