@@ -6,7 +6,8 @@ client makes is recorded; at teardown each 2xx response is validated against Twi
 openapi-core. A response that does not
 validate fails the test; missing specs fail it too.
 
-The specs are vendored in ``tests/contract/twilio-oai``; ``$SHARED_DIR/twilio-oai`` replaces them when set.
+The specs are vendored in ``tests/contract/twilio-oai``; a file in ``$SHARED_DIR/twilio-oai``, when set, replaces
+the vendored one of the same name.
 """
 
 from __future__ import annotations
@@ -41,6 +42,9 @@ SPEC_FILES = {
     "video": ("twilio_video_v1.json", "https://video.twilio.com"),
     "api": ("twilio_api_v2010.json", "https://api.twilio.com"),
     "iam": ("twilio_iam_v1.json", "https://iam.twilio.com"),
+    "verify": ("twilio_verify_v2.json", "https://verify.twilio.com"),
+    "studio": ("twilio_studio_v2.json", "https://studio.twilio.com"),
+    "messaging": ("twilio_messaging_v1.json", "https://messaging.twilio.com"),
 }
 T = TypeVar("T")
 
@@ -53,35 +57,46 @@ def pytest_configure(config: pytest.Config) -> None:
 # --------------------------------------------------------------------------------------------- specs
 
 
-def specs_dir() -> Path:
-    """The vendored specs, or ``$SHARED_DIR/twilio-oai`` when set."""
+VENDORED_SPECS = Path(__file__).resolve().parent / "twilio-oai"
+
+
+def spec_path(name: str) -> Path:
+    """``$SHARED_DIR/twilio-oai/<name>`` when set and present, else the vendored copy."""
     shared = os.environ.get("SHARED_DIR")
-    return Path(shared) / "twilio-oai" if shared else Path(__file__).resolve().parent / "twilio-oai"
+    if shared and (Path(shared) / "twilio-oai" / name).is_file():
+        return Path(shared) / "twilio-oai" / name
+    return VENDORED_SPECS / name
 
 
 @pytest.fixture(scope="session")
 def openapi_specs() -> dict[str, OpenAPI]:
     """Twilio's specs, parsed once. Missing specs fail the tests."""
-    directory = specs_dir()
-    missing = [name for name, _ in SPEC_FILES.values() if not (directory / name).is_file()]
+    paths = {product: spec_path(name) for product, (name, _) in SPEC_FILES.items()}
+    missing = [str(path) for path in paths.values() if not path.is_file()]
     if missing:
         pytest.fail(
-            f"Twilio OpenAPI specs not found: {', '.join(missing)} in {directory}. "
-            "They are vendored in tests/contract/twilio-oai; SHARED_DIR, when set, must hold twilio-oai/.",
+            f"Twilio OpenAPI specs not found: {', '.join(missing)}. They are vendored in "
+            "tests/contract/twilio-oai; a file of the same name in $SHARED_DIR/twilio-oai replaces one.",
             pytrace=False,
         )
     return {
-        product: OpenAPI.from_dict(jsonlib.loads((directory / name).read_text(encoding="utf-8")))
-        for product, (name, _) in SPEC_FILES.items()
+        product: OpenAPI.from_dict(jsonlib.loads(path.read_text(encoding="utf-8")))
+        for product, path in paths.items()
     }
 
 
 def product_of(path: str) -> str:
-    """Which Twilio product (and spec) serves ``path``; the emulator serves all three on one port."""
+    """Which Twilio product (and spec) serves ``path``; the emulator serves them all on one port."""
     if path.startswith("/2010-04-01/"):
         return "api"
     if path == "/v1/Keys" or path.startswith("/v1/Keys/"):
         return "iam"
+    if path == "/v1/Services" or path.startswith("/v1/Services/"):
+        return "messaging"
+    if path == "/v2/Services" or path.startswith("/v2/Services/"):
+        return "verify"
+    if path == "/v2/Flows" or path.startswith("/v2/Flows/"):
+        return "studio"
     return "video"
 
 
