@@ -200,7 +200,7 @@ def test_command_line(tmp_path: Path) -> None:
         assert process.stdout is not None
         line = process.stdout.readline()
         info = json.loads(line)
-        assert set(info) == {"url", "account_sid", "auth_token", "api_key", "api_secret"}
+        assert set(info) == {"url", "account_sid", "auth_token", "api_key", "api_secret", "sendgrid_api_key"}
         with urllib.request.urlopen(info["url"] + "/_emulator/health", timeout=5) as answer:
             assert json.loads(answer.read())["status"] == "ok"
         status, _, _ = raw_get(info["url"] + "/v1/Rooms", info["api_key"], info["api_secret"])

@@ -49,7 +49,7 @@ EXAMPLES = REPO / "examples"
 BIN = Path(sys.executable).parent
 KUBECTL = BIN / "kubectl"
 STATE_FILES = (KUBECONFIG_FILE, EMULATOR_FILE, OPERATOR_FILE)
-CREDENTIAL_KEYS = {"url", "account_sid", "auth_token", "api_key", "api_secret"}
+CREDENTIAL_KEYS = {"url", "account_sid", "auth_token", "api_key", "api_secret", "sendgrid_api_key"}
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 30.0
 

@@ -255,7 +255,7 @@ class Playground:
     async def _start_emulator(self) -> None:
         self._emulator = await start_emulator(host="127.0.0.1", port=0, state_file=None)
         self.credentials = dict(self._emulator.credentials)
-        for key in ("auth_token", "api_secret"):
+        for key in ("auth_token", "api_secret", "sendgrid_api_key"):
             register_secret(self.credentials.get(key))
         write_atomically(self.emulator_path, json.dumps(self.credentials, indent=2) + "\n")
         logger.info("Twilio emulator is ready", extra={"url": self.credentials.get("url")})

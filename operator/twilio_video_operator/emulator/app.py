@@ -7,10 +7,11 @@ import collections
 import contextlib
 import importlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
 from aiohttp import web
+from aiohttp.web_urldispatcher import AbstractRoute
 
 from .auth import PRINCIPAL_KEY, authenticate
 from .core import OPERATIONS_KEY, STATE_KEY, EmulatorState, TwilioError, new_sid, operation_of
@@ -38,6 +39,10 @@ MODULES = (
     "composition_routes",
     "hooks",
     "composition_settings",
+    "messaging",
+    "studio",
+    "verify",
+    "sendgrid",
     "control",
 )
 
@@ -101,15 +106,27 @@ class RequestStats:
         self.recent.clear()
 
 
+@dataclass(frozen=True)
+class VendorRoute:
+    """A route of another vendor's API on the same port (SendGrid): faulted and counted like Twilio's, but
+    it authenticates requests itself, answers errors (injected ones too) in its vendor's shape through
+    ``render_error`` and carries no ``Twilio-Request-Id``."""
+
+    operation: str
+    render_error: Callable[[TwilioError, Mapping[str, str] | None], web.Response]
+
+
 STATS_KEY = web.AppKey("emulator_stats", RequestStats)
 FAULTS_KEY = web.AppKey("emulator_faults", FaultConfig)
+VENDOR_ROUTES_KEY = web.AppKey("emulator_vendor_routes", dict[AbstractRoute, VendorRoute])
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 @web.middleware
 async def twilio_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Every request advances due timers; Twilio routes are also faulted, authenticated and counted."""
+    """Every request advances due timers; API routes (Twilio's and other vendors') are also faulted and
+    counted, Twilio's authenticated here."""
     state = request.app[STATE_KEY]
     state.scheduler.run_due()
     if request.path.startswith(CONTROL_PREFIX):
@@ -117,18 +134,20 @@ async def twilio_middleware(request: web.Request, handler: Handler) -> web.Strea
             return await handler(request)
         except TwilioError as error:
             return error.response()
-    request[REQUEST_ID_KEY] = new_sid("RQ")
-    operation = operation_of(request)
+    vendor = request.app[VENDOR_ROUTES_KEY].get(request.match_info.route)
+    if vendor is None:
+        request[REQUEST_ID_KEY] = new_sid("RQ")
+    operation = vendor.operation if vendor is not None else operation_of(request)
     stats = request.app[STATS_KEY]
     stats.in_flight += 1
     try:
-        response = await _serve(request, handler, operation, state, request.app[FAULTS_KEY], stats)
+        response = await _serve(request, handler, operation, vendor, request.app[FAULTS_KEY], stats)
     finally:
         stats.in_flight -= 1
     stats.record(
         operation or UNKNOWN_OPERATION,
         "dropped" if isinstance(response, _Dropped) else str(response.status),
-        request[REQUEST_ID_KEY],
+        request.get(REQUEST_ID_KEY, ""),
         request.method,
         request.path,
         request.get(LOST_STATUS_KEY),
@@ -144,7 +163,7 @@ async def _serve(
     request: web.Request,
     handler: Handler,
     operation: str | None,
-    state: EmulatorState,
+    vendor: VendorRoute | None,
     faults: FaultConfig,
     stats: RequestStats,
 ) -> web.StreamResponse:
@@ -163,7 +182,8 @@ async def _serve(
                 raise faults.server_error()
         if operation is None:
             raise _route_error(request)
-        request[PRINCIPAL_KEY] = authenticate(state, request)
+        if vendor is None:
+            request[PRINCIPAL_KEY] = authenticate(request.app[STATE_KEY], request)
         response = await handler(request)
         lost = faults.lose_answer(request.method, response.status) if not response.prepared else None
         if lost is not None:  # the work is done: only the answer goes missing
@@ -174,14 +194,18 @@ async def _serve(
         return response
     except TwilioError as error:
         headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if error.status == 429 else None
-        return error.response(headers)
+        return error.response(headers) if vendor is None else vendor.render_error(error, headers)
     except web.HTTPException:
         raise
     except Exception:
         log.exception(
-            "emulator failed on %s %s (request %s)", request.method, request.path, request[REQUEST_ID_KEY]
+            "emulator failed on %s %s (request %s)",
+            request.method,
+            request.path,
+            request.get(REQUEST_ID_KEY, "-"),
         )
-        return TwilioError(500, 20500, "Internal Server Error").response()
+        failure = TwilioError(500, 20500, "Internal Server Error")
+        return failure.response() if vendor is None else vendor.render_error(failure, None)
 
 
 def _drop(request: web.Request) -> _Dropped:
@@ -227,6 +251,7 @@ def create_app(state: EmulatorState) -> web.Application:
     app = web.Application(middlewares=[twilio_middleware], client_max_size=1024**2)
     app[STATE_KEY] = state
     app[OPERATIONS_KEY] = {}
+    app[VENDOR_ROUTES_KEY] = {}
     app[STATS_KEY] = RequestStats()
     app[FAULTS_KEY] = FaultConfig()
     for name in MODULES:

@@ -14,6 +14,7 @@ from .core import EmulatorState
 from .entities import ApiKey
 from .keys import DEFAULT_KEY_NAME, create_key
 from .persistence import load_file, save_file
+from .sendgrid_core import default_key as default_sendgrid_key
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,7 @@ class Emulator:
             "auth_token": self.state.auth_token,
             "api_key": key.sid,
             "api_secret": key.secret,
+            "sendgrid_api_key": default_sendgrid_key(self.state).api_key,
         }
 
     async def stop(self) -> None:
@@ -108,5 +110,5 @@ async def start_emulator(
     url = f"http://{public_host}:{bound}"
     state.base_url = url
     emulator = Emulator(state, runner, url, state_file)
-    _ = emulator.default_key
+    _ = emulator.credentials  # the default keys exist from the start, so a saved state holds them
     return emulator
