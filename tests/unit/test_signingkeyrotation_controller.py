@@ -1,4 +1,4 @@
-"""The kopf-side adapters of SigningKeyRotation: the Secret store and the prompt-reconcile check."""
+"""SigningKeyRotation beside its planner: the Secret store (kube) and the prompt-reconcile check."""
 
 from __future__ import annotations
 
@@ -7,12 +7,10 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from twilio_video_operator.handlers.signingkeyrotation import (
-    KubeSecretStore,
-    RotationRuntime,
-    decode_secret_data,
-)
+from twilio_video_operator.controllers.signingkeyrotation import SigningKeyRotationController
 from twilio_video_operator.kube import SECRETS, Resource
+from twilio_video_operator.kube.rotation_secret import KubeSecretStore
+from twilio_video_operator.kube.secrets import decode_secret_data
 from twilio_video_operator.reconcilers.signingkeyrotation import KeyMaterial
 
 OWNER = {
@@ -141,8 +139,8 @@ def test_undecodable_entries_are_skipped() -> None:
     }
 
 
-def runtime() -> RotationRuntime:
-    return RotationRuntime(kube=None, gateway=None, settings=None, clock=None, backoff=None)  # type: ignore[arg-type]
+def runtime() -> SigningKeyRotationController:
+    return SigningKeyRotationController(kube=None, gateway=None, credentials=None)  # type: ignore[arg-type]
 
 
 def body(annotations: dict[str, str], status: dict[str, Any] | None = None) -> dict[str, Any]:
