@@ -14,6 +14,8 @@ The objects below are plain module-level metrics so that any module can import a
 
 from __future__ import annotations
 
+import contextlib
+
 from prometheus_client import Counter, Gauge, Histogram
 
 # --- Outbound Twilio API calls (one sample per HTTP request, retries and extra pages included) ---
@@ -187,6 +189,35 @@ RECONCILE_TIME = Histogram(
     ["kind"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0),
 )
+
+# --- Objects of every kind by condition, as the API server holds them ---
+
+OBJECTS_BY_CONDITION = Gauge(
+    "twilio_video_operator_objects",
+    "Objects of each kind by condition (Ready, Stalled, Paused) and its status (True, False, Unknown: "
+    "absent). Every object counts once per condition; Paused is the video.openclaw.io/paused annotation.",
+    ["kind", "condition", "status"],
+)
+
+OLDEST_STALL = Gauge(
+    "twilio_video_operator_oldest_stall_timestamp_seconds",
+    "Unix time at which the longest-stalled object of the kind became Stalled (the lastTransitionTime of "
+    "its Stalled=True condition). No series while no object of the kind is stalled.",
+    ["kind"],
+)
+
+
+def export_object_count(kind: str, condition: str, status: str, count: int) -> None:
+    OBJECTS_BY_CONDITION.labels(kind, condition, status).set(count)
+
+
+def export_oldest_stall(kind: str, since: float | None) -> None:
+    if since is not None:
+        OLDEST_STALL.labels(kind).set(since)
+        return
+    with contextlib.suppress(KeyError):  # no series yet
+        OLDEST_STALL.remove(kind)
+
 
 # --- VideoRoom ---
 
