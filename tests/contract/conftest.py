@@ -6,8 +6,8 @@ client makes is recorded; at teardown each 2xx response is validated against Twi
 openapi-core. A response that does not
 validate fails the test; missing specs fail it too.
 
-The specs are vendored in ``tests/contract/twilio-oai``; a file in ``$SHARED_DIR/twilio-oai``, when set, replaces
-the vendored one of the same name.
+The specs are vendored in ``tests/contract/twilio-oai``; a file in ``$SHARED_DIR/twilio-oai``, when set,
+replaces the vendored one of the same name.
 """
 
 from __future__ import annotations

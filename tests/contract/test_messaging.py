@@ -131,10 +131,12 @@ def test_failing_recipients_end_undelivered_or_failed_with_an_error_code(
 def test_a_messaging_service_accepts_then_queues_whatsapp_messages(
     twilio_client: Client, emulator: Any, emulator_control: ControlCall, receiver: CallbackReceiver
 ) -> None:
-    service = twilio_client.messaging.v1.services.create(
+    service = twilio_client.messaging.v1.services.create(friendly_name="notifications")
+    assert service.sid.startswith("MG") and service.status_callback is None
+    service = twilio_client.messaging.v1.services(service.sid).update(
         friendly_name="session notifications", status_callback=receiver.url()
     )
-    assert service.sid.startswith("MG") and service.status_callback == receiver.url()
+    assert service.status_callback == receiver.url()
     assert twilio_client.messaging.v1.services(service.sid).fetch().friendly_name == "session notifications"
     assert [s.sid for s in twilio_client.messaging.v1.services.list()] == [service.sid]
 
@@ -265,4 +267,8 @@ def test_content_templates_are_recorded_for_the_control_api(
     (recorded,) = answer.body["messages"]
     assert recorded["sid"] == message.sid and recorded["contentSid"] == content_sid
     assert recorded["contentVariables"] == {"1": "standup", "2": "10:00"}
+    advance(emulator_control, 5)
+    delivered = emulator_control("GET", "messages?status=delivered").body["messages"]
+    assert [item["sid"] for item in delivered] == [message.sid]
+    assert emulator_control("GET", "messages?status=queued").body["messages"] == []
     assert emulator_control("GET", "messages?accountSid=AC" + "0" * 32).status == 404

@@ -234,9 +234,8 @@ def test_faults_apply_in_sendgrid_shape(
     mail = Mail(from_email=SENDER, to_emails="a@example.com", subject="s", plain_text_content="t")
     assert emulator_control("POST", "faults", {"rate429": 1.0}).status == 200
     error = http_error(lambda: sendgrid_client.send(mail))
-    assert error.status_code == 429 and errors_of(error) == [
-        {"message": "too many requests", "field": None, "help": None}
-    ]
+    assert error.status_code == 429 and error.headers["Retry-After"] == "1"
+    assert errors_of(error) == [{"message": "too many requests", "field": None, "help": None}]
     assert sent(emulator_control) == []
 
     # A lost answer: the mail was sent, the client saw a 5xx.

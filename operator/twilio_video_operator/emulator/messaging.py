@@ -589,10 +589,10 @@ async def clear_failures(request: web.Request) -> web.Response:
 
 async def control_messages(request: web.Request) -> web.Response:
     """Every message (oldest first) with what the Message resource does not show (content template,
-    variables, status callback); ``?accountSid=`` and ``?to=`` filter."""
+    variables, status callback); ``?accountSid=``, ``?to=`` and ``?status=`` filter."""
     state = request.app[STATE_KEY]
     account_sid = account_filter(state, request.query.get("accountSid"))
-    to = request.query.get("to")
+    to, status = request.query.get("to"), request.query.get("status")
     return web.json_response(
         {
             "messages": [
@@ -613,6 +613,7 @@ async def control_messages(request: web.Request) -> web.Response:
                 for message in messaging_of(state).messages.values()
                 if (account_sid is None or message.account_sid == account_sid)
                 and (to is None or message.to == to)
+                and (status is None or message.status == status)
             ]
         }
     )
