@@ -194,7 +194,7 @@ async def scale_compositions(count: int, options: BenchOptions, *, rooms: int = 
     async with Stack(work_dir, namespaces=(NAMESPACE,), separate_emulator=True) as stack:
         operator = stack.new_operator("operator", env=env)
         await operator.start()
-        room_sids = await recorded_rooms(stack, rooms)
+        room_sids = await recorded_rooms(stack, rooms, namespace=NAMESPACE)
         await stack.control.reset_requests()
         async with ticking_clock(stack):
             workload = composition_workload(NAMESPACE, count, room_sids)

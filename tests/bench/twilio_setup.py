@@ -14,14 +14,17 @@ from twilio.jwt.access_token import AccessToken
 from twilio.jwt.access_token.grants import VideoGrant
 
 
-async def recorded_rooms(stack: Stack, count: int, *, prefix: str = "source") -> list[str]:
-    """``count`` group rooms, each with one recorded participant for 60 s of emulator time, completed."""
+async def recorded_rooms(stack: Stack, count: int, *, namespace: str) -> list[str]:
+    """``count`` group rooms, each with one recorded participant for 60 s of emulator time, completed.
+
+    They are named in ``namespace``'s space (``<namespace>:source-<n>``): on the operator's shared account a
+    Composition may compose only rooms of its own namespace (docs/security.md)."""
     creds = stack.credentials
     basic = base64.b64encode(f"{creds['account_sid']}:{creds['auth_token']}".encode()).decode()
     sids: list[str] = []
     async with aiohttp.ClientSession(headers={"Authorization": f"Basic {basic}"}) as session:
         for index in range(count):
-            unique_name = f"{prefix}-{index}"
+            unique_name = f"{namespace}:source-{index}"
             form = {"UniqueName": unique_name, "Type": "group", "RecordParticipantsOnConnect": "true"}
             async with session.post(f"{creds['url']}/v1/Rooms", data=form) as answer:
                 room = await answer.json()

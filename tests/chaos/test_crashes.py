@@ -8,6 +8,7 @@ import random
 
 import pytest
 from chaos_support import (
+    NAMESPACE,
     by_level,
     complete_rooms,
     composition_done,
@@ -96,7 +97,7 @@ async def test_key_rotation_survives_operator_kills(stack: Stack, seed: int) -> 
 async def test_compositions_survive_operator_kills(stack: Stack, seed: int) -> None:
     require_handler("composition")
     rng = random.Random(seed)
-    room_sids = await recorded_rooms(stack, by_level(3, 5))
+    room_sids = await recorded_rooms(stack, by_level(3, 5), namespace=NAMESPACE)
     operator = await start_operator(stack, **OPERATOR_ENV)
     await stack.control.set_faults(latencyMs=LATENCY_MS)
     kills = by_level(2, 4)

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from chaos_support import (
+    NAMESPACE,
     by_level,
     complete_rooms,
     composition_done,
@@ -133,7 +134,7 @@ COMPOSITION_CASES = [("mixed", 0.1), ("mixed", 0.3), ("drop", 0.3)] if full() el
 async def test_compositions_complete_under_faults(stack: Stack, case: tuple[str, float]) -> None:
     require_handler("composition")
     kind, rate = case
-    room_sids = await recorded_rooms(stack, by_level(2, 4))
+    room_sids = await recorded_rooms(stack, by_level(2, 4), namespace=NAMESPACE)
     await start_operator(stack)
     await stack.control.set_faults(**fault_profile(kind, rate))
     async with ticking_clock(stack, step=20.0, every=0.5):

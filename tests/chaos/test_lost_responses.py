@@ -139,7 +139,7 @@ async def test_compositions_survive_lost_responses_and_kills(
     require_handler("composition")
     rng = random.Random(seed)
     # On the operator's shared account a namespace composes only rooms named after it.
-    room_sids = await recorded_rooms(stack, by_level(4, 12), prefix=f"{NAMESPACE}:source")
+    room_sids = await recorded_rooms(stack, by_level(4, 12), namespace=NAMESPACE)
     operator = await start_operator(stack, **OPERATOR_ENV)
     kills = by_level(2, 4)
     await lose_answers(stack, seed)

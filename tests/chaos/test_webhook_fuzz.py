@@ -101,7 +101,7 @@ async def target(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Targ
         status, body = await stack.control.join(f"{NAMESPACE}:{names[0]}", "alice", token.to_jwt())
         assert status == 201, body
         if handler_exists("composition"):
-            room_sids = await recorded_rooms(stack, 1)
+            room_sids = await recorded_rooms(stack, 1, namespace=NAMESPACE)
             async with ticking_clock(stack, step=20.0, every=0.5):
                 planned = await create_compositions(stack, room_sids)
                 assert not await wait_objects(
