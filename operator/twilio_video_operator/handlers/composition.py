@@ -416,8 +416,9 @@ class CompositionRuntime:
         if (metadata.get("annotations") or {}).get(PAUSED) == "true":
             run.finish(Result.PAUSED)
             return None
+        # Before the context: resolving it (the room's ownership) already makes this process's memory.
+        first_look = metadata.get("uid") not in self.memories
         context, api = await self.context(obj)
-        first_look = context.uid not in self.memories
         memory = self.memory(context.uid)
         if first_look and status.sid is not None:
             # A composition this process did not create (a restart, a new leader): its callbacks may have
