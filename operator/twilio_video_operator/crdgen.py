@@ -200,6 +200,8 @@ def _allowed(node: Mapping[str, Any]) -> str:
         parts.append(f"length ≤ {node['maxLength']}")
     if "maxItems" in node:
         parts.append(f"≤ {node['maxItems']} items")
+    if "maxProperties" in node:
+        parts.append(f"≤ {node['maxProperties']} entries")
     if "pattern" in node and node["pattern"] != DURATION_PATTERN:
         parts.append(f"`{node['pattern']}`")
     return "; ".join(parts)

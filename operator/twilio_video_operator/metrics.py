@@ -269,6 +269,19 @@ WEBHOOKS_LATE = Counter(
     ["endpoint"],
 )
 
+MODERATION_ACTIONS = Counter(
+    "twilio_video_operator_moderation_actions_total",
+    "Moderation actions recorded with an Event: muted or unmuted (spec.moderation.mutedIdentities).",
+    ["action"],
+)
+
+SUBSCRIBE_RULES_SET = Counter(
+    "twilio_video_operator_subscribe_rules_set_total",
+    "Participants whose Twilio subscribe rules the operator set to enforce mutes, by trigger: reconcile "
+    "(a mute changed, a new session, a resync) or participant-connected (a participant joined).",
+    ["trigger"],
+)
+
 ROOM_ENDED_CONFIRMATIONS = Counter(
     "twilio_video_operator_room_ended_confirmations_total",
     "room-ended callbacks for a room the operator had in progress, confirmed with one FetchRoom before "

@@ -27,7 +27,8 @@ ROOM_SID = "RM" + "0123456789abcdef" * 2
 TYPES = {"object", "array", "string", "integer", "number", "boolean"}
 ALLOWED_KEYWORDS = {
     "description", "type", "format", "enum", "pattern", "minimum", "maximum", "minLength", "maxLength",
-    "minItems", "maxItems", "default", "nullable", "items", "properties", "required", "additionalProperties",
+    "minItems", "maxItems", "maxProperties", "default", "nullable", "items", "properties", "required",
+    "additionalProperties",
     "x-kubernetes-preserve-unknown-fields", "x-kubernetes-list-type", "x-kubernetes-list-map-keys",
     "x-kubernetes-validations",
 }  # fmt: skip

@@ -41,6 +41,7 @@ UPDATE_ROOM = _op("UpdateRoom", "video", "update")
 LIST_ROOM_PARTICIPANT = _op("ListRoomParticipant", "video", "list")
 UPDATE_ROOM_PARTICIPANT = _op("UpdateRoomParticipant", "video", "update")
 UPDATE_ROOM_RECORDING_RULE = _op("UpdateRoomRecordingRule", "video", "update")
+UPDATE_ROOM_PARTICIPANT_SUBSCRIBE_RULE = _op("UpdateRoomParticipantSubscribeRule", "video", "update")
 CREATE_COMPOSITION = _op("CreateComposition", "video", "create")
 FETCH_COMPOSITION = _op("FetchComposition", "video", "read")
 LIST_COMPOSITION = _op("ListComposition", "video", "list")
@@ -60,6 +61,7 @@ ALL_OPERATIONS: tuple[Operation, ...] = (
     LIST_ROOM_PARTICIPANT,
     UPDATE_ROOM_PARTICIPANT,
     UPDATE_ROOM_RECORDING_RULE,
+    UPDATE_ROOM_PARTICIPANT_SUBSCRIBE_RULE,
     CREATE_COMPOSITION,
     FETCH_COMPOSITION,
     LIST_COMPOSITION,

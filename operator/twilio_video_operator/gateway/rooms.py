@@ -169,6 +169,30 @@ class RoomOperations(BoundOperations):
 
         return await self._call(catalog.UPDATE_ROOM_RECORDING_RULE, attempt)
 
+    async def update_subscribe_rules(
+        self, room_sid: str, participant_sid: str, rules: Sequence[Mapping[str, Any]]
+    ) -> list[dict[str, Any]] | None:
+        """UpdateRoomParticipantSubscribeRule: replace one participant's subscribe rules.
+
+        Returns the rules Twilio now holds, ``None`` when the participant (or the room) is not found.
+        Idempotent, so retried like any update. A room that has ended raises ``TerminalError`` 53118.
+        """
+        body = _plain(list(rules))
+
+        async def attempt(client: SdkClient) -> list[dict[str, Any]]:
+            context = client.video.v1.rooms(room_sid).participants(participant_sid).subscribe_rules
+            instance = await context.update_async(rules=body)
+            return [dict(rule) for rule in instance.rules or []]
+
+        try:
+            return await self._call(catalog.UPDATE_ROOM_PARTICIPANT_SUBSCRIBE_RULE, attempt)
+        except NotFoundError:
+            return None
+        except TerminalError as error:
+            if error.code == CODE_PARTICIPANT_NOT_FOUND:
+                return None
+            raise
+
 
 def _newest_first_key(room: RoomInfo) -> tuple[float, str]:
     return (room.date_created.timestamp() if room.date_created else 0.0, room.sid)

@@ -28,6 +28,7 @@ KEY_ORDER = (
     "maxLength",
     "minItems",
     "maxItems",
+    "maxProperties",
     "default",
     "nullable",
     "items",

@@ -33,7 +33,8 @@ UNIQUE_NAME_MAX_LENGTH = 128
 #: an hour), so opening one days early only churns sessions.
 PROVISION_AHEAD_MAX = timedelta(hours=24)
 #: Identities and identity globs; Twilio identities are short strings.
-Identity = Annotated[str, StringConstraints(min_length=1, max_length=256)]
+IDENTITY_MAX_LENGTH = 256
+Identity = Annotated[str, StringConstraints(min_length=1, max_length=IDENTITY_MAX_LENGTH)]
 
 
 def default_unique_name(namespace: str, name: str) -> str:
@@ -139,6 +140,40 @@ class Recording(SpecModel):
     )
 
 
+#: Twilio allows 20 subscribe rules per participant; one of them is the leading ``include all``.
+MAX_SUBSCRIBE_RULES = 20
+#: Subscribe rules left for mutes: one per muted kind (``both`` takes two).
+MUTE_RULES_MAX = MAX_SUBSCRIBE_RULES - 1
+MUTE_RULES_RULE = {
+    "rule": "size(self) + size(self.filter(m, !has(m.tracks) || m.tracks == 'both')) <= "
+    + str(MUTE_RULES_MAX),
+    "message": f"mutedIdentities need at most {MUTE_RULES_MAX} subscribe rules (audio or video: 1, both: 2)",
+}
+MuteTracks = Literal["audio", "video", "both"]
+#: Why an identity is muted or blocked, as written in Events.
+Reason = Annotated[
+    str, StringConstraints(min_length=1, max_length=256), Field(description="Reason given for the identity.")
+]
+REASONS_MAX = 100
+REASON_KEYS_RULE = {
+    "rule": "self.all(identity, size(identity) >= 1 && size(identity) <= 256)",
+    "message": "reasons are keyed by identities of 1 to 256 characters",
+}
+
+
+class MutedIdentity(SpecModel):
+    """An identity whose tracks nobody else in the room receives."""
+
+    identity: Identity = Field(description="Participant identity (exact, no globs).")
+    tracks: MuteTracks = Field(
+        default="both", description="Which of its tracks are withheld: audio, video or both."
+    )
+
+    def kinds(self) -> tuple[str, ...]:
+        """Twilio track kinds withheld, in a fixed order."""
+        return ("audio", "video") if self.tracks == "both" else (self.tracks,)
+
+
 class Moderation(SpecModel):
     """Participant moderation."""
 
@@ -147,6 +182,46 @@ class Moderation(SpecModel):
         max_length=1000,
         description="Identities that are disconnected when connected and refused tokens.",
     )
+    muted_identities: list[MutedIdentity] = Field(
+        default_factory=list,
+        max_length=MUTE_RULES_MAX,
+        description=(
+            "Identities whose audio, video or both every other participant's subscribe rules exclude "
+            f"(Twilio Track Subscriptions); at most {MUTE_RULES_MAX} subscribe rules, audio or video "
+            "counting 1 and both 2."
+        ),
+        json_schema_extra={
+            "x-kubernetes-list-type": "map",
+            "x-kubernetes-list-map-keys": ["identity"],
+            **kubernetes_validations(MUTE_RULES_RULE),
+        },
+    )
+    reasons: dict[str, Reason] | None = Field(
+        default=None,
+        max_length=REASONS_MAX,
+        description=(
+            "Why an identity is muted or unmuted (identity to reason, at most 256 characters each), quoted "
+            "in the Events."
+        ),
+        json_schema_extra=kubernetes_validations(REASON_KEYS_RULE),
+    )
+
+    @field_validator("reasons")
+    @classmethod
+    def _reason_keys(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        if value is not None and any(not 1 <= len(key) <= IDENTITY_MAX_LENGTH for key in value):
+            raise ValueError(REASON_KEYS_RULE["message"])
+        return value
+
+    @field_validator("muted_identities")
+    @classmethod
+    def _mutes_fit(cls, value: list[MutedIdentity]) -> list[MutedIdentity]:
+        identities = [mute.identity for mute in value]
+        if len(set(identities)) != len(identities):
+            raise ValueError("mutedIdentities lists an identity twice")
+        if sum(len(mute.kinds()) for mute in value) > MUTE_RULES_MAX:
+            raise ValueError(MUTE_RULES_RULE["message"])
+        return value
 
 
 class Access(SpecModel):
@@ -341,6 +416,18 @@ class RoomSettings(StatusModel):
     )
 
 
+class MuteRecord(StatusModel):
+    """A mute as the operator recorded it when the spec asked for it (the audit trail's current state)."""
+
+    identity: str = Field(description="Muted identity.")
+    tracks: str = Field(description="audio, video or both.")
+    since: datetime | None = Field(default=None, description="When the operator saw the mute in the spec.")
+    by: str | None = Field(
+        default=None, description="Field manager that set it (from metadata.managedFields), or unknown."
+    )
+    reason: str | None = Field(default=None, description="spec.moderation.reasons entry at that time.")
+
+
 class VideoRoomStatus(StatusModel):
     """Observed state of the Twilio room."""
 
@@ -379,6 +466,16 @@ class VideoRoomStatus(StatusModel):
     )
     moderation_digest: str | None = Field(
         default=None, description="Digest of the blocked identities already enforced in the current session."
+    )
+    muted_identities: list[MuteRecord] | None = Field(
+        default=None, description="Mutes in force: who, which tracks, since when, set by whom and why."
+    )
+    mute_digest: str | None = Field(
+        default=None,
+        description=(
+            "Digest of the subscribe rules applied to every participant of the current session; absent "
+            "while the operator has set none."
+        ),
     )
     last_handled_reconcile_at: str | None = Field(
         default=None, description="Last value of the reconcile-requested-at annotation acted upon."

@@ -60,6 +60,13 @@ from twilio_video_operator.reconcilers.videoroom_desired import (
     unique_name_of,
     window_of,
 )
+from twilio_video_operator.reconcilers.videoroom_mutes import (
+    DEFAULT_RULES,
+    ManagedFields,
+    audit_mutes,
+    mute_digest,
+    mute_rules,
+)
 
 #: Twilio error code: an in-progress room already uses this UniqueName.
 CODE_ROOM_EXISTS = 53113
@@ -122,6 +129,8 @@ class PlanInput:
     writable by whoever may write the status, so any other SID is fetched and checked before it is used."""
     claimed_by: Callable[[str], str | None] = _nobody
     """The other object (``namespace/name``) a room SID belongs to, if any."""
+    managed_fields: tuple[ManagedFields, ...] = ()
+    """``metadata.managedFields`` (spec writers only): who changed the mutes, for the audit Events."""
 
     def may_use(self, unique_name: str | None) -> bool:
         return self.names is None or self.names.allows(unique_name)
@@ -177,6 +186,15 @@ class UpdateRecordingRules:
 
 
 @dataclass(frozen=True)
+class UpdateSubscribeRules:
+    """Set the subscribe rules of each of ``participants`` (PA SIDs) of the live room ``sid`` to ``rules``."""
+
+    sid: str
+    participants: tuple[str, ...]
+    rules: tuple[Mapping[str, Any], ...]
+
+
+@dataclass(frozen=True)
 class CreateRecordingComposition:
     """Create the Composition object ``name`` (Kubernetes, not Twilio) owned by the room."""
 
@@ -192,6 +210,7 @@ Action = (
     | ListParticipants
     | DisconnectParticipants
     | UpdateRecordingRules
+    | UpdateSubscribeRules
     | CreateRecordingComposition
 )
 
@@ -220,6 +239,8 @@ class Facts:
     """CreateRoom answered 53113 (the name is taken)."""
     participants: tuple[ParticipantInfo, ...] | None = None
     removal_done: bool = False
+    subscribe_done: bool = False
+    """Every listed participant's subscribe rules were set in this reconcile."""
     stale: bool = False
     """Twilio said the room is no longer in progress: fetch it before going on."""
     not_ours: str | None = None
@@ -266,6 +287,22 @@ class Failure:
 
 
 # ------------------------------------------------------------------------------------------------- plan
+
+
+def begin(inp: PlanInput) -> Working:
+    """The working state a reconcile starts from: changes of the mutes recorded, one Event each.
+
+    Nothing is recorded while the object is paused or its spec does not parse: the audit follows what the
+    operator acts on.
+    """
+    status = inp.status
+    if inp.spec is None or inp.spec_problems or inp.annotations.get(PAUSED_ANNOTATION) == "true":
+        return Working(status)
+    records, changes = audit_mutes(inp.spec, status.muted_identities, inp.managed_fields, inp.now)
+    if not changes:
+        return Working(status)
+    notes = tuple(Note("Normal", change.reason, change.message) for change in changes)
+    return Working(status.model_copy(update={"muted_identities": records}), notes=notes)
 
 
 def plan(inp: PlanInput, work: Working) -> Plan:
@@ -369,6 +406,11 @@ def _plan_live(inp: PlanInput, spec: VideoRoomSpec, work: Working) -> Plan:
             return Plan(status=status, action=DisconnectParticipants(sid, targets))
         status = status.model_copy(update={"moderation_digest": digest})
 
+    subscribe = _subscribe_rules_action(inp, status, facts)
+    if isinstance(subscribe, ListParticipants | UpdateSubscribeRules):
+        return Plan(status=status, action=subscribe)
+    status = subscribe
+
     unique_name = unique_name_of(spec, inp.namespace, inp.name)
     changes = pending_changes(spec, inp.defaults, status, unique_name)
     rules = _recording_rules_action(spec, status)
@@ -393,6 +435,32 @@ def _plan_live(inp: PlanInput, spec: VideoRoomSpec, work: Working) -> Plan:
         now=inp.now,
     )
     return Plan(status=status, requeue_at=window.closes_at)
+
+
+def _subscribe_rules_action(
+    inp: PlanInput, status: VideoRoomStatus, facts: Facts
+) -> ListParticipants | UpdateSubscribeRules | VideoRoomStatus:
+    """Make every connected participant's subscribe rules match the mutes (the status once they do).
+
+    Done when the rules or the session changed since they were last set, and again on an observing
+    reconcile (resync, restart) while mutes are in force, since anyone holding the account's credentials
+    can change a participant's rules.
+    """
+    sid = status.sid or ""
+    rules = mute_rules(inp.spec)
+    digest = mute_digest(sid, rules)
+    recheck = inp.observe and digest is not None
+    if (status.mute_digest == digest and not recheck) or facts.subscribe_done:
+        return status.model_copy(update={"mute_digest": digest})
+    if facts.participants is None:
+        return ListParticipants(sid)
+    blocked = blocked_identities(inp.spec) if inp.spec is not None else frozenset[str]()
+    targets = tuple(
+        p.sid for p in facts.participants if p.status != "disconnected" and p.identity not in blocked
+    )
+    if not targets:
+        return status.model_copy(update={"mute_digest": digest})
+    return UpdateSubscribeRules(sid, targets, rules or DEFAULT_RULES)
 
 
 def _recording_rules_action(
@@ -598,6 +666,8 @@ def absorb(inp: PlanInput, work: Working, action: Action, result: Any) -> Workin
         return Working(status, replace(facts, removal_done=True), work.notes + notes)
     if isinstance(action, UpdateRecordingRules):
         return _absorb_rules(work, action)
+    if isinstance(action, UpdateSubscribeRules):
+        return replace(work, facts=replace(facts, subscribe_done=True))
     if isinstance(action, CreateRecordingComposition):
         status = status.model_copy(update={"recording_composition": action.name})
         if not result:
@@ -715,6 +785,8 @@ def _start_session(
     """
     blocked = blocked_identities(spec) if spec is not None else frozenset[str]()
     rules = recording_rules_of(spec) if fresh and spec is not None else None
+    # Nobody is connected to a fresh room yet: every participant will get the rules when it joins.
+    muted = mute_digest(room.sid, mute_rules(spec)) if fresh else None
     history = status.sessions or SessionHistory()
     recent = list(history.recent_sids or [])
     count = history.count or 0
@@ -739,6 +811,7 @@ def _start_session(
             else None,
             # Nobody can be connected to a room created a moment ago: the block list holds already.
             "moderation_digest": moderation_digest(room.sid, blocked) if fresh else None,
+            "mute_digest": muted,
         }
     )
 
@@ -765,6 +838,13 @@ def fail(inp: PlanInput, work: Working, action: Action, error: GatewayError) -> 
         text = f"Twilio rejected the room settings: {message}"
         stalled = _stall(status, Reason.INVALID_SPEC, text, inp, drop_marker=True)
         return Failure(stalled.status, Reason.INVALID_SPEC, message, retry=False, notes=stalled.notes)
+    if (
+        isinstance(action, UpdateSubscribeRules)
+        and isinstance(error, TerminalError)
+        and error.code in CODES_ROOM_NOT_IN_PROGRESS
+        and not work.facts.fetched
+    ):
+        return replace(work, facts=replace(work.facts, stale=True))  # the room ended: see how
     if isinstance(action, UpdateRecordingRules) and isinstance(error, TerminalError):
         if error.code == CODE_INVALID_RECORDING_RULES:
             text = f"Twilio rejected spec.recording.rules: {message}"
@@ -775,7 +855,9 @@ def fail(inp: PlanInput, work: Working, action: Action, error: GatewayError) -> 
     if isinstance(error, NotFoundError):
         if isinstance(action, CompleteRoom):
             return absorb(inp, work, action, None)  # already gone: nothing left to complete
-        if isinstance(action, ListParticipants | DisconnectParticipants | UpdateRecordingRules):
+        if isinstance(
+            action, ListParticipants | DisconnectParticipants | UpdateRecordingRules | UpdateSubscribeRules
+        ):
             return _absorb_fetch(work, None, now)  # the room vanished under us
     status = cond.unsynced(status, Reason.RECONCILE_ERROR, message, generation=gen, now=now)
     return Failure(status, Reason.RECONCILE_ERROR, message, retry=True, retry_after=REJECTED_RETRY_SECONDS)

@@ -2,8 +2,9 @@
 
 Only what the event itself says is used; nothing is polled. Participant counts move by one per
 ``participant-connected``/``participant-disconnected`` (never below zero; duplicates are filtered before
-they get here), ``room-ended`` records the end, and a participant whose identity is blocked is reported so
-that the caller disconnects it.
+they get here), ``room-ended`` records the end, a participant whose identity is blocked is reported so
+that the caller disconnects it, and one who joins while identities are muted so that the caller sets its
+subscribe rules.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 
 from twilio_video_operator.models.videoroom import ParticipantCounts, VideoRoomSpec, VideoRoomStatus
 from twilio_video_operator.reconcilers.videoroom_desired import blocked_identities
+from twilio_video_operator.reconcilers.videoroom_mutes import mute_rules
 
 ROOM_ENDED = "room-ended"
 ROOM_CREATED = "room-created"
@@ -51,6 +53,8 @@ class CallbackEffects:
     status: VideoRoomStatus
     disconnect: tuple[tuple[str, str], ...] = ()
     """``(participant SID or identity, identity)`` of blocked participants who just connected."""
+    subscribe: tuple[str, ...] = ()
+    """SIDs of participants who just connected and need the mutes' subscribe rules."""
     reconcile: bool = False
     participant_seconds: int = 0
 
@@ -112,7 +116,9 @@ def apply_room_callback(
         if identity is not None and identity in blocked and status.room_status == "in-progress":
             target = event.participant_sid or identity
             return CallbackEffects(status.model_copy(update=update), disconnect=((target, identity),))
-        return CallbackEffects(status.model_copy(update=update))
+        live = status.room_status == "in-progress" and event.participant_sid is not None
+        subscribe = (event.participant_sid,) if live and mute_rules(spec) and event.participant_sid else ()
+        return CallbackEffects(status.model_copy(update=update), subscribe=subscribe)
     if event.event == PARTICIPANT_DISCONNECTED:
         update["participants"] = _counts(status, -1)
         return CallbackEffects(

@@ -61,6 +61,7 @@ from twilio_video_operator.reconcilers.videoroom_executor import (
     RoomWriter,
     merge_patch,
 )
+from twilio_video_operator.reconcilers.videoroom_mutes import mute_rules, parse_managed_fields
 
 logger = logging.getLogger(__name__)
 
@@ -333,6 +334,7 @@ class VideoRoomController:
             names=self.names_of(namespace, connection),
             verified_sid=self.verified_sid(key, _parse_status(body.get("status"))),
             claimed_by=self.claimed_by(key),
+            managed_fields=parse_managed_fields(metadata.get("managedFields")),
         )
         api = self._api_for(creds) if creds is not None else None
         claim = self._claim(key, creds.account_sid) if creds is not None else None
@@ -539,6 +541,8 @@ class VideoRoomController:
             new_status = effects.status
             if effects.disconnect:
                 new_status = await self._moderate(key, body, spec, new_status, effects.disconnect)
+            if effects.subscribe:
+                new_status = await self._apply_mutes(key, spec, new_status, effects.subscribe)
             if new_status != status:
                 patch = merge_patch(status.to_dict(), new_status.to_dict())
                 if patch:
@@ -579,6 +583,31 @@ class VideoRoomController:
                     f"Disconnected participant {identity!r} from room {sid}: the identity is in "
                     "spec.moderation.blockedIdentities.",
                 )
+        return status
+
+    async def _apply_mutes(
+        self,
+        key: Key,
+        spec: VideoRoomSpec | None,
+        status: VideoRoomStatus,
+        participants: tuple[str, ...],
+    ) -> VideoRoomStatus:
+        """Give participants who just joined the mutes' subscribe rules; on failure a reconcile sets them
+        for everyone (the digest is dropped)."""
+        creds = (await self.connect(key[0], spec)).credentials
+        sid, rules = status.sid, mute_rules(spec)
+        if creds is None or sid is None or not rules:
+            return status
+        api = self._api_for(creds)
+        for participant in participants:
+            try:
+                updated = await api.update_subscribe_rules(sid, participant, rules)
+            except GatewayError as error:
+                logger.warning("could not set the subscribe rules of a participant of %s: %s", sid, error)
+                self.request(*key)
+                return status.model_copy(update={"mute_digest": None})
+            if updated is not None:
+                metrics.SUBSCRIBE_RULES_SET.labels("participant-connected").inc()
         return status
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
+from twilio_video_operator import metrics
 from twilio_video_operator.gateway.errors import GatewayError
 from twilio_video_operator.gateway.records import ParticipantInfo, RoomInfo
 from twilio_video_operator.models.videoroom import VideoRoomStatus
@@ -29,11 +30,14 @@ from twilio_video_operator.reconcilers.videoroom import (
     Note,
     PlanInput,
     UpdateRecordingRules,
+    UpdateSubscribeRules,
     Working,
     absorb,
+    begin,
     fail,
     plan,
 )
+from twilio_video_operator.reconcilers.videoroom_mutes import MUTED, UNMUTED
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +67,10 @@ class RoomApi(Protocol):
     async def update_recording_rules(
         self, room_sid: str, rules: Sequence[Mapping[str, Any]]
     ) -> list[dict[str, Any]]: ...
+
+    async def update_subscribe_rules(
+        self, room_sid: str, participant_sid: str, rules: Sequence[Mapping[str, Any]]
+    ) -> list[dict[str, Any]] | None: ...
 
 
 class ObjectGone(Exception):
@@ -142,7 +150,7 @@ class ReconcileRun:
         self._observed = False
 
     async def execute(self) -> Outcome:
-        work = Working(self.inp.status)
+        work = begin(self.inp)
         for _ in range(MAX_STEPS):
             step = plan(self.inp, work)
             await self._post(work.notes + step.notes)
@@ -214,6 +222,8 @@ class ReconcileRun:
     async def _post(self, notes: Sequence[Note]) -> None:
         for note in notes[self._posted :]:
             await self.writer.post_event(self.body, note.type, note.reason, note.message)
+            if note.reason in (MUTED, UNMUTED):
+                metrics.MODERATION_ACTIONS.labels(note.reason.lower()).inc()
         self._posted = max(self._posted, len(notes))
 
     async def _perform(self, action: Action) -> Any:
@@ -241,4 +251,12 @@ class ReconcileRun:
             return removed
         if isinstance(action, UpdateRecordingRules):
             return await api.update_recording_rules(action.sid, action.rules)
+        if isinstance(action, UpdateSubscribeRules):
+            updated: list[str] = []
+            for participant in action.participants:
+                # None: the participant left meanwhile (its successor gets the rules when it joins).
+                if await api.update_subscribe_rules(action.sid, participant, action.rules) is not None:
+                    updated.append(participant)
+                    metrics.SUBSCRIBE_RULES_SET.labels("reconcile").inc()
+            return updated
         raise TypeError(f"unknown action {action!r}")
