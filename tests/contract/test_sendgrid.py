@@ -173,6 +173,15 @@ def test_an_unknown_template_is_accepted_and_dropped(
             },
             {"personalizations.0.custom_args", "content.0.value"},
         ),
+        (
+            {
+                "personalizations": [{"to": [{"email": "a@example.com"}], "subject": 5}],
+                "from": {"email": SENDER},
+                "subject": ["s"],
+                "content": [{"type": "text/plain", "value": "v"}],
+            },
+            {"personalizations.0.subject", "subject"},
+        ),
     ],
 )
 def test_refusals_list_every_error_in_sendgrid_shape(

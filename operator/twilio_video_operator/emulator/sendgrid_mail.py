@@ -129,13 +129,16 @@ def _personalizations(body: dict[str, Any], errors: list[dict[str, Any]]) -> lis
             personalization.get("custom_args"), f"personalizations.{index}.custom_args", errors
         )
         to, cc, bcc = (_addresses(personalization, kind, index, errors) for kind in ("to", "cc", "bcc"))
+        subject = personalization.get("subject")
+        if subject is not None and not isinstance(subject, str):
+            errors.append(error_item("The subject must be a string.", f"personalizations.{index}.subject"))
         recipients += len(to) + len(cc) + len(bcc)
         records.append(
             {
                 "to": to,
                 "cc": cc,
                 "bcc": bcc,
-                "subject": personalization.get("subject"),
+                "subject": subject if isinstance(subject, str) else None,
                 "data": data,
                 "custom_args": {**shared_args, **own_args},
             }
@@ -171,6 +174,8 @@ def _check_template_and_content(
         message = f"The template_id must be a valid GUID, you provided '{template_id}'."
         errors.append(error_item(message, "template_id", f"{HELP}#message.template_id"))
     subject = body.get("subject")
+    if subject is not None and not isinstance(subject, str):
+        errors.append(error_item("The subject must be a string.", "subject", f"{HELP}#message.subject"))
     every_subject = bool(records) and all(isinstance(r["subject"], str) and r["subject"] for r in records)
     if template_id is None and not every_subject and not (isinstance(subject, str) and subject):
         message = (
