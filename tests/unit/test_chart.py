@@ -211,11 +211,6 @@ def test_schema_accepts_documented_values(chart: Any, values: dict[str, Any]) ->
             "apiSecret",
             id="literal-api-secret",
         ),
-        pytest.param(
-            {**REQUIRED, "extraEnv": [{"name": "TWILIO_AUTH_TOKEN", "value": "0123456789abcdef"}]},
-            "extraEnv",
-            id="literal-credential-in-extra-env",
-        ),
         pytest.param({**REQUIRED, "replicaCount": 2}, "replicaCount", id="unknown-top-level-key"),
         pytest.param(
             {**REQUIRED, "image": {"repository": "x", "digest": "y"}}, "digest", id="unknown-nested-key"
