@@ -78,7 +78,6 @@ def test_notification_state_survives_a_restart(tmp_path: Path, emulator_factory:
         credentials["account_sid"], credentials["auth_token"], http_client=BaseUrlHttpClient(first.url)
     )
     service = client.messaging.v1.services.create(friendly_name="kept")
-    message = client.messages.create(to="+15551260004", messaging_service_sid=service.sid, body="kept")
     verify = client.verify.v2.services.create(friendly_name="kept")
     verification = client.verify.v2.services(verify.sid).verifications.create(
         to="+15551260004", channel="sms"
@@ -87,6 +86,8 @@ def test_notification_state_survives_a_restart(tmp_path: Path, emulator_factory:
     execution = client.studio.v2.flows(flow.sid).executions.create(to="+15551260004", from_=SENDER)
     mail = Mail(from_email="a@example.com", to_emails="b@example.com", subject="kept", plain_text_content="x")
     SendGridAPIClient(credentials["sendgrid_api_key"], host=first.url).send(mail)
+    # Last, so that it is saved before its status changes (one a second) are over.
+    message = client.messages.create(to="+15551260004", messaging_service_sid=service.sid, body="kept")
     first.stop()
 
     second = emulator_factory(state_file)
