@@ -26,11 +26,12 @@ TWILIO_OUTBOUND_API_REQUESTS = Counter(
     ["service", "op_type", "op_id"],
 )
 
+# ACK's ack_outbound_api_requests_error_total, with its labels.
 TWILIO_OUTBOUND_API_ERRORS = Counter(
-    "twilio_outbound_api_errors_total",
-    "Twilio requests that failed: HTTP status >= 400, or 'network'/'timeout' when no response arrived. "
-    "Expected outcomes such as a 404 on a lookup count too.",
-    ["op_id", "status_code"],
+    "twilio_outbound_api_requests_error_total",
+    "Twilio requests that failed, by Twilio service, spec operationId and status: HTTP status >= 400, or "
+    "'network'/'timeout' when no response arrived. Expected outcomes such as a 404 on a lookup count too.",
+    ["service", "op_id", "status_code"],
 )
 
 TWILIO_OUTBOUND_API_REQUEST_DURATION = Histogram(
@@ -185,9 +186,50 @@ RECONCILE_ERRORS = Counter(
 
 RECONCILE_TIME = Histogram(
     "twilio_video_operator_reconcile_time_seconds",
-    "Time one reconcile took, Twilio and Kubernetes calls included.",
+    "Time one reconcile worked (from holding its object's lock), Twilio and Kubernetes calls included.",
     ["kind"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0),
+)
+
+# --- Work queues: reconciles waiting for their object's lock (or a parallelism cap) and working ---
+# controller-runtime's workqueue and worker figures, by kind instead of controller name.
+
+WORKQUEUE_DEPTH = Gauge(
+    "twilio_video_operator_workqueue_depth",
+    "Reconciles waiting to start: for the object's lock (another reconcile of it runs) or, for timed "
+    "VideoRoom reconciles, for a free slot of the parallel reconcile cap.",
+    ["kind"],
+)
+
+WORKQUEUE_ADDS = Counter(
+    "twilio_video_operator_workqueue_adds",
+    "Reconciles asked for (entered the queue), whatever became of them.",
+    ["kind"],
+)
+
+WORKQUEUE_QUEUE_DURATION = Histogram(
+    "twilio_video_operator_workqueue_queue_duration_seconds",
+    "Time a reconcile waited in the queue before it started working.",
+    ["kind"],
+    buckets=(0.001, 0.01, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0),
+)
+
+WORKQUEUE_LONGEST_WAITING = Gauge(
+    "twilio_video_operator_workqueue_longest_waiting_seconds",
+    "How long the reconcile waiting longest has been waiting right now (0 when none waits).",
+    ["kind"],
+)
+
+WORKQUEUE_LONGEST_RUNNING = Gauge(
+    "twilio_video_operator_workqueue_longest_running_processor_seconds",
+    "How long the reconcile working longest has been working right now (0 when none works).",
+    ["kind"],
+)
+
+ACTIVE_WORKERS = Gauge(
+    "twilio_video_operator_active_workers",
+    "Reconciles working right now.",
+    ["kind"],
 )
 
 # --- Objects of every kind by condition, as the API server holds them ---

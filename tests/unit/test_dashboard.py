@@ -256,7 +256,7 @@ def test_dashboard_covers_the_operator() -> None:
     wanted = {
         "twilio_outbound_api_requests_total",
         "twilio_outbound_api_request_duration_seconds_bucket",
-        "twilio_outbound_api_errors_total",
+        "twilio_outbound_api_requests_error_total",
         "twilio_throttled_requests_total",
         "twilio_circuit_state",
         "twilio_inflight_requests",
@@ -271,6 +271,13 @@ def test_dashboard_covers_the_operator() -> None:
         "twilio_video_operator_reconcile_total",
         "twilio_video_operator_reconcile_errors_total",
         "twilio_video_operator_reconcile_time_seconds_bucket",
+        "twilio_video_operator_objects",
+        "twilio_video_operator_oldest_stall_timestamp_seconds",
+        "twilio_video_operator_workqueue_depth",
+        "twilio_video_operator_workqueue_longest_waiting_seconds",
+        "twilio_video_operator_workqueue_longest_running_processor_seconds",
+        "twilio_video_operator_workqueue_queue_duration_seconds_bucket",
+        "twilio_video_operator_active_workers",
     }
     assert wanted - used == set()
     covered = [metric.name for metric in project_metrics().values() if set(metric.series) & used]
@@ -342,6 +349,45 @@ def test_metrics_doc_lists_exactly_the_exported_metrics() -> None:
     for name, (kind, labels) in exported.items():
         assert documented[name][0] == kind, f"{name}: type"
         assert set(documented[name][1]) == set(labels), f"{name}: labels"
+
+
+def counterparts() -> dict[str, str]:
+    """The "Counterparts" table of docs/metrics.md: metric here -> its counterpart cell."""
+    text = METRICS_DOC.read_text(encoding="utf-8")
+    section = text[text.index("## Counterparts in controller-runtime and ACK") :]
+    section = section[: section.index("\n## ", 1)]
+    rows = re.findall(r"^\|\s*`([a-z_:]+)`\s*\|([^|]*)\|", section, flags=re.MULTILINE)
+    return {name: cell.strip() for name, cell in rows}
+
+
+def test_metrics_doc_maps_the_conventional_counterparts() -> None:
+    """Every reconcile, work-queue and outbound-API metric names its controller-runtime or ACK
+    counterpart, under the same name after the prefix, and takes that counterpart's labels."""
+    exported = project_metrics()
+    table = counterparts()
+    assert set(table) <= set(exported), "the table names metrics the code does not export"
+    conventional = {
+        name
+        for name in exported
+        if re.match(
+            r"twilio_video_operator_(reconcile_|workqueue_|active_workers)|twilio_outbound_api_requests", name
+        )
+    }
+    assert conventional - set(table) == set(), "conventional metrics without a counterpart row"
+    for name, cell in table.items():
+        if cell.startswith("none"):
+            continue
+        counterpart = re.search(r"`((?:ack_|controller_runtime_|workqueue_)[a-z_]+)`", cell)
+        assert counterpart is not None, name
+        other = counterpart.group(1)
+        ours = name.removeprefix("twilio_video_operator_").removeprefix("twilio_")
+        assert other.removeprefix("controller_runtime_").removeprefix("ack_") == ours, (name, other)
+    assert set(exported["twilio_outbound_api_requests_error_total"].labels) == {
+        "service",
+        "op_id",
+        "status_code",
+    }
+    assert set(exported["twilio_outbound_api_requests_total"].labels) == {"service", "op_type", "op_id"}
 
 
 # --- the optional dashboard ConfigMap --------------------------------------------------------------

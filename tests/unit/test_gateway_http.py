@@ -241,7 +241,9 @@ async def test_429_with_retry_after_then_created(
     )
     metrics.mark(requests[0], **requests[1])
     metrics.mark("twilio_throttled_requests_total", op_id="CreateRoom")
-    metrics.mark("twilio_outbound_api_errors_total", op_id="CreateRoom", status_code="429")
+    metrics.mark(
+        "twilio_outbound_api_requests_error_total", service="video", op_id="CreateRoom", status_code="429"
+    )
     metrics.mark("twilio_outbound_api_retries_total", op_id="CreateRoom", reason="throttled")
     metrics.mark("twilio_outbound_api_request_duration_seconds_count", op_id="CreateRoom")
 
@@ -253,7 +255,12 @@ async def test_429_with_retry_after_then_created(
     assert 2.0 <= sleeps.delays[0] <= 2.05
     assert metrics.delta(requests[0], **requests[1]) == 2
     assert metrics.delta("twilio_throttled_requests_total", op_id="CreateRoom") == 1
-    assert metrics.delta("twilio_outbound_api_errors_total", op_id="CreateRoom", status_code="429") == 1
+    assert (
+        metrics.delta(
+            "twilio_outbound_api_requests_error_total", service="video", op_id="CreateRoom", status_code="429"
+        )
+        == 1
+    )
     assert metrics.delta("twilio_outbound_api_retries_total", op_id="CreateRoom", reason="throttled") == 1
     assert metrics.delta("twilio_outbound_api_request_duration_seconds_count", op_id="CreateRoom") == 2
 
@@ -302,7 +309,9 @@ async def test_5xx_then_success_on_a_read(
     failure = Reply(500, error_body(500, 20500, "Internal Server Error"))
     fake.script("GET", f"/v1/Rooms/{RM}", failure, failure, failure, Reply(200, room_body()))
     metrics = Metrics()
-    metrics.mark("twilio_outbound_api_errors_total", op_id="FetchRoom", status_code="500")
+    metrics.mark(
+        "twilio_outbound_api_requests_error_total", service="video", op_id="FetchRoom", status_code="500"
+    )
 
     room = await make_gateway().api(creds).fetch_room(RM)
 
@@ -312,7 +321,12 @@ async def test_5xx_then_success_on_a_read(
     # Full jitter under a doubling ceiling (0.05, 0.1, 0.2).
     for attempt, delay in enumerate(sleeps.delays, start=1):
         assert 0.0 <= delay <= 0.05 * 2 ** (attempt - 1)
-    assert metrics.delta("twilio_outbound_api_errors_total", op_id="FetchRoom", status_code="500") == 3
+    assert (
+        metrics.delta(
+            "twilio_outbound_api_requests_error_total", service="video", op_id="FetchRoom", status_code="500"
+        )
+        == 3
+    )
 
 
 async def test_5xx_beyond_max_attempts_raises_retryable(
@@ -371,7 +385,9 @@ async def test_connection_drop_on_create_is_not_retried_blindly(
 ) -> None:
     fake.script("POST", "/v1/Rooms", Reply(drop=True), Reply(201, room_body()))
     metrics = Metrics()
-    metrics.mark("twilio_outbound_api_errors_total", op_id="CreateRoom", status_code="network")
+    metrics.mark(
+        "twilio_outbound_api_requests_error_total", service="video", op_id="CreateRoom", status_code="network"
+    )
     with pytest.raises(RetryableError) as raised:
         await make_gateway().api(creds).create_room(unique_name="ns:room")
     assert raised.value.maybe_applied is True
@@ -379,7 +395,15 @@ async def test_connection_drop_on_create_is_not_retried_blindly(
     assert raised.value.__cause__ is not None  # the network error stays visible for debugging
     assert fake.count("POST", "/v1/Rooms") == 1
     assert sleeps.delays == []
-    assert metrics.delta("twilio_outbound_api_errors_total", op_id="CreateRoom", status_code="network") == 1
+    assert (
+        metrics.delta(
+            "twilio_outbound_api_requests_error_total",
+            service="video",
+            op_id="CreateRoom",
+            status_code="network",
+        )
+        == 1
+    )
 
 
 async def test_server_error_on_create_is_maybe_applied(
@@ -409,12 +433,22 @@ async def test_timeout_on_create_is_maybe_applied(
 ) -> None:
     fake.script("POST", "/v1/Rooms", Reply(201, room_body(), delay=0.4))
     metrics = Metrics()
-    metrics.mark("twilio_outbound_api_errors_total", op_id="CreateRoom", status_code="timeout")
+    metrics.mark(
+        "twilio_outbound_api_requests_error_total", service="video", op_id="CreateRoom", status_code="timeout"
+    )
     with pytest.raises(RetryableError) as raised:
         await make_gateway(request_timeout=0.1).api(creds).create_room(unique_name="ns:room")
     assert raised.value.maybe_applied is True
     assert fake.count("POST", "/v1/Rooms") == 1
-    assert metrics.delta("twilio_outbound_api_errors_total", op_id="CreateRoom", status_code="timeout") == 1
+    assert (
+        metrics.delta(
+            "twilio_outbound_api_requests_error_total",
+            service="video",
+            op_id="CreateRoom",
+            status_code="timeout",
+        )
+        == 1
+    )
 
 
 async def test_concurrency_cap_is_never_exceeded(
@@ -808,5 +842,5 @@ def test_operation_catalog_ids_are_unique_and_typed() -> None:
     ids = [operation.op_id for operation in ALL_OPERATIONS]
     assert len(ids) == len(set(ids))
     creates = {operation.op_id for operation in ALL_OPERATIONS if not operation.idempotent}
-    assert creates == {"CreateRoom", "CreateComposition", "CreateNewKey"}
-    assert {operation.service for operation in ALL_OPERATIONS} == {"video", "api"}
+    assert creates == {"CreateRoom", "CreateComposition", "CreateNewKey", "CreateVerificationCheck"}
+    assert {operation.service for operation in ALL_OPERATIONS} == {"video", "api", "verify"}

@@ -226,3 +226,113 @@ def test_failing_reconciles_are_progress(progress: ReconcileProgress, clock: Fak
         with pytest.raises(RuntimeError), track_reconcile(KIND, "ns", "a", progress):
             raise RuntimeError("503")
     assert progress.problem() is None
+
+
+# --- the work queue ----------------------------------------------------------------------------------------
+
+
+def queue() -> dict[str, float]:
+    return {
+        "depth": sample("twilio_video_operator_workqueue_depth"),
+        "active": sample("twilio_video_operator_active_workers"),
+        "adds": sample("twilio_video_operator_workqueue_adds_total"),
+        "waits": sample("twilio_video_operator_workqueue_queue_duration_seconds_count"),
+    }
+
+
+async def test_a_reconcile_waits_for_its_lock_in_the_queue_then_works() -> None:
+    """Two reconciles of one object: the second waits in the queue (depth, longest wait) until the first
+    releases the lock; each works as an active worker; the longest run and wait are read at scrape time."""
+    clock = FakeClock()
+    progress = ReconcileProgress(clock=clock)
+    lock = asyncio.Lock()
+    before = queue()
+    release_first = asyncio.Event()
+    second_working = asyncio.Event()
+
+    async def first() -> None:
+        async with track_reconcile(KIND, "ns", "a", progress, waits_for=(lock,)) as run:
+            await release_first.wait()
+            run.finish(Result.SUCCESS)
+
+    async def second() -> None:
+        async with track_reconcile(KIND, "ns", "a", progress, waits_for=(lock,)) as run:
+            second_working.set()
+            run.finish(Result.SUCCESS)
+
+    one = asyncio.create_task(first())
+    await asyncio.sleep(0)
+    two = asyncio.create_task(second())
+    await asyncio.sleep(0)
+    now = queue()
+    assert (now["depth"] - before["depth"], now["active"] - before["active"]) == (1, 1)
+    assert now["adds"] - before["adds"] == 2
+    clock.now += 7.0
+    assert progress.longest(KIND, working=False) == 7.0
+    assert progress.longest(KIND, working=True) == 7.0
+    assert progress.longest("OtherKind", working=False) == 0.0
+
+    release_first.set()
+    await asyncio.gather(one, two)
+    assert second_working.is_set()
+    after = queue()
+    assert (after["depth"], after["active"]) == (before["depth"], before["active"])
+    assert after["waits"] - before["waits"] == 2
+    waited = sample("twilio_video_operator_workqueue_queue_duration_seconds_bucket", le="5.0")
+    assert (
+        sample("twilio_video_operator_workqueue_queue_duration_seconds_count") - waited >= 1
+    )  # the 7 s wait
+    assert progress.longest(KIND, working=False) == progress.longest(KIND, working=True) == 0.0
+
+
+async def test_a_reconcile_cancelled_while_waiting_leaves_the_queue() -> None:
+    progress = ReconcileProgress(clock=FakeClock())
+    lock = asyncio.Lock()
+    before = queue()
+    await lock.acquire()
+    waiting = asyncio.create_task(_enter(progress, lock))
+    await asyncio.sleep(0)
+    assert queue()["depth"] - before["depth"] == 1
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    assert queue()["depth"] == before["depth"] and queue()["active"] == before["active"]
+    assert progress.longest(KIND, working=False) == 0.0
+    assert progress.problem() is None
+    lock.release()
+    assert not lock.locked()
+
+
+async def _enter(progress: ReconcileProgress, lock: asyncio.Lock) -> None:
+    async with track_reconcile(KIND, "ns", "b", progress, waits_for=(lock,)) as run:
+        run.finish(Result.SUCCESS)
+
+
+def test_a_reconcile_that_waits_for_locks_needs_async_with() -> None:
+    with (
+        pytest.raises(TypeError, match="async with"),
+        track_reconcile(KIND, "ns", "a", waits_for=(asyncio.Lock(),)),
+    ):
+        pass
+
+
+def test_published_gauges_read_the_progress_at_scrape_time() -> None:
+    clock = FakeClock()
+    progress = ReconcileProgress(clock=clock)
+    progress.publish_work_queue()
+    progress.queued(1, "VideoRoom", clock.now)
+    clock.now += 3.0
+    value = REGISTRY.get_sample_value(
+        "twilio_video_operator_workqueue_longest_waiting_seconds", {"kind": "VideoRoom"}
+    )
+    assert value == 3.0
+    progress.done(1)
+    assert (
+        REGISTRY.get_sample_value(
+            "twilio_video_operator_workqueue_longest_waiting_seconds", {"kind": "VideoRoom"}
+        )
+        == 0.0
+    )
+    assert (
+        REGISTRY.get_sample_value("twilio_video_operator_active_workers", {"kind": "Composition"}) is not None
+    )

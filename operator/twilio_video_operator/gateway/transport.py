@@ -211,6 +211,6 @@ def _observe(operation: Operation, exchange: Exchange, record: CallRecord | None
     metrics.TWILIO_OUTBOUND_API_REQUEST_DURATION.labels(op_id).observe(exchange.duration)
     if exchange.status is None or exchange.status >= 400:
         status_label = str(exchange.status) if exchange.status is not None else exchange.failure or "network"
-        metrics.TWILIO_OUTBOUND_API_ERRORS.labels(op_id, status_label).inc()
+        metrics.TWILIO_OUTBOUND_API_ERRORS.labels(operation.service, op_id, status_label).inc()
     if exchange.status == 429:
         metrics.TWILIO_THROTTLED_REQUESTS.labels(op_id).inc()

@@ -399,9 +399,9 @@ class CompositionRuntime:
 
     async def reconcile(self, namespace: str, name: str) -> float | None:
         """Bring one Composition forward (serialised per object); seconds until it wants another look."""
-        with track_reconcile(KIND, namespace, name, self.progress) as run:
-            async with self.lock(namespace, name):
-                return await self._reconcile(run, namespace, name)
+        lock = self.lock(namespace, name)
+        async with track_reconcile(KIND, namespace, name, self.progress, waits_for=(lock,)) as run:
+            return await self._reconcile(run, namespace, name)
 
     async def _reconcile(self, run: ReconcileRun, namespace: str, name: str) -> float | None:
         obj = await self.read(namespace, name)

@@ -301,10 +301,10 @@ async def reconcile(runtime: RotationRuntime, namespace: str, name: str) -> None
     The periodic tick runs it for every object that is not paused, so each is due again one tick later.
     """
     tick = runtime.tick_seconds
-    async with (
-        track_reconcile(KIND, namespace, name, runtime.progress, due_in_after_error=tick) as run,
-        runtime.lock(namespace, name),
-    ):
+    lock = runtime.lock(namespace, name)
+    async with track_reconcile(
+        KIND, namespace, name, runtime.progress, due_in_after_error=tick, waits_for=(lock,)
+    ) as run:
         try:
             obj = await runtime.kube.get(SIGNINGKEYROTATIONS, namespace, name)
         except KUBE_ERRORS as exc:

@@ -2,7 +2,7 @@
 
 A kind wraps each reconcile of one object in :func:`track_reconcile` and tells the scope how it ended::
 
-    with track_reconcile("Composition", namespace, name, progress) as run:
+    async with track_reconcile("Composition", namespace, name, progress, waits_for=(lock,)) as run:
         obj = await read(...)
         if obj is None:
             run.skip()  # gone: not a reconcile, and the object is forgotten
@@ -15,6 +15,13 @@ prefix: ``reconcile_total{kind, result}``, ``reconcile_errors_total{kind}`` (whe
 ``reconcile_time_seconds{kind}`` and ``last_reconcile_timestamp_seconds{kind}``. An exception counts as
 ``error`` and propagates; a cancelled reconcile (the operator stopping) and a skipped one count as nothing.
 
+The scope is also the kind's work queue, as controller-runtime's workqueue metrics see one. A reconcile
+waits from entering the scope until it holds what ``waits_for`` names (the object's lock, a cap on
+parallel reconciles; use ``async with``), and works from then until it leaves. Waiting reconciles are the
+queue's ``workqueue_depth{kind}``; working ones its ``active_workers{kind}``; the wait of each is observed
+in ``workqueue_queue_duration_seconds{kind}``; after :meth:`ReconcileProgress.publish_work_queue`, every
+scrape reads the longest wait and the longest run of the moment.
+
 :class:`ReconcileProgress` (one per operator process) remembers when each object is due for its next
 reconcile (``due_in``, given by the kind: its resync or timer interval; ``None`` when the object waits for a
 change, e.g. paused or finished) and tells the health check when reconciling has stopped; see
@@ -23,14 +30,18 @@ change, e.g. paused or finished) and tells the health check when reconciling has
 
 from __future__ import annotations
 
+import functools
+import itertools
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from enum import StrEnum
 from types import TracebackType
-from typing import Final
+from typing import Any, Final
 
 from twilio_video_operator import metrics
+from twilio_video_operator.models.kinds import KINDS
 
 #: How late a due reconcile may be, with no reconcile of its kind finishing meanwhile, before the operator
 #: counts as no longer reconciling.
@@ -64,6 +75,9 @@ class ReconcileProgress:
         self._due: dict[Key, float] = {}
         self._running: Counter[Key] = Counter()
         self._last_finished: dict[str, float] = {}
+        # Reconciles by token: (kind, monotonic time since which they wait / work).
+        self._waiting: dict[int, tuple[str, float]] = {}
+        self._working: dict[int, tuple[str, float]] = {}
 
     # -- fed by track_reconcile ---------------------------------------------------------------------
 
@@ -92,6 +106,40 @@ class ReconcileProgress:
     def forget(self, kind: str, namespace: str, name: str) -> None:
         """The object is gone: nothing is due for it any more."""
         self._due.pop((kind, namespace, name), None)
+
+    def queued(self, token: int, kind: str, since: float) -> None:
+        self._waiting[token] = (kind, since)
+
+    def working(self, token: int, kind: str, since: float) -> None:
+        self._waiting.pop(token, None)
+        self._working[token] = (kind, since)
+
+    def done(self, token: int) -> None:
+        self._waiting.pop(token, None)
+        self._working.pop(token, None)
+
+    # -- read by /metrics ---------------------------------------------------------------------------
+
+    def longest(self, kind: str, *, working: bool) -> float:
+        """Seconds the longest-waiting (or longest-working) reconcile of ``kind`` has spent so far; 0 when
+        there is none."""
+        entries = list((self._working if working else self._waiting).values())  # a snapshot
+        since = [started for entry_kind, started in entries if entry_kind == kind]
+        return max(0.0, self.clock() - min(since)) if since else 0.0
+
+    def publish_work_queue(self) -> None:
+        """Make the longest-wait and longest-running gauges of every kind read this process's reconciles,
+        computed at each scrape."""
+        for info in KINDS:
+            for gauge, working in (
+                (metrics.WORKQUEUE_LONGEST_WAITING, False),
+                (metrics.WORKQUEUE_LONGEST_RUNNING, True),
+            ):
+                gauge.labels(info.kind).set_function(
+                    functools.partial(self.longest, info.kind, working=working)
+                )
+            metrics.WORKQUEUE_DEPTH.labels(info.kind)
+            metrics.ACTIVE_WORKERS.labels(info.kind)
 
     # -- read by the health check -------------------------------------------------------------------
 
@@ -132,6 +180,9 @@ class ReconcileProgress:
         )
 
 
+_tokens = itertools.count()
+
+
 class ReconcileRun:
     """One reconcile of one object; use through :func:`track_reconcile`."""
 
@@ -143,12 +194,19 @@ class ReconcileRun:
         progress: ReconcileProgress | None,
         *,
         due_in_after_error: float | None,
-        clock: Callable[[], float] = time.monotonic,
+        waits_for: Sequence[AbstractAsyncContextManager[Any]] = (),
+        clock: Callable[[], float] | None = None,
     ) -> None:
         self.key: Key = (kind, namespace, name)
         self.progress = progress
         self.due_in_after_error = due_in_after_error
-        self.clock = clock
+        self.waits_for = tuple(waits_for)
+        # The progress's clock, so that the waits and runs it reports are in its time.
+        self.clock = clock or (progress.clock if progress is not None else time.monotonic)
+        self.token = next(_tokens)
+        self._held = AsyncExitStack()
+        self._queued = False
+        self._queued_at = 0.0
         self.result: Result | None = None
         self.failed = False
         self.due_in: float | None = None
@@ -170,7 +228,15 @@ class ReconcileRun:
         self.skipped, self.result = True, None
 
     async def __aenter__(self) -> ReconcileRun:
-        return self.__enter__()
+        self._enqueue()
+        try:
+            for gate in self.waits_for:
+                await self._held.enter_async_context(gate)
+        except BaseException:
+            await self._held.aclose()
+            self._dequeue()
+            raise
+        return self._work()
 
     async def __aexit__(
         self,
@@ -178,12 +244,44 @@ class ReconcileRun:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        self.__exit__(exc_type, exc, traceback)
+        try:
+            self.__exit__(exc_type, exc, traceback)
+        finally:
+            await self._held.aclose()
 
     def __enter__(self) -> ReconcileRun:
-        self._started = self.clock()
+        if self.waits_for:
+            raise TypeError("a reconcile that waits for locks is entered with `async with`")
+        self._enqueue()
+        return self._work()
+
+    def _enqueue(self) -> None:
+        kind, now = self.kind, self.clock()
+        self._queued_at, self._queued = now, True
+        metrics.WORKQUEUE_ADDS.labels(kind).inc()
+        metrics.WORKQUEUE_DEPTH.labels(kind).inc()
         if self.progress is not None:
+            self.progress.queued(self.token, kind, now)
             self.progress.started(self.key)
+
+    def _dequeue(self) -> None:
+        """Left the queue without working (cancelled while waiting)."""
+        if self._queued:
+            self._queued = False
+            metrics.WORKQUEUE_DEPTH.labels(self.kind).dec()
+        if self.progress is not None:
+            self.progress.done(self.token)
+            self.progress.stopped(self.key)
+
+    def _work(self) -> ReconcileRun:
+        kind, now = self.kind, self.clock()
+        self._queued = False
+        metrics.WORKQUEUE_DEPTH.labels(kind).dec()
+        metrics.WORKQUEUE_QUEUE_DURATION.labels(kind).observe(max(0.0, now - self._queued_at))
+        self._started = now  # reconcile_time_seconds counts the work, not the wait
+        metrics.ACTIVE_WORKERS.labels(kind).inc()
+        if self.progress is not None:
+            self.progress.working(self.token, kind, now)
         return self
 
     def __exit__(
@@ -193,6 +291,9 @@ class ReconcileRun:
         traceback: TracebackType | None,
     ) -> None:
         progress, kind = self.progress, self.kind
+        metrics.ACTIVE_WORKERS.labels(kind).dec()
+        if progress is not None:
+            progress.done(self.token)
         if exc_type is not None and not issubclass(exc_type, Exception):  # cancelled: the operator stops
             if progress is not None:
                 progress.stopped(self.key)
@@ -228,10 +329,14 @@ def track_reconcile(
     progress: ReconcileProgress | None = None,
     *,
     due_in_after_error: float | None = None,
+    waits_for: Sequence[AbstractAsyncContextManager[Any]] = (),
 ) -> ReconcileRun:
     """A scope around one reconcile of ``kind`` ``namespace/name`` (see the module docstring).
 
     ``due_in_after_error``: when the reconcile raises, seconds until the object is due again (its retry
-    or resync); ``None`` keeps the deadline it had.
+    or resync); ``None`` keeps the deadline it had. ``waits_for``: what the reconcile acquires, in order,
+    before it starts working (held until the scope ends; needs ``async with``).
     """
-    return ReconcileRun(kind, namespace, name, progress, due_in_after_error=due_in_after_error)
+    return ReconcileRun(
+        kind, namespace, name, progress, due_in_after_error=due_in_after_error, waits_for=waits_for
+    )

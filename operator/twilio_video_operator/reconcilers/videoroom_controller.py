@@ -235,31 +235,35 @@ class VideoRoomController:
 
     # ------------------------------------------------------------------------------------- reconcile
 
-    async def reconcile(self, namespace: str, name: str, trigger: Trigger) -> Outcome | None:
-        """Reconcile one object now. ``None`` when the object is gone or being deleted."""
+    async def reconcile(
+        self, namespace: str, name: str, trigger: Trigger, *, capped: bool = False
+    ) -> Outcome | None:
+        """Reconcile one object now. ``None`` when the object is gone or being deleted. ``capped``: wait for
+        a slot of ``MAX_PARALLEL_RECONCILES`` first (the timer loop's reconciles)."""
         key = (namespace, name)
         task = asyncio.current_task()
         if task is not None:
             self._active.add(task)
         try:
-            return await self._reconcile_locked(key, trigger)
+            return await self._reconcile_locked(key, trigger, capped)
         finally:
             if task is not None:
                 self._active.discard(task)
 
-    async def _reconcile_locked(self, key: Key, trigger: Trigger) -> Outcome | None:
+    async def _reconcile_locked(self, key: Key, trigger: Trigger, capped: bool) -> Outcome | None:
         namespace, name = key
-        with track_reconcile(KIND, namespace, name, self._progress) as run:
-            async with self._locks.hold(key):
-                body = await self._objects.get_room(namespace, name)
-                if body is None or body.get("metadata", {}).get("deletionTimestamp"):
-                    run.skip()
-                    return None
-                try:
-                    outcome = await self._reconcile_body(key, body, trigger)
-                except Exception:
-                    self._failures[key] = self._failures.get(key, 0) + 1
-                    raise
+        lock = self._locks.hold(key)
+        gates = (self._parallel, lock) if capped else (lock,)
+        async with track_reconcile(KIND, namespace, name, self._progress, waits_for=gates) as run:
+            body = await self._objects.get_room(namespace, name)
+            if body is None or body.get("metadata", {}).get("deletionTimestamp"):
+                run.skip()
+                return None
+            try:
+                outcome = await self._reconcile_body(key, body, trigger)
+            except Exception:
+                self._failures[key] = self._failures.get(key, 0) + 1
+                raise
             self._record(key, outcome)
             # An error: a failed call, or a new stall (invalid spec, unusable credentials).
             failed = outcome.error is not None or (
@@ -430,15 +434,14 @@ class VideoRoomController:
         self._wakeup.set()
 
     async def _timed(self, key: Key, trigger: Trigger) -> None:
-        async with self._parallel:
-            try:
-                outcome = await self.reconcile(key[0], key[1], trigger)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                logger.exception("VideoRoom %s/%s: reconcile crashed", *key)
-                self._timers.set_wake(key, self._clock() + timedelta(seconds=BACKOFF_MAX / 10))
-                return
+        try:
+            outcome = await self.reconcile(key[0], key[1], trigger, capped=True)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("VideoRoom %s/%s: reconcile crashed", *key)
+            self._timers.set_wake(key, self._clock() + timedelta(seconds=BACKOFF_MAX / 10))
+            return
         if outcome is None:
             self.forget(*key)
         elif outcome.retry:
