@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from chart_rules import CHART, NAMESPACE, RELEASE, REQUIRED
+from twilio_video_operator.settings import Settings, SettingsError, load_settings
 
 helm = pytest.importorskip("helm_python")
 
@@ -155,3 +156,40 @@ def test_install_values_table_lists_every_top_level_value() -> None:
     documented = {name.split(".")[0] for name in documented_values()}
     assert top_level - documented == set(), "values missing from docs/install.md's table"
     assert documented - top_level == set(), "install.md's table names values the chart does not have"
+
+
+# --- LOG_LEVEL: the chart takes what the operator takes -------------------------------------------------
+
+
+def operator_settings(level: str) -> Settings:
+    return load_settings(
+        LOG_LEVEL=level,
+        TWILIO_ACCOUNT_SID="AC" + "0" * 32,
+        TWILIO_AUTH_TOKEN="t",
+        PUBLIC_BASE_URL="https://x",
+    )
+
+
+@pytest.mark.parametrize("level", ["info", "Info", "WARNING", "debug", "error"])
+def test_log_level_in_any_case_as_the_operator_takes_it(chart: Any, level: str) -> None:
+    """operations.md: LOG_LEVEL is DEBUG, INFO, WARNING or ERROR in any case; the chart agrees."""
+    chart.validate_schema({**REQUIRED, "logLevel": level})
+    rendered = render(chart, {**REQUIRED, "logLevel": level})
+    deployment = next(
+        doc
+        for path, text in rendered.items()
+        if path.endswith("deployment.yaml")
+        for doc in yaml.safe_load_all(text)
+        if doc
+    )
+    [container] = deployment["spec"]["template"]["spec"]["containers"]
+    value = next(env["value"] for env in container["env"] if env["name"] == "LOG_LEVEL")
+    assert value == level.upper()
+    assert level.upper() == operator_settings(level).LOG_LEVEL
+
+
+def test_log_level_other_words_are_refused_by_both(chart: Any) -> None:
+    with pytest.raises(helm.HelmValuesError, match="logLevel"):
+        chart.validate_schema({**REQUIRED, "logLevel": "verbose"})
+    with pytest.raises(SettingsError, match="LOG_LEVEL"):
+        operator_settings("verbose")

@@ -354,7 +354,7 @@ class Playground:
                 "The playground is running. In another shell:",
                 f"  export KUBECONFIG={kubeconfig}",
                 f"  {kubectl_command} get twilio -A",
-                f"  {kubectl_command} apply --validate=false -f examples/",
+                f"  {kubectl_command} apply -f examples/",
                 f"Twilio emulator: {self.credentials.get('url')}",
                 f"  credentials: {self.emulator_path.resolve()}",
                 f"Operator HTTP server: {self.operator_url} (/healthz, /metrics)",
