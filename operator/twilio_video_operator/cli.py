@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
-import signal
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -84,13 +83,8 @@ def _run(_: argparse.Namespace) -> int:
         return EXIT_USAGE
     setup_logging(settings.LOG_LEVEL)
 
-    async def operate() -> None:
-        stop = asyncio.Event()
-        _stop_on_signals(stop)  # until kopf has started; the runner then handles the signals itself
-        await run_operator(settings, stop_flag=stop)
-
     try:
-        asyncio.run(operate())
+        asyncio.run(run_operator(settings))  # SIGINT and SIGTERM stop it (leadership released first)
     except OperatorError as exc:
         print(exc, file=sys.stderr)
         return 1
@@ -125,10 +119,3 @@ def _token(args: argparse.Namespace) -> int:
         print("token minting is not available in this build", file=sys.stderr)
         return EXIT_USAGE
     return int(token_cli.main(args))
-
-
-def _stop_on_signals(stop: asyncio.Event) -> None:
-    """Set ``stop`` on SIGINT/SIGTERM (kopf may install its own handlers later; they stop it as well)."""
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)

@@ -1,11 +1,14 @@
-"""The operator's one HTTP server: health, metrics, and the routes other modules plug in.
+"""The operator's one HTTP server: health, readiness, metrics, and the routes other modules plug in.
 
-``GET /healthz`` answers 200 while the operator loop runs, its heartbeat is fresh and every added check
-(e.g. that reconciles still finish) passes, else 503 with a JSON reason. ``GET /metrics`` serves the
-default Prometheus registry. Modules that serve more (Twilio status callbacks, the token endpoint)
-contribute a route installer: a callable taking the ``aiohttp`` application, either registered with
-:func:`register_routes` or passed to :class:`HttpServer`. Installers find the operator's settings and
-health state in the application under :data:`SETTINGS_KEY` and :data:`HEALTH_KEY`.
+``GET /healthz`` (liveness) answers 200 while the replica's loop runs, its heartbeat is fresh and every
+added check (e.g. that reconciles still finish, on the leader) passes, else 503 with a JSON reason.
+``GET /readyz`` answers 200 once the replica serves its stateless parts (it can mint tokens and verify
+callbacks), else 503. Both say in ``leader`` whether this replica leads (reconciles). ``GET /metrics``
+serves the default Prometheus registry. Modules that serve more (Twilio status callbacks, the token
+endpoint) contribute a route installer: a callable taking the ``aiohttp`` application, passed to
+:class:`HttpServer` by the composition root (:mod:`twilio_video_operator.runner`). Installers find the
+operator's settings, health state and webhook hub under :data:`SETTINGS_KEY`, :data:`HEALTH_KEY` and
+:data:`HUB_KEY`.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 
 from twilio_video_operator.settings import Settings
+from twilio_video_operator.webhooks.hub import WebhookHub
 
 RouteInstaller = Callable[[web.Application], None]
 
@@ -40,6 +44,9 @@ class HealthState:
     _stopped_reason: str | None = field(default=None, init=False)
     _last_beat: float | None = field(default=None, init=False)
     _checks: list[HealthCheck] = field(default_factory=list, init=False)
+    _ready: bool = field(default=False, init=False)
+    leader: Callable[[], bool] = field(default=lambda: False)
+    """Whether this replica leads right now (reported by ``/healthz`` and ``/readyz``)."""
 
     def add_check(self, check: HealthCheck) -> None:
         """Fail ``/healthz`` with ``check()``'s answer whenever it is not ``None`` (while the loop runs)."""
@@ -56,6 +63,17 @@ class HealthState:
 
     def beat(self) -> None:
         self._last_beat = self.clock()
+
+    def mark_ready(self, ready: bool = True) -> None:
+        """The replica can (or, while stopping, no longer) mint tokens and verify callbacks."""
+        self._ready = ready
+
+    def readiness(self) -> tuple[bool, str]:
+        """``(ready, reason)`` for ``/readyz``."""
+        if not self._ready:
+            return False, self._stopped_reason or "the replica is starting"
+        healthy, reason = self.check()
+        return healthy, reason
 
     def check(self) -> tuple[bool, str]:
         """``(healthy, reason)``; the reason says what is wrong, or ``ok``."""
@@ -75,19 +93,7 @@ class HealthState:
 
 SETTINGS_KEY = web.AppKey("settings", Settings)
 HEALTH_KEY = web.AppKey("health", HealthState)
-
-_registered_installers: list[RouteInstaller] = []
-
-
-def register_routes(installer: RouteInstaller) -> RouteInstaller:
-    """Add ``installer`` to every HTTP server built from now on (usable as a decorator)."""
-    if installer not in _registered_installers:
-        _registered_installers.append(installer)
-    return installer
-
-
-def registered_routes() -> list[RouteInstaller]:
-    return list(_registered_installers)
+HUB_KEY = web.AppKey("webhook_hub", WebhookHub)
 
 
 def build_app(
@@ -96,23 +102,30 @@ def build_app(
     *,
     installers: Iterable[RouteInstaller] = (),
     metrics_registry: CollectorRegistry = REGISTRY,
+    hub: WebhookHub | None = None,
 ) -> web.Application:
     """The aiohttp application with the built-in routes, then every installer's routes."""
     app = web.Application()
     app[SETTINGS_KEY] = settings
     app[HEALTH_KEY] = health
+    app[HUB_KEY] = hub if hub is not None else WebhookHub(settings)
 
     async def healthz(_: web.Request) -> web.Response:
         healthy, reason = health.check()
-        return web.json_response(
-            {"status": "ok" if healthy else "unhealthy", "reason": reason}, status=200 if healthy else 503
-        )
+        body = {"status": "ok" if healthy else "unhealthy", "reason": reason, "leader": health.leader()}
+        return web.json_response(body, status=200 if healthy else 503)
+
+    async def readyz(_: web.Request) -> web.Response:
+        ready, reason = health.readiness()
+        body = {"status": "ready" if ready else "unready", "reason": reason, "leader": health.leader()}
+        return web.json_response(body, status=200 if ready else 503)
 
     async def metrics(_: web.Request) -> web.Response:
         body = generate_latest(metrics_registry)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
     for install in installers:
         install(app)
@@ -127,11 +140,11 @@ class HttpServer:
         settings: Settings,
         health: HealthState,
         *,
-        installers: Iterable[RouteInstaller] | None = None,
+        installers: Iterable[RouteInstaller] = (),
         sock: socket.socket | None = None,
+        hub: WebhookHub | None = None,
     ) -> None:
-        chosen = registered_routes() if installers is None else list(installers)
-        self.app = build_app(settings, health, installers=chosen)
+        self.app = build_app(settings, health, installers=installers, hub=hub)
         self._settings = settings
         self._sock = sock
         self._runner: web.AppRunner | None = None

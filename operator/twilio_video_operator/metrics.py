@@ -329,3 +329,29 @@ ROOM_ENDED_CONFIRMATIONS = Counter(
     "room-ended callbacks for a room the operator had in progress, confirmed with one FetchRoom before "
     "status says it ended.",
 )
+
+# --- High availability (leader election through a Lease; see kube/leader.py) ---
+
+TWILIO_FENCED_REQUESTS = Counter(
+    "twilio_fenced_requests_total",
+    "Twilio creates, updates and deletes not sent because this replica no longer led when their turn came.",
+    ["operation"],
+)
+
+LEADER = Gauge(
+    "twilio_video_operator_leader",
+    "1 while this replica holds the leader Lease and reconciles, else 0.",
+)
+
+LEADER_TRANSITIONS = Counter(
+    "twilio_video_operator_leader_transitions_total",
+    "Times this replica became leader (acquired) or stopped leading (lost, released).",
+    ["transition"],
+)
+
+WEBHOOKS_HANDED_OFF = Counter(
+    "twilio_video_operator_webhooks_handed_off_total",
+    "Verified callbacks a follower passed to the leader, by result: delivered, or refused by the leader "
+    "(dropped).",
+    ["endpoint", "result"],
+)

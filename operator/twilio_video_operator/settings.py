@@ -47,6 +47,47 @@ class Settings(BaseSettings):
     HTTP_HOST: str = Field(default="127.0.0.1", description="Address the operator's HTTP server binds")
     HTTP_PORT: int = Field(default=8080, ge=0, le=65535)
     WATCH_NAMESPACES: str = Field(default="", description="Comma-separated namespaces; empty watches all")
+    WATCH_NAMESPACE_SELECTOR: str = Field(
+        default="",
+        description=(
+            "Label selector of the namespaces whose objects this operator reconciles (a shard), e.g. "
+            "'tenant-shard=a'; with WATCH_NAMESPACES too, a namespace must be in both; empty: no selector"
+        ),
+    )
+    LEADER_ELECTION: bool = Field(
+        default=True, description="Elect one reconciling replica through a Lease (off: this one always leads)"
+    )
+    LEADER_ELECTION_NAMESPACE: str = Field(
+        default="",
+        description="Namespace of the leader Lease; empty: POD_NAMESPACE, else the service account's",
+    )
+    LEADER_ELECTION_LEASE_NAME: str = Field(
+        default="twilio-video-operator", pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$", max_length=253
+    )
+    LEADER_ELECTION_LEASE_DURATION: float = Field(default=15.0, gt=0, description="Seconds")
+    LEADER_ELECTION_RENEW_DEADLINE: float = Field(default=10.0, gt=0, description="Seconds")
+    LEADER_ELECTION_RETRY_PERIOD: float = Field(default=2.0, gt=0, description="Seconds")
+    POD_NAME: str = Field(
+        default="", description="This replica's name in the Lease; empty: host name + random"
+    )
+    POD_NAMESPACE: str = Field(default="", description="The namespace this replica runs in (downward API)")
+    REPLICA_URL: str = Field(
+        default="",
+        description=(
+            "Base URL at which the other replicas reach this one's HTTP server (callback hand-off); empty: "
+            "http://$POD_IP:HTTP_PORT when POD_IP is set, else the address the server listens on"
+        ),
+    )
+    POD_IP: str = Field(default="", description="This replica's address (downward API)")
+    SHUTDOWN_DRAIN_SECONDS: float = Field(
+        default=0.0,
+        ge=0,
+        le=60,
+        description=(
+            "On SIGTERM, keep serving tokens and callbacks this long after /readyz turned 503, while the "
+            "Service stops sending requests here"
+        ),
+    )
     DELIVERY_ALLOWED_ENDPOINTS: str = Field(
         default="",
         description=(
@@ -91,6 +132,19 @@ class Settings(BaseSettings):
         if not re.match(r"^https?://[^/\s]+", value):
             raise ValueError("must be an absolute http(s) URL")
         return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _lease_timings(self) -> Settings:
+        # client-go's rules: a leader gives up before anyone may take over, and retries within its deadline.
+        if not self.LEADER_ELECTION_LEASE_DURATION > self.LEADER_ELECTION_RENEW_DEADLINE:
+            raise ValueError(
+                "LEADER_ELECTION_LEASE_DURATION must be greater than LEADER_ELECTION_RENEW_DEADLINE"
+            )
+        if not self.LEADER_ELECTION_RENEW_DEADLINE > 1.2 * self.LEADER_ELECTION_RETRY_PERIOD:
+            raise ValueError(
+                "LEADER_ELECTION_RENEW_DEADLINE must be greater than 1.2 x LEADER_ELECTION_RETRY_PERIOD"
+            )
+        return self
 
     @model_validator(mode="after")
     def _credentials(self) -> Settings:

@@ -50,7 +50,7 @@ async def serve() -> None:
     from twilio_video_operator.kube.connection import connection_from_kubeconfig
     from twilio_video_operator.settings import load_settings
     from twilio_video_operator.tokens.ratelimit import Limit, RateLimits
-    from twilio_video_operator.tokens.service import token_routes
+    from twilio_video_operator.tokens.service import TokenService, token_routes
 
     kube = EmbeddedKubernetes()
     for crd in build_crds():
@@ -81,7 +81,8 @@ async def serve() -> None:
     )
     generous = Limit(rate=1e9, burst=1e9)
     limits = RateLimits(per_caller=generous, per_identity=generous, per_room=generous, per_source=generous)
-    app = build_app(settings, HealthState(), installers=[token_routes(connection=info, limits=limits)])
+    service = TokenService(settings, KubeClient(info), limits=limits)
+    app = build_app(settings, HealthState(), installers=[token_routes(service)])
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)

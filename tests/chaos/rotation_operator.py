@@ -15,8 +15,7 @@ import asyncio
 import sys
 from datetime import timedelta
 
-import kopf
-
+from twilio_video_operator.handlers import base_registry
 from twilio_video_operator.handlers.signingkeyrotation import register_handlers
 from twilio_video_operator.logs import setup_logging
 from twilio_video_operator.reconcilers.signingkeyrotation import BackoffPolicy
@@ -34,7 +33,7 @@ def main() -> int:
         print(exc, file=sys.stderr)
         return 2
     setup_logging(settings.LOG_LEVEL)
-    registry = kopf.OperatorRegistry()
+    registry = base_registry()
     register_handlers(registry, tick_seconds=TICK_SECONDS, backoff=BACKOFF)
     try:
         asyncio.run(run_operator(settings, registry=registry))

@@ -1,9 +1,13 @@
 """A reusable in-loop test bed: the embedded Kubernetes API, the Twilio emulator and the real operator.
 
-Everything runs in the test's event loop on 127.0.0.1. The operator runs through ``run_operator`` with the
-VideoRoom handlers registered on a fresh registry, its clock tied to the emulator's clock (so that
-advancing the emulator's time moves the operator's schedule too), and ``PUBLIC_BASE_URL`` pointing at its
-own HTTP server, where the emulator delivers signed room callbacks.
+The embedded API, the emulator and the operator's HTTP side run in the test's event loop on 127.0.0.1. The
+operator runs through ``run_operator`` (leader election included, with a fixed identity so that a restarted
+operator takes its Lease back at once) with the VideoRoom handlers registered on a fresh registry, its clock
+tied to the emulator's clock (so that advancing the emulator's time moves the operator's schedule too), and
+``PUBLIC_BASE_URL`` pointing at its own HTTP server, where the emulator delivers signed room callbacks.
+kopf itself runs through its own test runner, ``kopf.testing.KopfRunner``, on a thread and loop of its own
+(as in production, where :class:`~twilio_video_operator.reconciler.KopfThread` runs it):
+``harness.in_operator(fn)`` runs a coroutine function there.
 
 Usage from a test module (the directory of the test is on ``sys.path``)::
 
@@ -31,21 +35,26 @@ import base64
 import contextlib
 import itertools
 import socket
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 import kopf
 import pytest
+from kopf.testing import KopfRunner
+from official_client import OfficialClient
 from twilio.jwt.access_token import AccessToken
 from twilio.jwt.access_token.grants import VideoGrant
 
+from twilio_video_operator.context import OperatorContext
 from twilio_video_operator.dev.kube import EmbeddedKubernetes
 from twilio_video_operator.emulator.server import Emulator, start_emulator
 from twilio_video_operator.gateway.circuit import CircuitSettings
 from twilio_video_operator.gateway.retry import RetryPolicy
+from twilio_video_operator.handlers import base_registry
 from twilio_video_operator.handlers.videoroom import register_handlers
 from twilio_video_operator.kube import VIDEOROOMS, KubeClient, Resource
 from twilio_video_operator.kube.connection import connection_from_kubeconfig
@@ -53,7 +62,6 @@ from twilio_video_operator.reconcilers.videoroom_controller import VideoRoomCont
 from twilio_video_operator.reconcilers.videoroom_executor import RoomApi
 from twilio_video_operator.runner import run_operator
 from twilio_video_operator.settings import Settings, load_settings
-from twilio_video_operator.webhooks.hub import WebhookHub
 from twilio_video_operator.webhooks.room_events import CHANNEL
 
 REPO = Path(__file__).resolve().parents[2]
@@ -63,8 +71,57 @@ START_TIMEOUT = 20.0
 STOP_TIMEOUT = 10.0
 DEFAULT_WAIT = 10.0
 
+OPERATOR_NAMESPACE = "operator-system"
+T = TypeVar("T")
+
 Registrar = Callable[[kopf.OperatorRegistry, "OperatorHarness"], None]
 _namespace_numbers = itertools.count(1)
+
+
+class KopfRunnerReconciler:
+    """The operator's reconciler run by kopf's own test runner: ``kopf run`` on a thread of its own.
+
+    ``KopfRunner`` passes no ``memo`` to kopf, so the harness's registry starts with a startup handler that
+    puts the operator's context where the handlers look for it (``memo.operator``), and ends with one that
+    tells :meth:`start` that every startup handler has run.
+    """
+
+    def __init__(
+        self,
+        context: OperatorContext,
+        registry: kopf.OperatorRegistry,
+        kopf_settings: Callable[[], kopf.OperatorSettings],
+        started: threading.Event,
+    ) -> None:
+        self.context = context
+        self.registry = registry
+        self.kopf_settings = kopf_settings
+        self.started = started
+        self.runner: KopfRunner | None = None
+
+    @property
+    def exited(self) -> bool:
+        runner = self.runner
+        return runner is not None and runner.future.done()
+
+    async def start(self, namespaces: Sequence[str]) -> None:
+        scope = [arg for namespace in namespaces for arg in ("-n", namespace)] or ["-A"]
+        self.started.clear()
+        self.runner = KopfRunner(
+            ["run", "--standalone", *scope], registry=self.registry, settings=self.kopf_settings()
+        )
+        await asyncio.to_thread(self.runner.__enter__)
+        async with asyncio.timeout(START_TIMEOUT):
+            while not self.started.is_set():
+                if self.runner.future.done():
+                    raise RuntimeError(f"kopf exited during its startup: {self.runner.output[-2000:]}")
+                await asyncio.sleep(0.02)
+
+    async def stop(self) -> None:
+        runner, self.runner = self.runner, None
+        if runner is not None:
+            with contextlib.suppress(Exception):  # a failed run is reported by the test that caused it
+                await asyncio.to_thread(runner.__exit__, None, None, None)
 
 
 def _bind(port: int = 0) -> socket.socket:
@@ -93,11 +150,16 @@ class OperatorHarness:
         self.kube: EmbeddedKubernetes | None = None
         self.emulator: Emulator | None = None
         self.client: KubeClient | None = None
+        self.official: OfficialClient | None = None
+        """The official ``kubernetes`` client: the tests' independent view (rooms, namespaces, Events)."""
         self.http: aiohttp.ClientSession | None = None
         self.settings: Settings | None = None
         self.controller: VideoRoomController | None = None
         self.api_hook: Callable[[RoomApi], RoomApi] | None = None
         """Wraps the operator's Twilio operations while set (e.g. to stop right after a call)."""
+        self.context: OperatorContext | None = None
+        self.operator_loop: asyncio.AbstractEventLoop | None = None
+        """The loop kopf and the controllers run on (a thread of KopfRunner's)."""
         self.kubeconfig = workdir / "kubeconfig"
         self._port = 0
         self._stop: asyncio.Event | None = None
@@ -111,6 +173,8 @@ class OperatorHarness:
             await self.kube.start()
             self.kube.write_kubeconfig(self.kubeconfig)
             self.client = KubeClient(connection_from_kubeconfig(self.kubeconfig))
+            self.official = OfficialClient(self.kubeconfig)
+            await self.official.create_namespace(OPERATOR_NAMESPACE)
             self.emulator = await start_emulator()
             self.http = aiohttp.ClientSession()
             await self.start_operator()
@@ -124,6 +188,8 @@ class OperatorHarness:
         for closing in (self.http, self.client):
             if closing is not None:
                 await closing.close()
+        if self.official is not None:
+            self.official.close()
         if self.emulator is not None:
             await self.emulator.stop()
         if self.kube is not None:
@@ -147,6 +213,8 @@ class OperatorHarness:
                 "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
                 "HTTP_HOST": "127.0.0.1",
                 "HTTP_PORT": port,
+                "LEADER_ELECTION_NAMESPACE": OPERATOR_NAMESPACE,
+                "POD_NAME": "operator-under-test",
                 **self.settings_overrides,
             }
         )
@@ -157,7 +225,13 @@ class OperatorHarness:
         self._port = int(sock.getsockname()[1])
         if self.settings is None:
             self.settings = self._settings(self._port)
-        registry = kopf.OperatorRegistry()
+        registry = base_registry()
+        kopf_started = threading.Event()
+
+        @kopf.on.startup(registry=registry, id="harness-context")
+        async def bind(memo: kopf.Memo, **_: Any) -> None:
+            memo.operator = self.context
+            self.operator_loop = asyncio.get_running_loop()
 
         def started(controller: VideoRoomController) -> None:
             self.controller = controller
@@ -167,7 +241,6 @@ class OperatorHarness:
             clock=self.clock,
             resync_interval=self.resync_interval,
             on_start=started,
-            gateway_overrides=self.gateway_overrides(),
             api_hook=lambda api: self.api_hook(api) if self.api_hook is not None else api,
         )
         for registrar in self.registrars:
@@ -177,6 +250,10 @@ class OperatorHarness:
         def quick(settings: kopf.OperatorSettings, **_: Any) -> None:
             settings.watching.connect_timeout = 5
             settings.networking.request_timeout = 10
+            kopf_started.set()
+
+        def on_context(context: OperatorContext) -> None:
+            self.context = context
 
         ready = asyncio.Event()
         self._stop = asyncio.Event()
@@ -188,6 +265,11 @@ class OperatorHarness:
                 ready_flag=ready,
                 registry=registry,
                 http_socket=sock,
+                reconciler=lambda context, registry, kopf_settings: KopfRunnerReconciler(
+                    context, registry, kopf_settings, kopf_started
+                ),
+                context_options=self.context_options(),
+                on_context=on_context,
             ),
             name="operator under test",
         )
@@ -210,16 +292,26 @@ class OperatorHarness:
             "request_timeout": 5.0,
         }
 
+    def context_options(self) -> dict[str, Any]:
+        """What the operator's context is built with (harnesses of other kinds add to it)."""
+        return {"gateway_overrides": self.gateway_overrides()}
+
+    async def in_operator(self, function: Callable[[], Awaitable[T]]) -> T:
+        """Await ``function()`` on the operator's loop (where the controllers live), from the test's."""
+        assert self.operator_loop is not None, "the operator has not started"
+        future = asyncio.run_coroutine_threadsafe(_call(function), self.operator_loop)
+        return await asyncio.wrap_future(future)
+
     async def stop_operator(self, *, crash: bool = False) -> None:
         """Stop the operator: gracefully, or (``crash``) by cancelling it at once like a killed process."""
         task, self._task = self._task, None
         if task is None:
             return
         if crash:
-            task.cancel()
             # A killed process takes its timers and in-flight reconciles with it.
             if self.controller is not None:
-                await self.controller.stop()
+                await self.in_operator(self.controller.stop)
+            task.cancel()
         elif self._stop is not None:
             self._stop.set()
         await asyncio.wait({task}, timeout=STOP_TIMEOUT)
@@ -228,6 +320,7 @@ class OperatorHarness:
         with contextlib.suppress(BaseException):
             await task
         self.controller = None
+        self.operator_loop = None
 
     # ------------------------------------------------------------------------------------- Kubernetes
 
@@ -236,10 +329,14 @@ class OperatorHarness:
         assert self.client is not None
         return self.client
 
+    @property
+    def kube_official(self) -> OfficialClient:
+        assert self.official is not None
+        return self.official
+
     async def namespace(self, prefix: str = "t") -> str:
         name = f"{prefix}{next(_namespace_numbers)}"
-        body = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
-        await self.kube_client.create(NAMESPACES, None, body)
+        await self.kube_official.create_namespace(name)
         return name
 
     async def create_room(
@@ -256,16 +353,16 @@ class OperatorHarness:
             "metadata": {"name": name, "namespace": namespace, "annotations": dict(annotations or {})},
             "spec": dict(spec),
         }
-        return await self.kube_client.create(VIDEOROOMS, namespace, body)
+        return await self.kube_official.create(VIDEOROOMS.plural, namespace, body)
 
     async def patch_room(self, namespace: str, name: str, patch: Mapping[str, Any]) -> dict[str, Any]:
-        return await self.kube_client.patch(VIDEOROOMS, namespace, name, dict(patch))
+        return await self.kube_official.patch(VIDEOROOMS.plural, namespace, name, patch)
 
     async def get_room(self, namespace: str, name: str) -> dict[str, Any] | None:
-        return await self.kube_client.get(VIDEOROOMS, namespace, name)
+        return await self.kube_official.get(VIDEOROOMS.plural, namespace, name)
 
     async def delete_room(self, namespace: str, name: str) -> None:
-        await self.kube_client.delete(VIDEOROOMS, namespace, name)
+        await self.kube_official.delete(VIDEOROOMS.plural, namespace, name)
 
     async def wait_room(
         self,
@@ -293,8 +390,7 @@ class OperatorHarness:
         await eventually(gone, wait)
 
     async def events(self, namespace: str, name: str | None = None) -> list[dict[str, Any]]:
-        result = await self.kube_client.request("GET", EVENTS_PATH.format(namespace=namespace))
-        items: list[dict[str, Any]] = result.get("items", [])
+        items = await self.kube_official.events(namespace)
         return [e for e in items if name is None or e.get("involvedObject", {}).get("name") == name]
 
     # ------------------------------------------------------------------------------------- Twilio emulator
@@ -347,8 +443,8 @@ class OperatorHarness:
     async def advance_clock(self, seconds: float) -> None:
         """Move Twilio's (and the operator's) time forward, then let the operator look at its timers."""
         await self._control("POST", "clock/advance", {"seconds": seconds})
-        if self.controller is not None:
-            self.controller.wake()
+        if self.controller is not None and self.operator_loop is not None:
+            self.operator_loop.call_soon_threadsafe(self.controller.wake)
 
     def token(self, room: str, identity: str, ttl: int = 600) -> str:
         assert self.emulator is not None
@@ -401,9 +497,17 @@ class OperatorHarness:
     async def settled(self) -> None:
         """Wait until the emulator delivered its callbacks and the operator processed them."""
         await self.callbacks()
-        assert self.settings is not None
+        assert self.context is not None
         async with asyncio.timeout(DEFAULT_WAIT):
-            await WebhookHub.of(self.settings).channel(CHANNEL).drained()
+            await self.context.hub.channel(CHANNEL).drained()
+
+
+def _namespace(name: str) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
+
+
+async def _call(function: Callable[[], Awaitable[T]]) -> T:
+    return await function()
 
 
 async def eventually(check: Callable[[], Awaitable[Any]], wait: float = DEFAULT_WAIT) -> Any:

@@ -20,12 +20,12 @@ from typing import Any
 from urllib.parse import quote
 
 import aiohttp
-import kopf
 
 from twilio_video_operator.crdgen import build_crds
 from twilio_video_operator.dev.kube import AccessRule, EmbeddedKubernetes
 from twilio_video_operator.emulator.server import Emulator, start_emulator
 from twilio_video_operator.gateway import RetryPolicy
+from twilio_video_operator.handlers import base_registry
 from twilio_video_operator.handlers.signingkeyrotation import register_handlers
 from twilio_video_operator.kube import SECRETS, SIGNINGKEYROTATIONS, VIDEOROOMS, KubeClient, Resource
 from twilio_video_operator.kube.connection import connection_from_kubeconfig
@@ -33,7 +33,6 @@ from twilio_video_operator.reconcilers.signingkeyrotation import BackoffPolicy
 from twilio_video_operator.runner import run_operator
 from twilio_video_operator.settings import Settings, load_settings
 from twilio_video_operator.tokens.ratelimit import RateLimits
-from twilio_video_operator.tokens.service import token_routes
 
 NAMESPACE = "tenant"
 API_VERSION = "video.openclaw.io/v1alpha1"
@@ -87,13 +86,9 @@ class Harness:
 
     async def start_operator(self) -> None:
         """Run the operator (these handlers only) under kopf via ``run_operator``; return once it is ready."""
-        registry = kopf.OperatorRegistry()
+        registry = base_registry()
         register_handlers(
-            registry,
-            clock=self.clock.now,
-            tick_seconds=self.tick_seconds,
-            gateway_overrides={"retry": RetryPolicy(max_attempts=1), "request_timeout": 5.0},
-            backoff=self.backoff,
+            registry, clock=self.clock.now, tick_seconds=self.tick_seconds, backoff=self.backoff
         )
         ready = asyncio.Event()
         self._operator = operator = asyncio.create_task(
@@ -104,7 +99,10 @@ class Harness:
                 ready_flag=ready,
                 registry=registry,
                 http_socket=self.socket,
-                route_installers=[token_routes(clock=self.clock.time, limits=self.limits)],
+                context_options={
+                    "gateway_overrides": {"retry": RetryPolicy(max_attempts=1), "request_timeout": 5.0},
+                    "token_options": {"clock": self.clock.time, "limits": self.limits},
+                },
             )
         )
         waiter = asyncio.create_task(ready.wait())
@@ -332,6 +330,8 @@ async def running_operator(
             HTTP_HOST="127.0.0.1",
             HTTP_PORT=0,
             WATCH_NAMESPACES="",
+            LEADER_ELECTION_NAMESPACE=NAMESPACE,
+            POD_NAME="rotation-operator",
         )
         harness = Harness(
             kube=kube,

@@ -27,7 +27,6 @@ from twilio_video_operator.handlers.composition import CompositionRuntime, regis
 from twilio_video_operator.kube import COMPOSITIONS, SECRETS
 from twilio_video_operator.reconcilers.composition_plan import Timing
 from twilio_video_operator.webhooks.composition_events import CHANNEL, composition_callback_url
-from twilio_video_operator.webhooks.hub import WebhookHub
 
 API_VERSION = "video.openclaw.io/v1alpha1"
 WAIT = 15.0
@@ -61,7 +60,6 @@ def composition_registrar(registry: kopf.OperatorRegistry, harness: OperatorHarn
         clock=harness.clock,
         tick_seconds=0.1,
         timing=FAST,
-        gateway_overrides=harness.gateway_overrides(),
         deliverer_options={
             "part_size": MIN_PART_SIZE,
             "max_attempts": 1,
@@ -240,7 +238,8 @@ async def drained(bed: OperatorHarness) -> None:
     await bed.callbacks()
     assert bed.settings is not None
     async with asyncio.timeout(WAIT):
-        await WebhookHub.of(bed.settings).channel(CHANNEL).drained()
+        assert bed.context is not None
+        await bed.context.hub.channel(CHANNEL).drained()
         runtime = RUNTIMES.get(id(bed))
         if runtime is not None:
             await runtime.settled()

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from operator_harness import OperatorHarness, eventually
 
-from twilio_video_operator import runner
+from twilio_video_operator import context
 from twilio_video_operator.reconcilers.reconcile_tracking import ReconcileProgress
 
 GRACE = 2.0
@@ -25,7 +25,7 @@ GRACE = 2.0
 
 @pytest.fixture
 async def bed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[OperatorHarness]:
-    monkeypatch.setattr(runner, "ReconcileProgress", functools.partial(ReconcileProgress, grace=GRACE))
+    monkeypatch.setattr(context, "ReconcileProgress", functools.partial(ReconcileProgress, grace=GRACE))
     async with OperatorHarness(tmp_path, resync_interval=timedelta(seconds=1)) as harness:
         yield harness
 
@@ -41,7 +41,7 @@ async def stays_healthy(bed: OperatorHarness, seconds: float) -> None:
     loop = asyncio.get_running_loop()
     until = loop.time() + seconds
     while loop.time() < until:
-        assert await healthz(bed) == (200, {"status": "ok", "reason": "ok"})
+        assert await healthz(bed) == (200, {"status": "ok", "reason": "ok", "leader": True})
         await asyncio.sleep(0.2)
 
 
@@ -55,7 +55,7 @@ async def test_healthz_fails_when_due_videorooms_are_no_longer_reconciled(bed: O
 
     # The controller's timer loop is gone: the room's resync comes due and nothing reconciles it.
     assert bed.controller is not None
-    await bed.controller.stop()
+    await bed.in_operator(bed.controller.stop)
 
     async def unhealthy() -> dict[str, Any] | None:
         status, body = await healthz(bed)

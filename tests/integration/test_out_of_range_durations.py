@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import copy
+import functools
 import logging
 from collections.abc import AsyncIterator, Iterator, Mapping
 from datetime import timedelta
@@ -179,9 +180,10 @@ async def test_a_huge_provision_ahead_stalls_and_the_room_can_be_deleted(
 
     room = await harness.wait_room(ns, "huge", stalled_invalid)
     assert "provisionAhead" in condition(room, "Stalled")["message"]
-    assert harness.controller is not None
-    for trigger in (Trigger.TIMER, Trigger.RESYNC):  # the controller's own timers
-        outcome = await harness.controller.reconcile(ns, "huge", trigger)
+    controller = harness.controller
+    assert controller is not None
+    for trigger in (Trigger.TIMER, Trigger.RESYNC):  # the controller's own timers, on its own loop
+        outcome = await harness.in_operator(functools.partial(controller.reconcile, ns, "huge", trigger))
         assert outcome is not None and outcome.stalled
 
     assert await harness.twilio_calls() == 0

@@ -38,10 +38,10 @@ from twilio_video_operator.dev.playground import (
     Playground,
 )
 from twilio_video_operator.emulator.server import start_emulator
+from twilio_video_operator.handlers import base_registry
 from twilio_video_operator.http_server import SETTINGS_KEY, HealthState, build_app
 from twilio_video_operator.kube import EVENTS
 from twilio_video_operator.logs import redact, register_secret
-from twilio_video_operator.runner import handles_resource
 from twilio_video_operator.settings import Settings, load_settings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -116,7 +116,7 @@ def test_dev_command_serves_kubectl_and_stops_cleanly_on_sigint(tmp_path: Path) 
         assert {name for _, _, name in example_objects()} <= listed_names
 
         with urllib.request.urlopen(f"{operator_url}/healthz", timeout=10) as answer:
-            assert json.loads(answer.read()) == {"status": "ok", "reason": "ok"}
+            assert json.loads(answer.read()) == {"status": "ok", "reason": "ok", "leader": True}
 
         process.send_signal(signal.SIGINT)
         stdout, stderr = process.communicate(timeout=STOP_TIMEOUT)
@@ -219,7 +219,7 @@ async def test_playground_writes_its_files_and_serves_health_and_metrics(playgro
     async with aiohttp.ClientSession() as session:
         async with session.get(f"{playground.operator_url}/healthz") as answer:
             assert answer.status == 200
-            assert await answer.json() == {"status": "ok", "reason": "ok"}
+            assert await answer.json() == {"status": "ok", "reason": "ok", "leader": True}
         async with session.get(f"{playground.operator_url}/metrics") as answer:
             assert answer.status == 200
             assert answer.headers["Content-Type"].startswith("text/plain")
@@ -259,7 +259,7 @@ async def test_apply_reports_an_unknown_kind(playground: Playground, tmp_path: P
 
 
 async def test_handler_warnings_become_redacted_events_and_infos_do_not(tmp_path: Path) -> None:
-    registry = kopf.OperatorRegistry()
+    registry = base_registry()
     secret = "sk-test-8f2d6c1e9b7a4d3f"
 
     @kopf.on.create(API_GROUP, API_VERSION, "videorooms", registry=registry)
@@ -299,7 +299,7 @@ async def test_stopping_removes_the_files_and_the_servers(tmp_path: Path) -> Non
 
 
 async def test_waiting_distinguishes_processed_pending_and_unhandled_kinds(tmp_path: Path) -> None:
-    registry = kopf.OperatorRegistry()
+    registry = base_registry()
 
     @kopf.on.create(API_GROUP, API_VERSION, "videorooms", registry=registry)
     def report_processed(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
@@ -313,29 +313,12 @@ async def test_waiting_distinguishes_processed_pending_and_unhandled_kinds(tmp_p
         applied = [obj for obj in await started.apply(EXAMPLES) if obj.resource.group == API_GROUP]
 
         def handled(obj: AppliedObject) -> bool:
-            resource = obj.resource
-            return handles_resource(registry, resource.group, resource.version, resource.plural, obj.kind)
+            return obj.kind in ("VideoRoom", "Composition")  # what the registry above handles
 
         result = await wait_converged(started.client, applied, handled=handled, wait_seconds=3)
     assert sorted(obj.name for obj in result.converged) == ["standup", "town-hall"]
     assert [obj.kind for obj in result.pending] == ["Composition"]
     assert [obj.kind for obj in result.unhandled] == ["SigningKeyRotation"]
-
-
-def test_handles_resource_follows_the_registered_selectors() -> None:
-    registry = kopf.OperatorRegistry()
-
-    @kopf.timer(API_GROUP, API_VERSION, "signingkeyrotations", interval=60, registry=registry)
-    def rotate(**_: Any) -> None:
-        pass
-
-    @kopf.on.update("VideoRoom", registry=registry)
-    def by_kind(**_: Any) -> None:
-        pass
-
-    assert handles_resource(registry, API_GROUP, API_VERSION, "signingkeyrotations", "SigningKeyRotation")
-    assert handles_resource(registry, API_GROUP, API_VERSION, "videorooms", "VideoRoom")
-    assert not handles_resource(registry, API_GROUP, API_VERSION, "compositions", "Composition")
 
 
 def story_steps(output: str) -> dict[str, str]:
@@ -479,7 +462,11 @@ async def test_healthz_follows_the_operator_loop_and_its_heartbeat() -> None:
         health.mark_stopped("operator loop has exited")
         answer = await client.get("/healthz")
         assert answer.status == 503
-        assert await answer.json() == {"status": "unhealthy", "reason": "operator loop has exited"}
+        assert await answer.json() == {
+            "status": "unhealthy",
+            "reason": "operator loop has exited",
+            "leader": False,
+        }
     finally:
         await client.close()
 

@@ -32,9 +32,7 @@ Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 
 def rotation_registrar(registry: kopf.OperatorRegistry, harness: OperatorHarness) -> None:
-    register_rotations(
-        registry, clock=harness.clock, tick_seconds=0.2, gateway_overrides=harness.gateway_overrides()
-    )
+    register_rotations(registry, clock=harness.clock, tick_seconds=0.2)
 
 
 @pytest.fixture
@@ -162,4 +160,4 @@ async def test_every_kind_reports_reconciles_errors_durations_and_last_time(bed:
     # Objects are due and keep being reconciled: the operator is healthy.
     assert bed.http is not None and bed.settings is not None
     async with bed.http.get(bed.settings.PUBLIC_BASE_URL + "/healthz") as answer:
-        assert (answer.status, await answer.json()) == (200, {"status": "ok", "reason": "ok"})
+        assert (answer.status, await answer.json()) == (200, {"status": "ok", "reason": "ok", "leader": True})

@@ -64,11 +64,43 @@ async def client(settings: Settings, health: HealthState) -> AsyncIterator[Clien
         yield started
 
 
-async def healthz(client: Client) -> tuple[int, dict[str, str]]:
-    answer = await client.get("/healthz")
+async def healthz(client: Client, path: str = "/healthz") -> tuple[int, dict[str, str]]:
+    """The status and body of a probe; the ``leader`` field is checked apart (False here)."""
+    answer = await client.get(path)
     assert answer.content_type == "application/json"
     body: dict[str, str] = await answer.json()
+    assert body.pop("leader") is False
     return answer.status, body
+
+
+# --- /readyz and the leader flag --------------------------------------------------------------------------
+
+
+async def test_readyz_waits_for_the_replica_and_follows_health(client: Client, health: HealthState) -> None:
+    starting = {"status": "unready", "reason": "the replica is starting"}
+    assert await healthz(client, "/readyz") == (503, starting)
+    health.mark_running()
+    health.mark_ready()
+    assert await healthz(client, "/readyz") == (200, {"status": "ready", "reason": "ok"})
+    health.mark_ready(False)
+    health.mark_stopped("the operator is stopping")
+    assert await healthz(client, "/readyz") == (
+        503,
+        {"status": "unready", "reason": "the operator is stopping"},
+    )
+
+
+async def test_both_probes_say_whether_this_replica_leads(settings: Settings, health: HealthState) -> None:
+    leading = [False]
+    health.leader = lambda: leading[0]
+    health.mark_running()
+    health.mark_ready()
+    async with serving(build_app(settings, health)) as client:
+        for path in ("/healthz", "/readyz"):
+            assert (await (await client.get(path)).json())["leader"] is False
+        leading[0] = True
+        for path in ("/healthz", "/readyz"):
+            assert (await (await client.get(path)).json())["leader"] is True
 
 
 # --- /healthz ---------------------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 
 from prometheus_client import REGISTRY
 
@@ -94,11 +95,38 @@ def settings(token: str | None = "operator-token") -> Settings:
     return load_settings(**values)
 
 
-def test_hub_is_one_per_operator_settings_object() -> None:
-    first, second = settings(), settings(None)
-    hub = WebhookHub.of(first)
-    assert WebhookHub.of(first) is hub
-    assert WebhookHub.of(second) is not hub
-    assert hub.channel("room-events") is hub.channel("room-events")
-    assert hub.accounts.tokens_for("AC" + "a" * 32) == ["operator-token"]
-    assert WebhookHub.of(second).accounts.tokens_for("AC" + "a" * 32) == []
+def test_a_hub_verifies_with_its_operator_token_and_keeps_one_channel_per_endpoint() -> None:
+    with_token, without = WebhookHub(settings()), WebhookHub(settings(None))
+    assert with_token.channel("room-events") is with_token.channel("room-events")
+    assert with_token.channel("room-events") is not without.channel("room-events")
+    assert with_token.accounts.tokens_for("AC" + "a" * 32) == ["operator-token"]
+    assert without.accounts.tokens_for("AC" + "a" * 32) == []
+
+
+async def test_events_offered_on_one_loop_are_processed_on_another() -> None:
+    """The HTTP server and the reconciler run on different loops (threads)."""
+    channel = CallbackChannel("test-threads")
+    processed: list[str] = []
+    started = threading.Event()
+
+    async def consume() -> None:
+        done = asyncio.Event()
+
+        async def sink(item: CallbackEvent) -> None:
+            processed.append(item.params["n"])
+            if len(processed) == 3:
+                done.set()
+
+        channel.attach(sink)
+        started.set()
+        await asyncio.wait_for(done.wait(), 5)
+        await channel.detach()
+
+    thread = threading.Thread(target=asyncio.run, args=(consume(),))
+    thread.start()
+    await asyncio.to_thread(started.wait, 2)
+    for n in (1, 2, 3):
+        assert channel.offer(event(n), n) is Offer.ACCEPTED
+    await asyncio.wait_for(channel.drained(), 2)
+    await asyncio.to_thread(thread.join, 2)
+    assert processed == ["1", "2", "3"]

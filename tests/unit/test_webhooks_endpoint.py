@@ -47,8 +47,13 @@ def settings() -> Settings:
 
 
 @pytest.fixture
-async def client(settings: Settings) -> AsyncIterator[TestClient[object, object]]:
-    app = build_app(settings, HealthState(), installers=[install_room_events])
+def hub(settings: Settings) -> WebhookHub:
+    return WebhookHub(settings)
+
+
+@pytest.fixture
+async def client(settings: Settings, hub: WebhookHub) -> AsyncIterator[TestClient[object, object]]:
+    app = build_app(settings, HealthState(), installers=[install_room_events], hub=hub)
     async with TestClient(TestServer(app)) as test_client:
         yield test_client
 
@@ -76,9 +81,9 @@ def rejected(reason: str) -> float:
 
 
 async def test_signed_event_is_accepted_fast_and_queued_once(
-    client: TestClient[object, object], settings: Settings
+    client: TestClient[object, object], settings: Settings, hub: WebhookHub
 ) -> None:
-    channel = WebhookHub.of(settings).channel("room-events")
+    channel = hub.channel("room-events")
     assert (await post(client, EVENT, sign(EVENT)))[0] == 204
     assert channel.depth == 1
     # Twilio retrying the same event, or a replay: accepted, not queued again.
@@ -114,23 +119,23 @@ async def test_bad_or_missing_signatures_are_refused(client: TestClient[object, 
 
 
 async def test_unknown_accounts_are_refused_and_tenants_accepted(
-    client: TestClient[object, object], settings: Settings
+    client: TestClient[object, object], settings: Settings, hub: WebhookHub
 ) -> None:
     tenant = "AC" + "c" * 32
     event = {**EVENT, "AccountSid": tenant, "SequenceNumber": "50"}
     assert (await post(client, event, sign(event, token="tenant-token-0123456789abcdef")))[0] == 403
-    WebhookHub.of(settings).accounts.accept(("ns", "tenant"), tenant, "tenant-token-0123456789abcdef")
+    hub.accounts.accept(("ns", "tenant"), tenant, "tenant-token-0123456789abcdef")
     assert (await post(client, event, sign(event, token="tenant-token-0123456789abcdef")))[0] == 204
     assert (await post(client, event, sign(event)))[0] == 403  # the operator's token does not sign for it
 
 
 async def test_no_tenant_token_speaks_for_the_operators_account(
-    client: TestClient[object, object], settings: Settings
+    client: TestClient[object, object], settings: Settings, hub: WebhookHub
 ) -> None:
     """A tenant Secret naming the operator's AccountSid, with a token of the tenant's choosing, changes
     nothing: the operator's callbacks still verify with the operator's token only."""
     forged = "forged-token-0123456789abcdef"
-    accounts = WebhookHub.of(settings).accounts
+    accounts = hub.accounts
     assert not accounts.accept(("tenant-b", "creds"), settings.TWILIO_ACCOUNT_SID, forged)
     event = {**EVENT, "SequenceNumber": "51"}
     assert (await post(client, event, sign(event, token=forged)))[0] == 403
@@ -181,11 +186,10 @@ async def test_malformed_requests_are_400(
 
 
 async def test_overload_answers_503_with_retry_after(
-    client: TestClient[object, object], settings: Settings
+    client: TestClient[object, object], settings: Settings, hub: WebhookHub
 ) -> None:
-    channel = WebhookHub.of(settings).channel("room-events")
+    channel = hub.channel("room-events")
     channel._capacity = 1
-    channel._queue = None
     first = {**EVENT, "SequenceNumber": "60"}
     second = {**EVENT, "SequenceNumber": "61"}
     assert (await post(client, first, sign(first)))[0] == 204

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +25,9 @@ class GatewayConfig:
     circuit: CircuitSettings = field(default_factory=CircuitSettings)
     idle_client_ttl: float = 1800.0
     """Seconds after which a credential set's unused client is closed."""
+    fence: Callable[[], str | None] | None = None
+    """Asked right before each create, update or delete is sent: a reason when this process may not change
+    anything at Twilio (it no longer leads, see :mod:`twilio_video_operator.kube.leader`), else ``None``."""
 
     def __post_init__(self) -> None:
         if self.max_concurrency < 1:

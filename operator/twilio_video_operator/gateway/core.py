@@ -50,6 +50,7 @@ class TwilioGateway:
             request_timeout=self.config.request_timeout,
             idle_ttl=self.config.idle_client_ttl,
             clock=clock,
+            fence=self.config.fence,
         )
         self._executor = Executor(self.config.retry, self.breaker, sleep=sleep, clock=clock, rng=rng)
 

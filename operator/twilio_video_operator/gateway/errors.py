@@ -122,6 +122,11 @@ class CircuitOpenError(TransientError):
     """The gateway is not sending requests to this Twilio service for a cool-down period."""
 
 
+class FencedError(TransientError):
+    """The request would change Twilio, and this process may not do so now (it no longer leads); it was
+    not sent."""
+
+
 class AuthError(GatewayError):
     """Twilio rejected the credentials (401/20003) or the action is not allowed for them (403)."""
 

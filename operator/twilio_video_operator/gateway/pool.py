@@ -57,8 +57,10 @@ class ClientPool:
         request_timeout: float,
         idle_ttl: float,
         clock: Callable[[], float] = time.monotonic,
+        fence: Callable[[], str | None] | None = None,
     ) -> None:
         self._base_url = base_url
+        self._fence = fence
         self._limit = limit
         self._io = io
         self._request_timeout = request_timeout
@@ -124,7 +126,11 @@ class ClientPool:
 
     def _create(self, creds: CredentialSet, now: float) -> ClientEntry:
         http_client = InstrumentedHttpClient(
-            self._base_url, limit=self._limit, request_timeout=self._request_timeout, io=self._io
+            self._base_url,
+            limit=self._limit,
+            request_timeout=self._request_timeout,
+            io=self._io,
+            fence=self._fence,
         )
         rest_user, rest_password = creds.rest_auth()
         keys_user, keys_password = creds.keys_api_auth()

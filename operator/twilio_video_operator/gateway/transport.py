@@ -9,7 +9,7 @@ never see each other's records.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -22,6 +22,7 @@ from twilio.http.response import Response
 from twilio_video_operator import metrics
 from twilio_video_operator.gateway.base_url import AsyncBaseUrlHttpClient
 from twilio_video_operator.gateway.catalog import Operation, OpType
+from twilio_video_operator.gateway.errors import FencedError
 from twilio_video_operator.gateway.io_loop import IoLoop
 from twilio_video_operator.gateway.limiter import AdaptiveLimit
 
@@ -107,8 +108,10 @@ class InstrumentedHttpClient(AsyncBaseUrlHttpClient):
         limit: AdaptiveLimit,
         request_timeout: float,
         io: IoLoop,
+        fence: Callable[[], str | None] | None = None,
     ) -> None:
         super().__init__(base_url, pool_connections=False, timeout=request_timeout)
+        self._fence = fence
         self._limit = limit
         self._io = io
         self.session = io.call(aiohttp.ClientSession)
@@ -148,6 +151,12 @@ class InstrumentedHttpClient(AsyncBaseUrlHttpClient):
         async with self._limit.slot() as slot:
             if record is not None:
                 record.queued_seconds += time.perf_counter() - queued
+            # Checked once the request holds its slot, right before it is sent: a wait for a slot may
+            # outlast this process's leadership.
+            fenced = self._fence() if self._fence is not None and operation.mutating else None
+            if fenced is not None:
+                metrics.TWILIO_FENCED_REQUESTS.labels(operation.op_id).inc()
+                raise FencedError(f"not sent: {fenced}", operation=operation.op_id)
             metrics.TWILIO_INFLIGHT_REQUESTS.inc()
             started = time.perf_counter()
             try:

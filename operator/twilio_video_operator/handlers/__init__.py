@@ -1,27 +1,57 @@
 """kopf adapters: thin handlers that turn Kubernetes events into reconciler calls.
 
-Every handler module in this package registers on :data:`registry`, e.g.
-``@kopf.on.create("video.openclaw.io", "v1alpha1", "videorooms", registry=registry)``. The registry is
-also made kopf's default, so a decorator without ``registry=`` lands in the same place.
-:func:`install_handlers` imports every module of the package, which is all it takes to activate one.
+Nothing registers at import time. :func:`build_registry` makes a fresh ``kopf.OperatorRegistry`` and asks
+each kind's module to register its handlers on it (``register_handlers(registry, ...)``); the handlers find
+the operator's context (:class:`~twilio_video_operator.context.OperatorContext`) in kopf's ``memo`` as
+``memo.operator``.
 """
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
+from typing import Any
 
 import kopf
 
-# A plain registry: kopf's "smart" default would add login handlers for the `kubernetes`/`pykube`
-# client libraries when they happen to be installed; the operator logs in on its own (see runner).
-registry = kopf.OperatorRegistry()
-kopf.set_default_registry(registry)
+from twilio_video_operator import API_GROUP, API_VERSION
+from twilio_video_operator.handlers import composition, signingkeyrotation, videoroom
+from twilio_video_operator.kube.connection import resolve_connection
+
+#: The kinds the operator reconciles: ``(group, version, plural, kind)``.
+KINDS = (
+    (API_GROUP, API_VERSION, "videorooms", "VideoRoom"),
+    (API_GROUP, API_VERSION, "compositions", "Composition"),
+    (API_GROUP, API_VERSION, "signingkeyrotations", "SigningKeyRotation"),
+)
 
 
-def install_handlers() -> kopf.OperatorRegistry:
-    """Import every handler module in this package (each registers itself) and return the registry."""
-    for module in sorted(pkgutil.iter_modules(__path__), key=lambda info: info.name):
-        if not module.name.startswith("_"):
-            importlib.import_module(f"{__name__}.{module.name}")
+def _login(*, memo: kopf.Memo, settings: kopf.OperatorSettings, **_: Any) -> kopf.ConnectionInfo:
+    """kopf's login handler: the operator's kubeconfig, or in-cluster (re-read, so rotated service account
+    tokens are picked up). kopf keeps waiting for credentials after a failed login, so a failure stops
+    the operator instead."""
+    try:
+        return resolve_connection(memo.operator.kubeconfig, settings)
+    except kopf.LoginError as exc:
+        memo.operator.fail(f"cannot log in to Kubernetes: {exc}")
+        raise
+
+
+def base_registry() -> kopf.OperatorRegistry:
+    """A registry holding only the operator's login handler.
+
+    A plain registry: kopf's "smart" default would add login handlers for the ``kubernetes``/``pykube``
+    client libraries when they happen to be installed; the operator logs in on its own.
+    """
+    registry = kopf.OperatorRegistry()
+    kopf.on.login(id="twilio-video-operator-login", registry=registry, errors=kopf.ErrorsMode.PERMANENT)(
+        _login
+    )
+    return registry
+
+
+def build_registry() -> kopf.OperatorRegistry:
+    """Every handler of the operator, on a fresh registry."""
+    registry = base_registry()
+    videoroom.register_handlers(registry)
+    composition.register_handlers(registry)
+    signingkeyrotation.register_handlers(registry)
     return registry

@@ -28,6 +28,7 @@ from typing import Any
 import kopf
 
 from twilio_video_operator import API_GROUP, API_VERSION, metrics
+from twilio_video_operator.context import OperatorContext
 from twilio_video_operator.delivery import DeliveryError, DeliveryReason, S3Credentials, S3Deliverer
 from twilio_video_operator.gateway import (
     AuthError,
@@ -36,7 +37,6 @@ from twilio_video_operator.gateway import (
     TwilioApi,
     TwilioGateway,
 )
-from twilio_video_operator.handlers.shared import release_shared, shared_gateway, shared_kube
 from twilio_video_operator.kube import COMPOSITIONS, SECRETS, VIDEOROOMS, KubeApiError, KubeClient
 from twilio_video_operator.kube.events import post_event
 from twilio_video_operator.kube.secrets import decode_secret_data
@@ -88,8 +88,6 @@ from twilio_video_operator.webhooks.channel import CallbackEvent
 from twilio_video_operator.webhooks.composition_events import CHANNEL, composition_callback_url
 from twilio_video_operator.webhooks.hub import WebhookHub
 
-from . import registry as shared_registry
-
 logger = logging.getLogger(__name__)
 
 PLURAL = "compositions"
@@ -130,6 +128,7 @@ class CompositionRuntime:
     gateway: TwilioGateway
     settings: Settings
     deliverer: S3Deliverer
+    hub: WebhookHub
     clock: Callable[[], datetime] = utc_now
     timing: Timing = field(default_factory=Timing)
     progress: ReconcileProgress | None = None
@@ -198,10 +197,6 @@ class CompositionRuntime:
             self.statuses.discard(key)
         else:
             self.statuses.set(key, status.composition_status)
-
-    @property
-    def hub(self) -> WebhookHub:
-        return WebhookHub.of(self.settings)
 
     # -- reading the world --------------------------------------------------------------------------
 
@@ -718,7 +713,6 @@ def register_handlers(
     clock: Callable[[], datetime] = utc_now,
     tick_seconds: float = TICK_SECONDS,
     timing: Timing | None = None,
-    gateway_overrides: Mapping[str, Any] | None = None,
     deliverer_options: Mapping[str, Any] | None = None,
     on_start: Callable[[CompositionRuntime], None] | None = None,
 ) -> None:
@@ -728,17 +722,19 @@ def register_handlers(
 
     @kopf.on.startup(registry=registry, id="composition-startup")
     async def startup(memo: Any, settings: kopf.OperatorSettings, **_: Any) -> None:
+        context: OperatorContext = memo.operator
         runtime = CompositionRuntime(
-            kube=shared_kube(memo, settings),
-            gateway=shared_gateway(memo, gateway_overrides),  # one concurrency cap for every kind
-            settings=memo.settings,
+            kube=context.kube,
+            gateway=context.gateway,  # one concurrency cap for every kind
+            settings=context.settings,
             deliverer=S3Deliverer(
-                allowed_endpoints=memo.settings.delivery_allowed_endpoints,
+                allowed_endpoints=context.settings.delivery_allowed_endpoints,
                 **(deliverer_options or {}),
             ),
+            hub=context.hub,
             clock=clock,
             timing=timing or Timing(),
-            progress=memo.get("reconcile_progress"),
+            progress=context.progress,
             tick_seconds=tick_seconds,
         )
         memo.compositions = runtime
@@ -753,7 +749,6 @@ def register_handlers(
             return
         await runtime.hub.channel(CHANNEL).detach()
         await runtime.close()
-        await release_shared(memo, 2)
 
     @kopf.on.resume(*resource, registry=registry, id="composition-resume")
     @kopf.on.create(*resource, registry=registry, id="composition-create")
@@ -783,6 +778,3 @@ def register_handlers(
         metadata = body.get("metadata") or {}
         if runtime is not None:
             runtime.forget(str(metadata["namespace"]), str(metadata["name"]), str(metadata.get("uid") or ""))
-
-
-register_handlers(shared_registry)

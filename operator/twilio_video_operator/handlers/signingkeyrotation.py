@@ -12,8 +12,8 @@ older CRD) does not stop that: deletion reads the fields it needs on their own, 
 ``Retain`` when ``deletionPolicy`` or the credentials do not validate (see
 :func:`~twilio_video_operator.models.signingkeyrotation.spec_for_deletion`).
 
-The module also publishes the operator's Kubernetes connection for the token service and adds
-``POST /v1/token`` to the operator's HTTP server (see :mod:`twilio_video_operator.tokens.service`).
+The token service (``POST /v1/token``, :mod:`twilio_video_operator.tokens.service`) runs on every replica,
+apart from these handlers, with the operator context's Kubernetes client.
 """
 
 from __future__ import annotations
@@ -32,9 +32,8 @@ import kopf
 from pydantic import SecretStr
 
 from twilio_video_operator import API_GROUP, API_VERSION, metrics
+from twilio_video_operator.context import OperatorContext
 from twilio_video_operator.gateway import AuthError, CredentialSet, GatewayError, TwilioGateway
-from twilio_video_operator.handlers.shared import release_shared, shared_gateway, shared_kube
-from twilio_video_operator.http_server import register_routes
 from twilio_video_operator.kube import SECRETS, SIGNINGKEYROTATIONS, KubeApiError, KubeClient
 from twilio_video_operator.kube.events import post_event
 from twilio_video_operator.kube.secrets import decode_secret_data
@@ -67,10 +66,6 @@ from twilio_video_operator.reconcilers.signingkeyrotation import (
     revoke_all,
 )
 from twilio_video_operator.settings import Settings
-from twilio_video_operator.tokens.connection import publish_kube_connection, withdraw_kube_connection
-from twilio_video_operator.tokens.service import token_routes
-
-from . import registry as shared_registry
 
 logger = logging.getLogger(__name__)
 
@@ -496,7 +491,6 @@ def register_handlers(
     *,
     clock: Callable[[], datetime] = utc_now,
     tick_seconds: float = TICK_SECONDS,
-    gateway_overrides: Mapping[str, Any] | None = None,
     backoff: BackoffPolicy | None = None,
 ) -> None:
     """Register the SigningKeyRotation handlers on ``registry``; the arguments exist for tests."""
@@ -504,26 +498,20 @@ def register_handlers(
 
     @kopf.on.startup(registry=registry, id="signingkeyrotation-startup")
     async def startup(memo: kopf.Memo, settings: kopf.OperatorSettings, **_: Any) -> None:
-        operator_settings: Settings = memo.settings
-        kube = shared_kube(memo, settings)
+        context: OperatorContext = memo.operator
         memo.signing_keys = RotationRuntime(
-            kube=kube,
-            gateway=shared_gateway(memo, gateway_overrides),
-            settings=operator_settings,
+            kube=context.kube,
+            gateway=context.gateway,
+            settings=context.settings,
             clock=clock,
             backoff=backoff or BackoffPolicy(),
-            progress=memo.get("reconcile_progress"),
+            progress=context.progress,
             tick_seconds=tick_seconds,
         )
-        publish_kube_connection(operator_settings, kube.connection)
 
     @kopf.on.cleanup(registry=registry, id="signingkeyrotation-cleanup")
     async def cleanup(memo: kopf.Memo, **_: Any) -> None:
-        runtime: RotationRuntime | None = memo.get("signing_keys")
-        if runtime is None:
-            return
-        withdraw_kube_connection(runtime.settings)
-        await release_shared(memo, 2)
+        memo.pop("signing_keys", None)
 
     @kopf.on.resume(*resource, registry=registry, id="signingkeyrotation-resume")
     @kopf.on.create(*resource, registry=registry, id="signingkeyrotation-create")
@@ -559,7 +547,3 @@ def register_handlers(
         runtime: RotationRuntime | None = memo.get("signing_keys")
         if runtime is not None:
             runtime.forget(str(namespace), name)
-
-
-register_handlers(shared_registry)
-register_routes(token_routes())

@@ -9,8 +9,9 @@
   ``video.openclaw.io/credentials`` (filtered by the API server): a change of one asks for a reconcile of
   the rooms naming it, so a fixed Secret lifts a credentials stall at once. Only names are kept;
   Secret data never leaves the event;
-- ``startup``/``cleanup``: build and stop the controller, the Twilio gateway, the Kubernetes client, and
-  attach room status callbacks (``POST /twilio/room-events``) to the controller.
+- ``startup``/``cleanup``: build and stop the controller over the operator context's Twilio gateway and
+  Kubernetes client (``memo.operator``), and attach room status callbacks (``POST /twilio/room-events``)
+  to the controller.
 
 The controller lives in :mod:`twilio_video_operator.reconcilers.videoroom_controller`; this module only
 implements its Kubernetes port (:class:`KubeRoomObjects`) with the operator's Kubernetes client.
@@ -28,9 +29,9 @@ from typing import Any, Literal, cast
 import kopf
 
 from twilio_video_operator import API_GROUP, API_VERSION
+from twilio_video_operator.context import OperatorContext
 from twilio_video_operator.gateway.core import TwilioGateway
 from twilio_video_operator.gateway.credentials import CredentialSet
-from twilio_video_operator.handlers.shared import release_shared, shared_gateway, shared_kube
 from twilio_video_operator.kube import COMPOSITIONS, SECRETS, VIDEOROOMS, KubeApiError, KubeClient
 from twilio_video_operator.kube.events import post_event
 from twilio_video_operator.kube.secrets import decode_secret_data
@@ -46,8 +47,6 @@ from twilio_video_operator.settings import Settings
 from twilio_video_operator.webhooks.channel import CallbackChannel, CallbackEvent
 from twilio_video_operator.webhooks.hub import WebhookHub
 from twilio_video_operator.webhooks.room_events import CHANNEL, PATH
-
-from . import registry as shared_registry
 
 logger = logging.getLogger(__name__)
 
@@ -218,26 +217,24 @@ def register_handlers(
     *,
     clock: Callable[[], datetime] = utc_now,
     resync_interval: timedelta | None = None,
-    gateway_overrides: Mapping[str, Any] | None = None,
     rng: random.Random | None = None,
     on_start: Callable[[VideoRoomController], None] | None = None,
     api_hook: Callable[[RoomApi], RoomApi] | None = None,
 ) -> None:
     """Register the VideoRoom handlers on ``registry``. The keyword arguments exist for tests: an injected
-    clock (e.g. the Twilio emulator's), a resync interval other than ``RESYNC_INTERVAL``, gateway settings,
-    ``on_start`` receiving the controller once it runs, and ``api_hook`` wrapping the Twilio operations
-    (to stop a test operator at an exact point)."""
+    clock (e.g. the Twilio emulator's), a resync interval other than ``RESYNC_INTERVAL``, ``on_start``
+    receiving the controller once it runs, and ``api_hook`` wrapping the Twilio operations (to stop a test
+    operator at an exact point)."""
     resource = (API_GROUP, API_VERSION, PLURAL)
 
     @kopf.on.startup(registry=registry, id="videoroom-startup")
     async def startup(memo: kopf.Memo, settings: kopf.OperatorSettings, **kwargs: Any) -> None:
-        operator_settings: Settings = memo.settings
+        context: OperatorContext = memo.operator
+        operator_settings = context.settings
         # Only credential Secrets are watched (filtered by the API server, for every Secret watch of this
         # process): the others never reach the operator.
         settings.watching.label_selectors["v1", "secrets"] = CREDENTIALS_LABEL
-        kube = shared_kube(memo, settings)
-        gateway = shared_gateway(memo, gateway_overrides)
-        hub = WebhookHub.of(operator_settings)
+        kube, gateway, hub = context.kube, context.gateway, context.hub
 
         def api_for(creds: CredentialSet) -> RoomApi:
             api = cast(RoomApi, gateway.api(creds))
@@ -258,7 +255,7 @@ def register_handlers(
             rng=rng,
             on_credentials=_redact_credentials,
             on_token_accepted=lambda source, creds: _accept_token(hub, source, creds),
-            progress=memo.get("reconcile_progress"),
+            progress=context.progress,
             name_prefixes=operator_settings.TENANT_NAME_PREFIXES,
             indexed_owners=indexed_owners,
         )
@@ -280,7 +277,6 @@ def register_handlers(
             return
         await runtime.channel.detach()
         await runtime.controller.stop()
-        await release_shared(memo, 2)
 
     @kopf.on.resume(*resource, registry=registry, id="videoroom-resume")
     async def resumed(memo: Any, namespace: str | None, name: str, **_: Any) -> None:
@@ -343,6 +339,3 @@ def register_handlers(
             released.message,
             extra={"namespace": namespace, "object_name": name, "kind": KIND},
         )
-
-
-register_handlers(shared_registry)

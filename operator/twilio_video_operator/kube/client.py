@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import ssl
 import tempfile
+import weakref
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -82,7 +84,11 @@ class KubeClient:
             total=None, connect=None, sock_connect=timeout, sock_read=timeout
         )
         self._max_connections = max_connections
-        self._session: aiohttp.ClientSession | None = None
+        # aiohttp sessions belong to the loop they were made on; the operator's HTTP side and its
+        # reconciler run on different loops, and each gets a session of its own.
+        self._sessions: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aiohttp.ClientSession] = (
+            weakref.WeakKeyDictionary()
+        )
 
     @property
     def connection(self) -> kopf.ConnectionInfo:
@@ -96,16 +102,20 @@ class KubeClient:
         await self.close()
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        """Close the session of the running loop (each loop that used the client closes its own)."""
+        session = self._sessions.pop(asyncio.get_running_loop(), None)
+        if session is not None:
+            await session.close()
 
     def _get_session(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
+        loop = asyncio.get_running_loop()
+        session = self._sessions.get(loop)
+        if session is None or session.closed:
             connector = aiohttp.TCPConnector(ssl=_ssl_context(self._info), limit=self._max_connections)
             headers = {"Accept": "application/json", **self._info.as_http_headers()}
-            self._session = aiohttp.ClientSession(connector=connector, headers=headers, timeout=self._timeout)
-        return self._session
+            session = aiohttp.ClientSession(connector=connector, headers=headers, timeout=self._timeout)
+            self._sessions[loop] = session
+        return session
 
     async def request(
         self,
@@ -152,6 +162,13 @@ class KubeClient:
 
     async def create(self, resource: Resource, namespace: str | None, body: dict[str, Any]) -> dict[str, Any]:
         result: dict[str, Any] = await self.request("POST", resource.path(namespace), body=body)
+        return result
+
+    async def replace(
+        self, resource: Resource, namespace: str | None, name: str, body: dict[str, Any]
+    ) -> dict[str, Any]:
+        """PUT the whole object; its ``metadata.resourceVersion`` makes it a compare-and-swap (409)."""
+        result: dict[str, Any] = await self.request("PUT", resource.path(namespace, name), body=body)
         return result
 
     async def patch(

@@ -88,7 +88,7 @@ class ReconcileProgress:
         """A reconcile of ``key`` ended without finishing (cancelled or skipped)."""
         self._running[key] -= 1
         if self._running[key] <= 0:
-            del self._running[key]
+            self._running.pop(key, None)
 
     def finished(self, key: Key, due_in: float | None, *, keep_due: bool = False) -> None:
         """A reconcile of ``key`` finished; its next one is due in ``due_in`` seconds (``None``: not until
@@ -106,6 +106,14 @@ class ReconcileProgress:
     def forget(self, kind: str, namespace: str, name: str) -> None:
         """The object is gone: nothing is due for it any more."""
         self._due.pop((kind, namespace, name), None)
+
+    def reset(self) -> None:
+        """This process stopped reconciling (it no longer leads): nothing is due here any more."""
+        self._due.clear()
+        self._running.clear()
+        self._last_finished.clear()
+        self._waiting.clear()
+        self._working.clear()
 
     def queued(self, token: int, kind: str, since: float) -> None:
         self._waiting[token] = (kind, since)
@@ -158,9 +166,9 @@ class ReconcileProgress:
         """
         now = self.clock()
         overdue: dict[str, list[tuple[float, str]]] = {}
-        for key, due in self._due.items():
+        for key, due in list(self._due.items()):  # a snapshot: the reconciler's thread writes meanwhile
             late = now - due
-            if late <= self.grace or key in self._running:
+            if late <= self.grace or self._running.get(key):
                 continue
             kind = key[0]
             last = self._last_finished.get(kind)
@@ -171,7 +179,7 @@ class ReconcileProgress:
             return None
         kind = min(overdue)
         late, name = max(overdue[kind])
-        quiet = now - self._last_finished[kind]  # a deadline is only set when a reconcile finishes
+        quiet = now - self._last_finished.get(kind, now)  # a deadline is only set when a reconcile finishes
         count = len(overdue[kind])
         objects = "1 object is" if count == 1 else f"{count} objects are"
         return (

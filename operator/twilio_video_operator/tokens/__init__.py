@@ -7,6 +7,5 @@
 - :mod:`.ratelimit`: token buckets per caller, identity, room and source address;
 - :mod:`.connect_options`: twilio-video.js connect options (room ``clientProfile`` over the defaults);
 - :mod:`.cache`: the short, bounded caches the service reads through;
-- :mod:`.connection`: how the HTTP side finds the operator's Kubernetes connection;
 - :mod:`.service`: the HTTP endpoint; :mod:`.cli`: ``twilio-video-operator token``.
 """

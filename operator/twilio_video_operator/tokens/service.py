@@ -1,7 +1,7 @@
 """``POST /v1/token`` on the operator's HTTP server: Access Tokens for Kubernetes workloads.
 
-Request: JSON ``{namespace, room, identity, ttlSeconds?}`` with ``Authorization: Bearer <ServiceAccount
-token>``. The checks, in order (the first failing one answers):
+Request: JSON ``{namespace, room, identity, ttlSeconds?, verificationCode?, verificationSid?}`` with
+``Authorization: Bearer <ServiceAccount token>``. The checks, in order (the first failing one answers):
 
 ====  ======================  =====================================================================
 code  error                   when
@@ -21,6 +21,9 @@ code  error                   when
 403   IdentityBlocked         the identity is in ``moderation.blockedIdentities``
 403   IdentityNotAllowed      the identity matches no ``access.allowedIdentities`` pattern
 429   RateLimited             too many requests for this room, or for this identity in this room
+403   Verification...         ``access.verification``: no valid Twilio Verify check (see
+                              :mod:`.verification`); 503 VerificationUnavailable when Verify cannot be
+                              asked
 503   SigningKeyUnavailable   the room's SigningKeyRotation has no active key (yet)
 ====  ======================  =====================================================================
 
@@ -34,21 +37,25 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
-import kopf
 from aiohttp import web
 
 from twilio_video_operator import metrics
-from twilio_video_operator.http_server import SETTINGS_KEY, RouteInstaller
+from twilio_video_operator.http_server import RouteInstaller
 from twilio_video_operator.kube import KubeClient
 from twilio_video_operator.settings import Settings
 from twilio_video_operator.tokens.auth import KubeAuthorizer
 from twilio_video_operator.tokens.connect_options import connect_options
-from twilio_video_operator.tokens.connection import published_kube_connection
-from twilio_video_operator.tokens.errors import TokenRequestError, bad_request, unauthorized, unavailable
+from twilio_video_operator.tokens.errors import (
+    TokenRequestError,
+    bad_request,
+    forbidden,
+    unauthorized,
+    unavailable,
+)
 from twilio_video_operator.tokens.minting import AccessToken, mint_access_token
 from twilio_video_operator.tokens.policy import (
     check_identity_access,
@@ -59,6 +66,12 @@ from twilio_video_operator.tokens.policy import (
 )
 from twilio_video_operator.tokens.ratelimit import KeyedLimiter, RateLimits, retry_after_seconds
 from twilio_video_operator.tokens.rooms import OperatorKey, RoomDirectory, RoomTokenContext
+from twilio_video_operator.tokens.verification import (
+    VerificationChecker,
+    VerificationGate,
+    parse_verification,
+)
+from twilio_video_operator.tokens.verify_client import OperatorVerify
 
 logger = logging.getLogger(__name__)
 
@@ -89,7 +102,10 @@ class TokenIssuer:
         requested_ttl: int | None,
         *,
         before_signing: Callable[[RoomTokenContext], None] | None = None,
+        verify: Callable[[RoomTokenContext], Awaitable[None]] | None = None,
     ) -> tuple[AccessToken, RoomTokenContext]:
+        """``verify`` checks ``access.verification`` (after ``before_signing``); without it such a room
+        is refused, so no path mints for a verified room without a check."""
         context = await self.rooms.context(namespace, room)
         check_room_state(context.room_status)
         spec = context.spec
@@ -98,6 +114,10 @@ class TokenIssuer:
         check_identity_access(identity, blocked, allowed)
         if before_signing is not None:
             before_signing(context)
+        if spec.access is not None and spec.access.verification is not None:
+            if verify is None:
+                raise forbidden("VerificationRequired", "this room needs a Twilio Verify check")
+            await verify(context)
         if context.key is None:
             raise unavailable("SigningKeyUnavailable", context.key_problem or "no signing key")
         now = self.clock()
@@ -118,17 +138,18 @@ class TokenService:
     def __init__(
         self,
         settings: Settings,
-        connection: Callable[[], kopf.ConnectionInfo | None],
+        kube: KubeClient,
         *,
         clock: Callable[[], float] = time.time,
         limits: RateLimits | None = None,
         auth_cache_ttl: float = 30.0,
         room_cache_ttl: float = 2.0,
+        verification_check: VerificationChecker | None = None,
     ) -> None:
         self.settings = settings
-        self._connection = connection
-        self._client: KubeClient | None = None
-        self._client_info: kopf.ConnectionInfo | None = None
+        self._verify = OperatorVerify(settings)  # connects on first use only
+        self.verification = VerificationGate(verification_check or self._verify, clock)
+        self._kube = kube
         self.clock = clock
         self.limits = limits or RateLimits()
         self.authorizer = KubeAuthorizer(self.kube, clock, ttl=auth_cache_ttl)
@@ -150,21 +171,13 @@ class TokenService:
         self.by_identity = KeyedLimiter(limits.per_identity, clock, limits.max_keys)
 
     async def kube(self) -> KubeClient:
-        """The Kubernetes client of the running operator (503 while it has not logged in yet)."""
-        info = self._connection()
-        if info is None:
-            raise unavailable("Starting", "the operator is starting; try again shortly")
-        if self._client is None or self._client_info is not info:
-            if self._client is not None:
-                await self._client.close()
-            self._client, self._client_info = KubeClient(info), info
-        return self._client
+        """The operator's Kubernetes client."""
+        return self._kube
 
     async def close(self, _: web.Application | None = None) -> None:
+        """Stop the background refreshes (the client belongs to the operator's context)."""
         await self.rooms.close()
-        if self._client is not None:
-            await self._client.close()
-            self._client = None
+        await self._verify.close()
 
     async def handle(self, request: web.Request) -> web.Response:
         started = time.perf_counter()
@@ -197,7 +210,7 @@ class TokenService:
             if not bearer:
                 raise unauthorized("send a Kubernetes ServiceAccount token as Authorization: Bearer <token>")
             caller = await self.authorizer.authenticate(bearer)
-        namespace, room, identity, requested_ttl = _parse(raw)
+        namespace, room, identity, requested_ttl, code, verification_sid = _parse(raw)
         self._limit(self.by_caller, caller.username, "from this caller")
         await self.authorizer.authorize(caller, namespace, room)
 
@@ -205,8 +218,14 @@ class TokenService:
             self._limit(self.by_room, (namespace, room), "for this room")
             self._limit(self.by_identity, (namespace, room, identity), "for this identity")
 
+        async def verify(context: RoomTokenContext) -> None:
+            access = context.spec.access
+            assert access is not None and access.verification is not None
+            key = (namespace, room, identity)
+            await self.verification.require(access.verification, key, code, verification_sid)
+
         token, context = await self.issuer.issue(
-            namespace, room, identity, requested_ttl, before_signing=limit_room
+            namespace, room, identity, requested_ttl, before_signing=limit_room, verify=verify
         )
         metrics.ACCESS_TOKENS_MINTED.labels("http", context.key_source).inc()
         logger.debug(
@@ -246,7 +265,7 @@ def _bearer(request: web.Request) -> str:
     return credential.strip() if scheme.lower() == "bearer" else ""
 
 
-def _parse(raw: bytes) -> tuple[str, str, str, int | None]:
+def _parse(raw: bytes) -> tuple[str, str, str, int | None, str | None, str | None]:
     try:
         body = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
@@ -260,7 +279,8 @@ def _parse(raw: bytes) -> tuple[str, str, str, int | None]:
         raise bad_request("identity is required")
     identity = validate_identity(body["identity"])
     ttl = validate_ttl(body.get("ttlSeconds"))
-    return body["namespace"], body["room"], identity, ttl
+    code, sid = parse_verification(body.get("verificationCode"), body.get("verificationSid"))
+    return body["namespace"], body["room"], identity, ttl, code, sid
 
 
 def _error_response(error: TokenRequestError) -> web.Response:
@@ -272,33 +292,12 @@ def _error_response(error: TokenRequestError) -> web.Response:
     )
 
 
-def token_routes(
-    *,
-    connection: kopf.ConnectionInfo | None = None,
-    clock: Callable[[], float] = time.time,
-    limits: RateLimits | None = None,
-    auth_cache_ttl: float = 30.0,
-    room_cache_ttl: float = 2.0,
-) -> RouteInstaller:
-    """A route installer for the HTTP server adding ``/v1/token``.
-
-    The Kubernetes connection is ``connection`` when given, else the one the operator publishes once
-    logged in (:func:`~twilio_video_operator.tokens.connection.publish_kube_connection`).
-    """
+def token_routes(service: TokenService) -> RouteInstaller:
+    """A route installer for the HTTP server adding ``/v1/token``, answered by ``service``."""
 
     def install(app: web.Application) -> None:
-        settings = app[SETTINGS_KEY]
-        service = TokenService(
-            settings,
-            (lambda: connection) if connection is not None else (lambda: published_kube_connection(settings)),
-            clock=clock,
-            limits=limits,
-            auth_cache_ttl=auth_cache_ttl,
-            room_cache_ttl=room_cache_ttl,
-        )
         app[TOKEN_SERVICE_KEY] = service
         app.router.add_route("*", PATH, service.handle)
-        app.on_cleanup.append(service.close)
 
     return install
 

@@ -9,6 +9,7 @@ kept per source Secret: a Secret that changes replaces only its own entry.
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 
 from pydantic import SecretStr
@@ -38,6 +39,8 @@ class AuthTokens:
         self._operator_token = SecretStr(token) if token else None
         self._accepted: OrderedDict[Source, tuple[str, SecretStr]] = OrderedDict()
         self._max = max_sources
+        # The reconciler accepts tokens on its own thread while the HTTP server reads them on another.
+        self._lock = threading.Lock()
 
     def accept(self, source: Source, account_sid: str, token: str | SecretStr | None) -> bool:
         """Record the token of a tenant Secret after Twilio accepted it for ``account_sid``.
@@ -47,23 +50,25 @@ class AuthTokens:
         value = _reveal(token)
         if not account_sid or not value or account_sid == self.operator_account:
             return False
-        self._accepted[source] = (account_sid, SecretStr(value))
-        self._accepted.move_to_end(source)
-        while len(self._accepted) > self._max:
-            self._accepted.popitem(last=False)
+        with self._lock:
+            self._accepted[source] = (account_sid, SecretStr(value))
+            self._accepted.move_to_end(source)
+            while len(self._accepted) > self._max:
+                self._accepted.popitem(last=False)
         return True
 
     def forget(self, source: Source) -> None:
         """The Secret changed or is no longer used: its token verifies nothing any more."""
-        self._accepted.pop(source, None)
+        with self._lock:
+            self._accepted.pop(source, None)
 
     def tokens_for(self, account_sid: str) -> list[str]:
         """Every token that may verify a callback of ``account_sid`` (empty: refuse it)."""
         if account_sid == self.operator_account:
             return [self._operator_token.get_secret_value()] if self._operator_token is not None else []
-        found = {
-            token.get_secret_value() for account, token in self._accepted.values() if account == account_sid
-        }
+        with self._lock:
+            entries = list(self._accepted.values())
+        found = {token.get_secret_value() for account, token in entries if account == account_sid}
         return sorted(found)
 
     def verifiable(self, account_sid: str) -> bool:
@@ -74,7 +79,8 @@ class AuthTokens:
 
     def __len__(self) -> int:
         """Accounts with at least one token."""
-        accounts = {account for account, _ in self._accepted.values()}
+        with self._lock:
+            accounts = {account for account, _ in self._accepted.values()}
         if self._operator_token is not None and self.operator_account:
             accounts.add(self.operator_account)
         return len(accounts)

@@ -16,7 +16,6 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
-from twilio_video_operator.http_server import register_routes
 from twilio_video_operator.webhooks.endpoint import callback_handler
 
 PATH = "/twilio/composition-events"
@@ -42,6 +41,3 @@ def composition_callback_url(public_base_url: str, namespace: str, name: str, ui
 def install_composition_events(app: web.Application) -> None:
     """Route installer for the operator's HTTP server."""
     app.router.add_route("*", PATH, callback_handler(CHANNEL, REQUIRED_FIELDS, composition_event_key))
-
-
-register_routes(install_composition_events)

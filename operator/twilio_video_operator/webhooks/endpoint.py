@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlencode
 
 from aiohttp import web
 
 from twilio_video_operator import metrics
-from twilio_video_operator.http_server import SETTINGS_KEY
-from twilio_video_operator.webhooks.channel import CallbackEvent, Offer
-from twilio_video_operator.webhooks.hub import WebhookHub
+from twilio_video_operator.http_server import HUB_KEY, SETTINGS_KEY
+from twilio_video_operator.webhooks.channel import CallbackEvent, Offer, SignedRequest
+from twilio_video_operator.webhooks.handoff import HANDOFF_HEADER
 from twilio_video_operator.webhooks.signature import SIGNATURE_HEADER, is_valid_signature, public_url
 
 logger = logging.getLogger(__name__)
@@ -85,16 +85,27 @@ def callback_handler(name: str, required: Sequence[str], dedupe_key: DedupeKey) 
         if missing:
             raise _Rejected(400, "malformed", f"missing {', '.join(missing)}")
         settings = request.app[SETTINGS_KEY]
-        hub = WebhookHub.of(settings)
+        hub = request.app[HUB_KEY]
+        handoff = hub.handoff if hub.handoff is not None and hub.handoff.active else None
+        handed_off = HANDOFF_HEADER in request.headers
+        if handed_off and handoff is not None:
+            raise _Rejected(503, "not_leader", "this replica does not lead; try the leader")
         account_sid = params["AccountSid"]
         tokens = hub.accounts.tokens_for(account_sid)
+        signature = request.headers.get(SIGNATURE_HEADER, "")
         if not tokens:
+            if handoff is not None:  # only the leader may know this account's token: it answers
+                status = await handoff.relay(
+                    SignedRequest(request.raw_path, urlencode(pairs).encode(), signature)
+                )
+                return web.Response(status=status)
             raise _Rejected(403, "unknown_account", "callbacks of this account cannot be verified")
         url = public_url(settings.PUBLIC_BASE_URL, request.raw_path)
-        signature = request.headers.get(SIGNATURE_HEADER, "")
         if not any(is_valid_signature(token, url, pairs, signature) for token in tokens):
             raise _Rejected(403, "signature", "bad or missing X-Twilio-Signature")
-        offer = hub.channel(name).offer(CallbackEvent(account_sid, params), dedupe_key(params))
+        # The signature covers the URL and the sorted fields, so the re-encoded form verifies just the same.
+        raw = SignedRequest(request.raw_path, urlencode(pairs).encode(), signature)
+        offer = hub.channel(name).offer(CallbackEvent(account_sid, params, raw=raw), dedupe_key(params))
         if offer is Offer.FULL:
             raise _Rejected(503, "overloaded", "too many callbacks waiting; retry later")
         if offer is Offer.DUPLICATE:

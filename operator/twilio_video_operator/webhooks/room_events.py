@@ -6,7 +6,6 @@ from collections.abc import Hashable, Mapping
 
 from aiohttp import web
 
-from twilio_video_operator.http_server import register_routes
 from twilio_video_operator.webhooks.endpoint import callback_handler
 
 PATH = "/twilio/room-events"
@@ -27,6 +26,3 @@ def room_event_key(params: Mapping[str, str]) -> Hashable:
 def install_room_events(app: web.Application) -> None:
     """Route installer for the operator's HTTP server."""
     app.router.add_route("*", PATH, callback_handler(CHANNEL, REQUIRED_FIELDS, room_event_key))
-
-
-register_routes(install_room_events)

@@ -22,9 +22,8 @@ from twilio_video_operator.dev.demo.objects import (
 )
 from twilio_video_operator.dev.demo.waiting import POLL_INTERVAL, StepFailed, expect
 from twilio_video_operator.dev.playground import AppliedObject
-from twilio_video_operator.handlers import install_handlers
+from twilio_video_operator.handlers import KINDS
 from twilio_video_operator.kube import KubeClient
-from twilio_video_operator.runner import handles_resource
 
 
 @dataclass
@@ -93,11 +92,9 @@ async def apply_examples(demo: Demo) -> None:
     for obj in applied:
         print(f"  {obj.display} {obj.action}")
 
-    registry = install_handlers()
-
     def handled(obj: AppliedObject) -> bool:
         resource = obj.resource
-        return handles_resource(registry, resource.group, resource.version, resource.plural, obj.kind)
+        return (resource.group, resource.version, resource.plural, obj.kind) in KINDS
 
     client = demo.playground.client
     print(f"Waiting up to {demo.wait_seconds:.0f}s for the operator")
