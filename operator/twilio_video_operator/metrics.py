@@ -324,6 +324,13 @@ SUBSCRIBE_RULES_SET = Counter(
     ["trigger"],
 )
 
+VERIFICATIONS = Counter(
+    "twilio_video_operator_token_verifications_total",
+    "Token requests for rooms with access.verification, by result: cached (a check passed within the TTL), "
+    "approved (Twilio Verify approved the code), refused (a 403) or error (Verify could not be asked).",
+    ["result"],
+)
+
 ROOM_ENDED_CONFIRMATIONS = Counter(
     "twilio_video_operator_room_ended_confirmations_total",
     "room-ended callbacks for a room the operator had in progress, confirmed with one FetchRoom before "

@@ -22,7 +22,7 @@ REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"
 DOC = REPO / "docs" / "examples.md"
 API_GROUP = "video.openclaw.io"
-SCENARIOS = ("quota", "webinar", "classroom", "recording", "key-rotation")
+SCENARIOS = ("quota", "webinar", "classroom", "recording", "key-rotation", "paid-room")
 # Folders whose objects are applied to a cluster (argocd/ holds Argo CD's own objects and scripts).
 CLUSTER_FOLDERS = (*SCENARIOS, "rbac")
 CLUSTER_SCOPED_KINDS = {"Namespace", "ClusterRole", "ClusterRoleBinding"}
@@ -212,6 +212,16 @@ def test_classroom_is_moderated_with_identity_globs_and_degradation() -> None:
     degradation = spec["clientProfile"]["degradation"]
     assert degradation["restoreAtLevel"] >= degradation["audioOnlyBelowLevel"]
     assert spec["maxParticipants"] > 1
+
+
+def test_paid_room_needs_a_verify_check_and_mutes_by_identity() -> None:
+    spec = one(documents_in(EXAMPLES / "paid-room"), "VideoRoom")["spec"]
+    verification = spec["access"]["verification"]
+    assert re.fullmatch(r"VA[0-9a-f]{32}", verification["serviceSid"])
+    assert parse_duration(verification["ttl"]).total_seconds() <= 24 * 3600
+    muted = [mute["identity"] for mute in spec["moderation"]["mutedIdentities"]]
+    assert muted and set(spec["moderation"]["reasons"]) <= set(muted)
+    assert spec["recording"]["participantsOnConnect"] is True
 
 
 def test_recording_delivers_to_s3_with_placeholder_credentials() -> None:

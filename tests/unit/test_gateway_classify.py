@@ -35,6 +35,8 @@ TOKEN = "authTokenValue0123456789abcdef00"
     [
         (429, 20429, ThrottledError),
         (429, None, ThrottledError),
+        (429, 60202, TerminalError),  # Verify: max check attempts, for good
+        (429, 60203, TerminalError),  # Verify: max send attempts
         (400, 20429, ThrottledError),
         (401, 20003, AuthError),
         (401, None, AuthError),

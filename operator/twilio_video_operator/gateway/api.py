@@ -5,10 +5,11 @@ from __future__ import annotations
 from twilio_video_operator.gateway.compositions import CompositionOperations
 from twilio_video_operator.gateway.keys import KeyOperations
 from twilio_video_operator.gateway.rooms import RoomOperations
+from twilio_video_operator.gateway.verify import VerifyOperations
 
 
-class TwilioApi(RoomOperations, CompositionOperations, KeyOperations):
-    """Rooms, participants, compositions and keys of one Twilio account.
+class TwilioApi(RoomOperations, CompositionOperations, KeyOperations, VerifyOperations):
+    """Rooms, participants, compositions, keys and Verify checks of one Twilio account.
 
     Obtain it with ``TwilioGateway.api(creds)``; it is cheap, so build one per reconcile with the credential
     values just read. Every method retries transient failures within the gateway's bounds and raises a

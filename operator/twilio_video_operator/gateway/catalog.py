@@ -7,7 +7,8 @@ from typing import Literal
 
 OpType = Literal["create", "read", "list", "update", "delete"]
 Service = str
-"""The Twilio product host label: ``video`` (video.twilio.com) or ``api`` (api.twilio.com)."""
+"""The Twilio product host label: ``video`` (video.twilio.com), ``api`` (api.twilio.com) or ``verify``
+(verify.twilio.com)."""
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,7 @@ CREATE_NEW_KEY = _op("CreateNewKey", "api", "create")
 LIST_KEY = _op("ListKey", "api", "list")
 FETCH_KEY = _op("FetchKey", "api", "read")
 DELETE_KEY = _op("DeleteKey", "api", "delete")
+CREATE_VERIFICATION_CHECK = _op("CreateVerificationCheck", "verify", "create")
 
 ALL_OPERATIONS: tuple[Operation, ...] = (
     CREATE_ROOM,
@@ -71,4 +73,5 @@ ALL_OPERATIONS: tuple[Operation, ...] = (
     LIST_KEY,
     FETCH_KEY,
     DELETE_KEY,
+    CREATE_VERIFICATION_CHECK,
 )

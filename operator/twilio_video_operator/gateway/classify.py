@@ -27,6 +27,8 @@ from twilio_video_operator.gateway.transport import REQUEST_ID_HEADER, RETRY_AFT
 CODE_AUTHENTICATE = 20003
 CODE_NOT_FOUND = 20404
 CODE_TOO_MANY_REQUESTS = 20429
+#: Verify's 429s that refuse for good (max check attempts, max send attempts): retrying cannot help.
+CODES_DEFINITE_429 = (60202, 60203)
 
 _SDK_PREFIX = re.compile(r"^Unable to \w+ (?:record|page)(?::\s*)?")
 _MAX_MESSAGE = 300
@@ -42,6 +44,10 @@ def error_from_status(
     retry_after: float | None = None,
 ) -> GatewayError:
     """The classification table for an HTTP error response (see ``docs/gateway.md``)."""
+    if code in CODES_DEFINITE_429:
+        return TerminalError(
+            message, operation=operation.op_id, status=status, code=code, request_id=request_id
+        )
     if code == CODE_TOO_MANY_REQUESTS or status == 429:
         return ThrottledError(
             message,

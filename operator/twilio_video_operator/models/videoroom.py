@@ -224,6 +224,30 @@ class Moderation(SpecModel):
         return value
 
 
+#: Longest a successful Verify check lets an identity get tokens without a new code.
+VERIFICATION_TTL_MAX = timedelta(hours=24)
+VERIFY_SERVICE_SID_PATTERN = r"^VA[0-9a-fA-F]{32}$"
+
+
+class AccessVerification(SpecModel):
+    """Tokens only after a Twilio Verify check of the identity (the identity is the phone number or email
+    address the code was sent to)."""
+
+    service_sid: str = Field(
+        pattern=VERIFY_SERVICE_SID_PATTERN,
+        min_length=34,
+        max_length=34,
+        description="Verify Service SID (VA...) of the operator's Twilio account that sent the code.",
+    )
+    ttl: Annotated[str, DurationLimit(VERIFICATION_TTL_MAX)] = Field(
+        default="10m",
+        description=(
+            "How long a successful check lets the identity get tokens for this room without a new code "
+            "(Go duration, at most 24h)."
+        ),
+    )
+
+
 class Access(SpecModel):
     """Who may receive tokens for this room."""
 
@@ -231,6 +255,13 @@ class Access(SpecModel):
         default=None,
         max_length=1000,
         description="Identities (shell-style globs with *) the token service may mint for; unset means any.",
+    )
+    verification: AccessVerification | None = Field(
+        default=None,
+        description=(
+            "Require a Twilio Verify check: POST /v1/token must carry the identity's verificationCode "
+            "(and optionally the verificationSid) until a check succeeded, then for ttl it need not."
+        ),
     )
 
 
