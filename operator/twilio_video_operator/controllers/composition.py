@@ -191,9 +191,9 @@ class CompositionController:
 
     async def reconcile(self, namespace: str, name: str) -> Outcome:
         """Bring one Composition forward (serialised per object)."""
-        with track_reconcile(KIND, namespace, name, self.progress) as run:
-            async with self._locks.hold((namespace, name)):
-                return await self._reconcile(run, namespace, name)
+        lock = self._locks.hold((namespace, name))
+        async with track_reconcile(KIND, namespace, name, self.progress, waits_for=(lock,)) as run:
+            return await self._reconcile(run, namespace, name)
 
     async def _reconcile(self, run: ReconcileRun, namespace: str, name: str) -> Outcome:
         try:

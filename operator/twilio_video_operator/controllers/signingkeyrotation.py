@@ -135,27 +135,29 @@ class SigningKeyRotationController:
         """Bring one object forward as far as its schedule allows. The periodic tick runs it for every
         object that is not paused, so each is due again one tick later."""
         tick = self.tick_seconds
-        with track_reconcile(KIND, namespace, name, self.progress, due_in_after_error=tick) as run:
-            async with self._locks.hold((namespace, name)):
-                try:
-                    obj = await self.kube.get(SIGNINGKEYROTATIONS, namespace, name)
-                except KUBE_ERRORS as exc:
-                    run.finish(Result.ERROR, failed=True, due_in=tick)
-                    return kube_failed("read the object", exc)
-                metadata = (obj or {}).get("metadata") or {}
-                if obj is None or metadata.get("deletionTimestamp"):
-                    run.skip()
-                    return Outcome.done()
-                if (metadata.get("annotations") or {}).get(object_annotations.PAUSED) == "true":
-                    run.finish(Result.PAUSED)
-                    return Outcome.done("paused")
-                executor = await self._executor(obj)
-                status = SigningKeyRotationStatus.model_validate(obj.get("status") or {})
-                try:
-                    final, outcome = await executor.reconcile(status)
-                except KUBE_ERRORS as exc:
-                    run.finish(Result.ERROR, failed=True, due_in=tick)
-                    return kube_failed("write the status", exc)
+        lock = self._locks.hold((namespace, name))
+        async with track_reconcile(
+            KIND, namespace, name, self.progress, due_in_after_error=tick, waits_for=(lock,)
+        ) as run:
+            try:
+                obj = await self.kube.get(SIGNINGKEYROTATIONS, namespace, name)
+            except KUBE_ERRORS as exc:
+                run.finish(Result.ERROR, failed=True, due_in=tick)
+                return kube_failed("read the object", exc)
+            metadata = (obj or {}).get("metadata") or {}
+            if obj is None or metadata.get("deletionTimestamp"):
+                run.skip()
+                return Outcome.done()
+            if (metadata.get("annotations") or {}).get(object_annotations.PAUSED) == "true":
+                run.finish(Result.PAUSED)
+                return Outcome.done("paused")
+            executor = await self._executor(obj)
+            status = SigningKeyRotationStatus.model_validate(obj.get("status") or {})
+            try:
+                final, outcome = await executor.reconcile(status)
+            except KUBE_ERRORS as exc:
+                run.finish(Result.ERROR, failed=True, due_in=tick)
+                return kube_failed("write the status", exc)
             # An error: a failed step, or a new stall (invalid spec, refused credentials).
             failed = outcome.error is not None or (
                 outcome.stall is not None and _stall_of(final) != _stall_of(status)

@@ -13,7 +13,7 @@ from typing import Any
 import kopf
 
 from twilio_video_operator import API_GROUP, API_VERSION
-from twilio_video_operator.handlers import composition, signingkeyrotation, videoroom
+from twilio_video_operator.handlers import composition, object_conditions, signingkeyrotation, videoroom
 from twilio_video_operator.kube.connection import resolve_connection
 
 #: The kinds the operator reconciles: ``(group, version, plural, kind)``.
@@ -54,4 +54,5 @@ def build_registry() -> kopf.OperatorRegistry:
     videoroom.register_handlers(registry)
     composition.register_handlers(registry)
     signingkeyrotation.register_handlers(registry)
+    object_conditions.register_handlers(registry)
     return registry
