@@ -145,6 +145,9 @@ async def test_failed_json_patch_test_is_invalid(kube: EmbeddedKubernetes) -> No
         code, status = await http.patch(f"{WIDGETS}/w1", {"op": "nonsense"}, JSON_PATCH)
         assert (code, status["reason"]) == (400, "BadRequest")
         code, status = await http.patch(f"{WIDGETS}/w1", {"a": 1}, "application/apply-patch+yaml")
+        assert (code, status["reason"]) == (422, "Invalid")  # an apply without fieldManager
+        assert "fieldManager: Required value" in status["message"]
+        code, status = await http.patch(f"{WIDGETS}/w1", {"a": 1}, "application/x-unknown-patch")
         assert (code, status["reason"]) == (415, "UnsupportedMediaType")
 
 

@@ -26,9 +26,14 @@ from twilio_video_operator.dev.kube import errors
 from twilio_video_operator.dev.kube.bodies import read_delete_options, read_object, read_patch
 from twilio_video_operator.dev.kube.decoding import MAX_BODY_BYTES, DecodeError, parse_json
 from twilio_video_operator.dev.kube.errors import ApiError, qualified_resource
+from twilio_video_operator.dev.kube.fieldmanagers import (
+    check_patch_options,
+    manager_name,
+    read_apply_configuration,
+)
 from twilio_video_operator.dev.kube.openapi import OpenApiDocuments
 from twilio_video_operator.dev.kube.openapi_serving import serve_openapi
-from twilio_video_operator.dev.kube.patching import PATCH_TYPES
+from twilio_video_operator.dev.kube.patching import APPLY_PATCH, PATCH_TYPES
 from twilio_video_operator.dev.kube.paths import ApiPath, GroupPath, parse_api_path
 from twilio_video_operator.dev.kube.rbac import authorize
 from twilio_video_operator.dev.kube.registry import RBAC_GROUP, Registry, ResourceType
@@ -433,6 +438,7 @@ class KubernetesApiEmulator(kmock.KubernetesEmulator):
         dry_run = params.get("dryRun") == "All"
         validation = params.get("fieldValidation", "Warn")
         strict = validation == "Strict"
+        manager = manager_name(params.get("fieldManager"), _header(request, "User-Agent"))
         body: Any = None
         if verb in ("create", "update"):
             kind = rt.subresource(path.subresource).kind if path.subresource else rt.kind
@@ -459,7 +465,9 @@ class KubernetesApiEmulator(kmock.KubernetesEmulator):
                 return _json(review_own_access(body, user, self.rbac_rules, self.authorize), 201)
             if rt.namespaced and path.namespace is None:
                 raise errors.method_not_allowed()
-            result = self.store.create(rt, path.namespace, body, dry_run=dry_run, strict=strict)
+            result = self.store.create(
+                rt, path.namespace, body, dry_run=dry_run, strict=strict, manager=manager
+            )
             return _json(result.obj, 201, self._warnings(result.dropped_fields, validation))
         if path.name is None:
             raise errors.method_not_allowed()
@@ -472,6 +480,7 @@ class KubernetesApiEmulator(kmock.KubernetesEmulator):
                 subresource=path.subresource,
                 dry_run=dry_run,
                 strict=strict,
+                manager=manager,
             )
             return _json(result.obj, 200, self._warnings(result.dropped_fields, validation))
         if verb == "patch":
@@ -482,17 +491,27 @@ class KubernetesApiEmulator(kmock.KubernetesEmulator):
                     f"the body of the request was in an unknown format - accepted media types include: "
                     f"{', '.join(PATCH_TYPES)}",
                 )
+            force = check_patch_options(patch_type, params)
+            if patch_type == APPLY_PATCH:
+                kind = rt.subresource(path.subresource).kind if path.subresource else rt.kind
+                patch = read_apply_configuration(request.body, rt, kind or rt.kind)
+            else:
+                patch = read_patch(request.body, patch_type)
+            existed = self.store.get(rt, path.namespace, path.name) is not None
             result = self.store.patch(
                 rt,
                 path.namespace,
                 path.name,
                 patch_type,
-                read_patch(request.body, patch_type),
+                patch,
                 subresource=path.subresource,
                 dry_run=dry_run,
                 strict=strict,
+                manager=manager,
+                force=force,
             )
-            return _json(result.obj, 200, self._warnings(result.dropped_fields, validation))
+            code = 200 if existed else 201
+            return _json(result.obj, code, self._warnings(result.dropped_fields, validation))
         if verb == "delete":
             options = read_delete_options(request.body, content_type)
             dry_run = dry_run or "All" in (options.get("dryRun") or [])
@@ -552,7 +571,9 @@ class KubernetesApiEmulator(kmock.KubernetesEmulator):
     def _selection(self, rt: ResourceType, path: ApiPath, params: Mapping[str, str]) -> Selection:
         try:
             labels = parse_label_selector(params.get("labelSelector", ""))
-            fields = parse_field_selector(params.get("fieldSelector", ""), rt.selectable_fields)
+            fields = parse_field_selector(
+                params.get("fieldSelector", ""), rt.selectable_fields, custom=rt.custom
+            )
         except SelectorError as exc:
             raise errors.bad_request(str(exc)) from exc
         if path.name is not None:  # a watch on a single object: /.../NAME?watch=true

@@ -11,7 +11,8 @@ from twilio_video_operator.dev.kube.decoding import EMBEDDED_MAX_DEPTH, depth_of
 MERGE_PATCH = "application/merge-patch+json"
 STRATEGIC_MERGE_PATCH = "application/strategic-merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
-PATCH_TYPES = (JSON_PATCH, MERGE_PATCH, STRATEGIC_MERGE_PATCH)
+APPLY_PATCH = "application/apply-patch+yaml"
+PATCH_TYPES = (JSON_PATCH, MERGE_PATCH, STRATEGIC_MERGE_PATCH, APPLY_PATCH)
 # what one JSON patch may copy in all (the API server's --json-patch-max-copy-bytes default)
 MAX_COPY_BYTES = 3 * 1024 * 1024
 

@@ -120,7 +120,11 @@ def field_value(obj: Mapping[str, Any], field: str) -> str:
     return str(current)
 
 
-def parse_field_selector(text: str, supported: Iterable[str]) -> list[FieldRequirement]:
+def parse_field_selector(
+    text: str, supported: Iterable[str], *, custom: bool = True
+) -> list[FieldRequirement]:
+    """Field selector terms on ``supported`` fields; the refusal of another field is worded as the API
+    server words it for custom resources, and for built-ins that select on metadata only."""
     allowed = set(supported)
     requirements: list[FieldRequirement] = []
     for term in _split_terms(text):
@@ -137,7 +141,11 @@ def parse_field_selector(text: str, supported: Iterable[str]) -> list[FieldRequi
             raise SelectorError(f"invalid selector: '{term}'; can't understand '{term}'")
         field = field.strip()
         if field not in allowed:
-            raise SelectorError(f'field label not supported: "{field}"')
+            if not custom and allowed == {"metadata.name", "metadata.namespace"}:
+                raise SelectorError(
+                    f'"{field}" is not a known field selector: only "metadata.name", "metadata.namespace"'
+                )
+            raise SelectorError(f"field label not supported: {field}")
         requirements.append(FieldRequirement(field, operator, value.strip()))
     return requirements
 

@@ -37,7 +37,16 @@ from twilio_video_operator.dev.kube.admission import (
 )
 from twilio_video_operator.dev.kube.bodies import invalid_patch, patched_object_problem, shown_patch
 from twilio_video_operator.dev.kube.errors import ApiError, FieldError
+from twilio_video_operator.dev.kube.fieldmanagers import field_manager_for
+from twilio_video_operator.dev.kube.managedfields import (
+    ConflictError,
+    Entry,
+    apply_conflict,
+    decode_entries,
+    encode_entries,
+)
 from twilio_video_operator.dev.kube.patching import (
+    APPLY_PATCH,
     JSON_PATCH,
     MERGE_PATCH,
     STRATEGIC_MERGE_PATCH,
@@ -55,6 +64,9 @@ from twilio_video_operator.dev.kube.registry import (
     types_from_crd,
 )
 from twilio_video_operator.dev.kube.selectors import Selection
+from twilio_video_operator.dev.kube.structured import MISSING
+
+DEFAULT_MANAGER = "unknown"  # writes made without a request (CRDs loaded at start-up, namespaces)
 
 
 class ExpiredError(Exception):
@@ -99,8 +111,11 @@ class ObjectStore:
         self.event_history = event_history
         self.versions_kept = versions_kept
         self._resource_version = 100
+        self._resource_version_at_start = self._resource_version
         self._logs: dict[kmock.resource, deque[WatchEvent]] = defaultdict(deque)
-        self._log_floor: dict[kmock.resource, int] = {}
+        # A watch may resume only from what happened since the store started (a real server's watch cache
+        # starts at its first list): older resourceVersions are 410 Gone.
+        self._log_floor: dict[kmock.resource, int] = defaultdict(lambda: self._resource_version_at_start)
         self._subscriptions: dict[kmock.resource, set[Subscription]] = defaultdict(set)
 
     # --- reading ------------------------------------------------------------------------------------------
@@ -167,7 +182,10 @@ class ObjectStore:
         *,
         dry_run: bool = False,
         strict: bool = False,
+        manager: str = DEFAULT_MANAGER,
+        applied: list[Entry] | None = None,
     ) -> WriteResult:
+        """POST (or an apply that creates: ``applied`` holds its managedFields entries)."""
         obj = self._check_body(rt, body)
         metadata = obj["metadata"]
         if rt.namespaced:
@@ -207,6 +225,17 @@ class ObjectStore:
             obj.pop("status", None)
         prepare_builtin(self._registry, rt, None, obj)
         dropped = admit_custom(rt, obj, name, strict=strict)
+        if applied is None:
+            applied = field_manager_for(rt).update(
+                [],
+                MISSING,
+                obj,
+                manager=manager,
+                api_version=rt.api_version,
+                subresource=None,
+                now=now_timestamp(),
+            )
+        self._set_managed_fields(obj, applied)
         if dry_run:
             return WriteResult(self.present(rt, obj), dropped)
         metadata["resourceVersion"] = self._next_resource_version()
@@ -287,6 +316,7 @@ class ObjectStore:
         subresource: str | None = None,
         dry_run: bool = False,
         strict: bool = False,
+        manager: str = DEFAULT_MANAGER,
     ) -> WriteResult:
         """PUT: the body replaces the object (or only its status, on ``/status``)."""
         current = self._require(rt, namespace, name)
@@ -303,12 +333,16 @@ class ObjectStore:
         resource_version = metadata.get("resourceVersion")
         if resource_version in (None, ""):
             if rt.custom:
-                detail = "Invalid value: 0x0: must be specified for an update"
+                detail = "Invalid value: 0: must be specified for an update"
                 error = FieldError("metadata.resourceVersion", "FieldValueInvalid", detail)
-                raise errors.invalid(rt.kind, rt.group, name, [error])
+                raise errors.invalid(
+                    rt.plural, rt.group, name, [error]
+                )  # the resource, as the real one words it
         elif str(resource_version) != current["metadata"]["resourceVersion"]:
             raise errors.conflict(rt.plural, rt.group, name)
-        return self._update(rt, namespace, name, current, new, subresource, dry_run=dry_run, strict=strict)
+        return self._update(
+            rt, namespace, name, current, new, subresource, dry_run=dry_run, strict=strict, manager=manager
+        )
 
     def patch(
         self,
@@ -321,7 +355,21 @@ class ObjectStore:
         subresource: str | None = None,
         dry_run: bool = False,
         strict: bool = False,
+        manager: str = DEFAULT_MANAGER,
+        force: bool = False,
     ) -> WriteResult:
+        if patch_type == APPLY_PATCH:
+            return self._apply(
+                rt,
+                namespace,
+                name,
+                patch,
+                subresource,
+                dry_run=dry_run,
+                strict=strict,
+                manager=manager,
+                force=force,
+            )
         current = self._require(rt, namespace, name)
         base = self.present(rt, current)
         try:
@@ -351,7 +399,76 @@ class ObjectStore:
         ):
             raise errors.conflict(rt.plural, rt.group, name)
         new = self._check_body(rt, patched)
-        return self._update(rt, namespace, name, current, new, subresource, dry_run=dry_run, strict=strict)
+        return self._update(
+            rt, namespace, name, current, new, subresource, dry_run=dry_run, strict=strict, manager=manager
+        )
+
+    def _apply(
+        self,
+        rt: ResourceType,
+        namespace: str | None,
+        name: str,
+        config: dict[str, Any],
+        subresource: str | None,
+        *,
+        dry_run: bool,
+        strict: bool,
+        manager: str,
+        force: bool,
+    ) -> WriteResult:
+        """Server-side apply: merge ``config`` into the object (creating it if missing) as ``manager``."""
+        metadata = config.get("metadata") or {}
+        if metadata.get("name") not in (None, "", name):
+            raise errors.bad_request(
+                f"the name of the object ({metadata.get('name')}) does not match the name on the URL ({name})"
+            )
+        if rt.namespaced and metadata.get("namespace") not in (None, "", namespace):
+            raise errors.bad_request(
+                "the namespace of the provided object does not match the namespace sent on the request"
+            )
+        resource_version = metadata.get("resourceVersion")
+        current = self._stored(rt, namespace, name)
+        fields = field_manager_for(rt)
+        options = {
+            "manager": manager,
+            "api_version": rt.api_version,
+            "subresource": subresource,
+            "now": now_timestamp(),
+        }
+        if current is None:
+            if subresource is not None:
+                raise errors.not_found(rt.plural, rt.group, name)
+            if resource_version not in (None, ""):
+                raise errors.conflict(rt.plural, rt.group, name)
+            config = {**config, "metadata": {**metadata, "name": name}}
+            try:
+                merged, entries = fields.apply([], MISSING, config, force=force, **options)  # type: ignore[arg-type]
+            except ConflictError as exc:
+                raise apply_conflict(exc) from exc
+            return self.create(rt, namespace, merged, dry_run=dry_run, strict=strict, applied=entries)
+        if (
+            resource_version not in (None, "")
+            and str(resource_version) != current["metadata"]["resourceVersion"]
+        ):
+            raise errors.conflict(rt.plural, rt.group, name)
+        live = self.present(rt, current)
+        entries = decode_entries(current["metadata"].get("managedFields")) or []
+        try:
+            merged, entries = fields.apply(entries, live, config, force=force, **options)  # type: ignore[arg-type]
+        except ConflictError as exc:
+            raise apply_conflict(exc) from exc
+        merged.setdefault("metadata", {})["resourceVersion"] = current["metadata"]["resourceVersion"]
+        new = self._check_body(rt, merged)
+        return self._update(
+            rt, namespace, name, current, new, subresource, dry_run=dry_run, strict=strict, applied=entries
+        )
+
+    def _set_managed_fields(self, obj: dict[str, Any], entries: list[Entry]) -> None:
+        encoded = encode_entries(entries)
+        if encoded:
+            obj["metadata"]["managedFields"] = encoded
+        else:
+            obj["metadata"].pop("managedFields", None)
 
     def _require(self, rt: ResourceType, namespace: str | None, name: str) -> dict[str, Any]:
         current = self._stored(rt, namespace, name)
@@ -370,8 +487,11 @@ class ObjectStore:
         *,
         dry_run: bool,
         strict: bool,
+        manager: str = DEFAULT_MANAGER,
+        applied: list[Entry] | None = None,
     ) -> WriteResult:
         old_metadata = current["metadata"]
+        given = None if subresource is not None else decode_entries(new["metadata"].get("managedFields"))
         if subresource == "status":
             status_only = copy.deepcopy(current)
             if "status" in new:
@@ -399,6 +519,18 @@ class ObjectStore:
         if rt.has_generation and subresource is None and spec_view(rt, current) != spec_view(rt, new):
             new["metadata"]["generation"] = int(old_metadata.get("generation") or 0) + 1
         new["metadata"]["resourceVersion"] = old_metadata["resourceVersion"]
+        if applied is None:  # an update: its manager owns what it changed (on top of the given entries)
+            base = given or decode_entries(old_metadata.get("managedFields")) or []
+            applied = field_manager_for(rt).update(
+                base,
+                self.present(rt, current),
+                self.present(rt, new),
+                manager=manager,
+                api_version=rt.api_version,
+                subresource=subresource,
+                now=now_timestamp(),
+            )
+        self._set_managed_fields(new, applied)
         if new == current:  # a no-op write changes nothing, not even the resourceVersion
             return WriteResult(self.present(rt, current), dropped)
         if dry_run:
@@ -575,7 +707,7 @@ class ObjectStore:
         if since is None:
             subscription = Subscription(key, [copy.deepcopy(raw) for _, _, raw in self._live(key)], [])
         else:
-            if since < self._log_floor.get(key, 0):
+            if since < self._log_floor[key]:
                 raise ExpiredError(f"too old resource version: {since} ({self._log_floor[key]})")
             subscription = Subscription(key, None, [e for e in self._logs[key] if e.resource_version > since])
         self._subscriptions[key].add(subscription)
