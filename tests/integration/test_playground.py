@@ -333,7 +333,7 @@ async def test_the_demo_runs_end_to_end(capsys: pytest.CaptureFixture[str]) -> N
     assert output.rstrip().endswith("The demo finished successfully.")
     steps = story_steps(output)
     assert list(steps) == [title for title, _ in STEPS]
-    rooms, joins, moderation, recording, rotation, metrics = steps.values()
+    rooms, joins, moderation, muting, recording, rotation, metrics = steps.values()
 
     assert "VideoRoom default/standup: Ready, Twilio room RM" in rooms
     assert "VideoRoom default/town-hall: Scheduled" in rooms
@@ -350,6 +350,12 @@ async def test_the_demo_runs_end_to_end(capsys: pytest.CaptureFixture[str]) -> N
     assert "guest-mallory joins anyway with her earlier token -> 201" in moderation
     assert re.search(r"Twilio reports participant PA\w{32} disconnected", moderation)
     assert "ParticipantRemoved on VideoRoom default/standup" in moderation
+
+    assert "bob receives guest-eve's tracks: ['audio', 'video']" in muting
+    assert "Twilio's subscriptions of bob now hold only guest-eve's ['video']" in muting
+    assert "Muted on VideoRoom default/standup: Muted 'guest-eve' (audio)" in muting
+    assert "reason: background noise" in muting
+    assert "bob receives guest-eve's tracks again: ['audio', 'video']" in muting
 
     assert "Composition default/board-meeting-recording created, Twilio composition CJ" in recording
     delivered = re.search(r"bytes (\d+), sha256 ([0-9a-f]{64})", recording)

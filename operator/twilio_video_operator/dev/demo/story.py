@@ -13,6 +13,7 @@ from twilio_video_operator.dev.demo.context import Demo
 from twilio_video_operator.dev.demo.counters import show_what_moved, take_snapshot
 from twilio_video_operator.dev.demo.joining import participant_joins
 from twilio_video_operator.dev.demo.moderation import blocked_identity_is_removed
+from twilio_video_operator.dev.demo.muting import muted_identity_is_not_heard
 from twilio_video_operator.dev.demo.recording import record_and_deliver
 from twilio_video_operator.dev.demo.rooms import apply_examples
 from twilio_video_operator.dev.demo.rotation import rotate_while_joining
@@ -30,6 +31,7 @@ STEPS: tuple[tuple[str, Step], ...] = (
     ("Rooms from examples/ are applied and Ready", apply_examples),
     ("A participant joins with a token from the operator's token service", participant_joins),
     ("A blocked identity joins and the operator removes it", blocked_identity_is_removed),
+    ("A muted identity is heard by nobody until it is unmuted", muted_identity_is_not_heard),
     ("A recorded room is completed, composed and delivered to S3", record_and_deliver),
     ("The signing key rotates while clients keep joining", rotate_while_joining),
     ("Metrics that moved (GET /metrics, before and after)", show_what_moved),
