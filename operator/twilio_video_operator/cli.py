@@ -42,6 +42,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     dev.add_argument("--http-port", type=int, default=0, help="operator HTTP port (default: any free port)")
     dev.add_argument(
+        "--replicas",
+        type=int,
+        default=1,
+        metavar="N",
+        help="run the operator as N processes electing a leader, behind a balancer (default: 1, in process)",
+    )
+    dev.add_argument(
         "--crds", type=Path, metavar="DIR", help="CRD manifests to load (default: the project's)"
     )
 
@@ -96,7 +103,11 @@ def _dev(args: argparse.Namespace) -> int:
 
     return asyncio.run(
         run_playground(
-            state_dir=args.state_dir, apply_dir=args.apply, http_port=args.http_port, crd_dir=args.crds
+            state_dir=args.state_dir,
+            apply_dir=args.apply,
+            http_port=args.http_port,
+            crd_dir=args.crds,
+            replicas=args.replicas,
         )
     )
 

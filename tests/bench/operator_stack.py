@@ -435,7 +435,12 @@ class Stack:
                 str(NAIVE_OPERATOR),
             ]
         log_path = self.work_dir / f"{name or flavor}-{len(self.operators)}.log"
-        operator = OperatorProcess(argv, self.operator_env(port, env), log_path, url, flavor)
+        # One name per process slot, kept across restarts, as a container restarted in its pod keeps the
+        # pod's name: a restarted leader takes its Lease back at once instead of waiting for it to expire.
+        identity = {"POD_NAME": f"{name or flavor}-{len(self.operators)}"}
+        operator = OperatorProcess(
+            argv, self.operator_env(port, {**identity, **(env or {})}), log_path, url, flavor
+        )
         self.operators.append(operator)
         return operator
 

@@ -4,7 +4,12 @@ Into the state directory it writes, each file only once that part is ready (writ
 
 - ``kubeconfig``: for kubectl and the operator, against the embedded Kubernetes API;
 - ``emulator.json``: ``{"url", "account_sid", "auth_token", "api_key", "api_secret"}`` of the emulator;
-- ``operator.json``: ``{"url"}`` of the operator's HTTP server (also its ``PUBLIC_BASE_URL``).
+- ``operator.json``: ``{"url", "replicas"}``: ``url`` serves tokens and callbacks (also the operator's
+  ``PUBLIC_BASE_URL``); ``replicas`` lists ``{"url", "pid"}`` of each operator replica.
+
+With ``replicas`` above 1 (``dev --replicas N``) the operator runs as N processes of its own
+(:mod:`~twilio_video_operator.dev.replicas`) that elect a leader through a Lease, behind a balancer that
+plays the Service (:mod:`~twilio_video_operator.dev.balancer`); ``url`` is the balancer's.
 """
 
 from __future__ import annotations
@@ -24,7 +29,9 @@ import kopf
 import yaml
 
 from twilio_video_operator.crdgen import build_crds
+from twilio_video_operator.dev.balancer import Balancer
 from twilio_video_operator.dev.kube import EmbeddedKubernetes
+from twilio_video_operator.dev.replicas import ReplicaSet
 from twilio_video_operator.emulator.server import Emulator, start_emulator
 from twilio_video_operator.kube import KubeApiError, KubeClient, Resource
 from twilio_video_operator.kube.connection import connection_from_kubeconfig
@@ -178,7 +185,15 @@ class Playground:
         crd_dir: Path | None = None,
         http_port: int = 0,
         registry: kopf.OperatorRegistry | None = None,
+        replicas: int = 1,
     ) -> None:
+        if replicas < 1:
+            raise ValueError("replicas must be at least 1")
+        if replicas > 1 and registry is not None:
+            raise ValueError("replica processes run the operator's own handlers; no registry can be given")
+        self.replica_count = replicas
+        self.replica_set: ReplicaSet | None = None
+        self.balancer: Balancer | None = None
         self.state_dir = state_dir
         self.registry = registry  # None: the operator's handlers
         self.crd_dir = crd_dir if crd_dir is not None else default_crd_dir()
@@ -273,7 +288,44 @@ class Playground:
             HTTP_PORT=port,
         )
 
+    async def _start_replicas(self) -> None:
+        """N operator processes behind a balancer whose URL is the operator's PUBLIC_BASE_URL."""
+        self.balancer = Balancer(lambda: self.replica_set.urls() if self.replica_set else [])
+        url = await self.balancer.start(self.http_port)
+        environment = {
+            "TWILIO_ACCOUNT_SID": self.credentials["account_sid"],
+            "TWILIO_AUTH_TOKEN": self.credentials["auth_token"],
+            "TWILIO_API_KEY": self.credentials["api_key"],
+            "TWILIO_API_SECRET": self.credentials["api_secret"],
+            "TWILIO_BASE_URL": self.credentials["url"],
+            "PUBLIC_BASE_URL": url,
+            "KUBECONFIG": str(self.kubeconfig_path.resolve()),
+            "SHUTDOWN_DRAIN_SECONDS": "1",
+        }
+        self.replica_set = ReplicaSet(self.replica_count, environment, self.state_dir)
+        await self.replica_set.start_all()
+        await self.balancer.probe()
+        self._operator_task = asyncio.create_task(self._until_stopped(), name="operator replicas")
+        self.operator_url = url
+        self.write_operator_file()
+        logger.info("operator replicas are ready", extra={"url": url, "replicas": self.replica_count})
+
+    async def _until_stopped(self) -> None:
+        await self._stop_operator.wait()
+
+    def write_operator_file(self) -> None:
+        """``operator.json`` as things are now (the replica set rewrites it when a replica restarts)."""
+        replicas: list[dict[str, object]] = [{"url": self.operator_url, "pid": os.getpid()}]
+        if self.replica_set is not None:
+            replicas = self.replica_set.describe()
+        write_atomically(
+            self.operator_path, json.dumps({"url": self.operator_url, "replicas": replicas}) + "\n"
+        )
+
     async def _start_operator(self) -> None:
+        if self.replica_count > 1:
+            await self._start_replicas()
+            return
         # Bind first: the operator's URL is also the PUBLIC_BASE_URL the emulator calls back.
         sock = _bind_http_socket(self.http_port)
         port = int(sock.getsockname()[1])
@@ -308,7 +360,7 @@ class Playground:
         if ready_wait not in done:
             raise RuntimeError(f"the operator did not start within {OPERATOR_START_TIMEOUT:.0f}s")
         self.operator_url = url
-        write_atomically(self.operator_path, json.dumps({"url": url}) + "\n")
+        self.write_operator_file()
         logger.info("operator is ready", extra={"url": url})
 
     async def apply(self, directory: Path) -> list[AppliedObject]:
@@ -318,6 +370,12 @@ class Playground:
     async def stop(self) -> None:
         """Stop the operator, the emulator and the Kubernetes API, removing each one's file first."""
         self.operator_path.unlink(missing_ok=True)
+        if self.replica_set is not None:
+            await self.replica_set.stop_all()
+            self.replica_set = None
+        if self.balancer is not None:
+            await self.balancer.stop()
+            self.balancer = None
         task = self._operator_task
         if task is not None:
             self._stop_operator.set()
@@ -364,7 +422,12 @@ class Playground:
 
 
 async def run_playground(
-    *, state_dir: Path, apply_dir: Path | None = None, http_port: int = 0, crd_dir: Path | None = None
+    *,
+    state_dir: Path,
+    apply_dir: Path | None = None,
+    http_port: int = 0,
+    crd_dir: Path | None = None,
+    replicas: int = 1,
 ) -> int:
     """``twilio-video-operator dev``: run the playground until SIGINT/SIGTERM; the process exit code."""
     setup_logging(os.environ.get("LOG_LEVEL", "INFO"))
@@ -373,7 +436,9 @@ async def run_playground(
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     try:
-        async with Playground(state_dir, crd_dir=crd_dir, http_port=http_port) as playground:
+        async with Playground(
+            state_dir, crd_dir=crd_dir, http_port=http_port, replicas=replicas
+        ) as playground:
             if apply_dir is not None:
                 for applied in await playground.apply(apply_dir):
                     print(f"{applied.display} {applied.action}", flush=True)

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal, cast
@@ -134,6 +134,14 @@ class VideoRoomRuntime:
     kube: KubeClient
     gateway: TwilioGateway
     channel: CallbackChannel
+    sink: Callable[[CallbackEvent], Awaitable[None]]
+
+    def take_callbacks(self) -> None:
+        """Start processing room callbacks, once kopf calls a VideoRoom handler: by then its index of room
+        SIDs holds every listed room (kopf fills indexes before it calls resource handlers), so callbacks
+        queued while this replica did not lead are matched to their rooms."""
+        if not self.channel.attached:
+            self.channel.attach(self.sink)
 
 
 def operator_credentials(settings: Settings) -> CredentialSet:
@@ -172,6 +180,7 @@ def room_sid_of(body: Mapping[str, Any]) -> str | None:
 
 async def _reconcile(memo: Any, namespace: str | None, name: str, trigger: Trigger) -> None:
     runtime: VideoRoomRuntime = memo.videorooms
+    runtime.take_callbacks()
     controller = runtime.controller
     outcome = await controller.reconcile(str(namespace), name, trigger)
     if outcome is not None and outcome.retry:
@@ -263,10 +272,15 @@ def register_handlers(
         channel = hub.channel(CHANNEL)
 
         async def process(event: CallbackEvent) -> None:
+            sid = event.params.get("RoomSid", "")
+            if sid and not controller.knows_room(sid):
+                # A room this replica has not reconciled since it took the lead (its callbacks queued while
+                # another led): verify it first, so that the callback is matched, not dropped.
+                for namespace, name in indexed_owners(sid):
+                    await controller.reconcile(namespace, name, Trigger.RESUME)
             await controller.handle_callback(event.account_sid, event.params)
 
-        channel.attach(process)
-        memo.videorooms = VideoRoomRuntime(controller, kube, gateway, channel)
+        memo.videorooms = VideoRoomRuntime(controller, kube, gateway, channel, process)
         if on_start is not None:
             on_start(controller)
 
@@ -295,6 +309,7 @@ def register_handlers(
         runtime: VideoRoomRuntime | None = memo.get("videorooms")
         if runtime is None or type == "DELETED":
             return
+        runtime.take_callbacks()
         request, observe = needs_request(dict(body))
         if request:
             runtime.controller.request(str(namespace), name, observe=observe)

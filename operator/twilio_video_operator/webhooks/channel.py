@@ -102,6 +102,17 @@ class CallbackChannel:
     def depth(self) -> int:
         return len(self._queue)
 
+    @property
+    def attached(self) -> bool:
+        """Whether a consumer on the running loop processes the events."""
+        consumer = self._consumer
+        return (
+            consumer is not None
+            and not consumer.done()
+            and self._consumer_loop is asyncio.get_running_loop()
+            and self._sink is not None
+        )
+
     def attach(self, sink: Sink) -> None:
         """Process queued and future events with ``sink`` on a task of the running loop (replacing any)."""
         self._sink = sink
