@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     TWILIO_BASE_URL: str | None = Field(
         default=None, description="Send every Twilio host to this base URL (an emulator); unset in production"
     )
+    SENDGRID_BASE_URL: str = Field(
+        default="https://api.sendgrid.com", description="SendGrid v3 base URL (an emulator in tests)"
+    )
     PUBLIC_BASE_URL: str = Field(description="Externally visible base URL Twilio calls back")
     VIDEO_ROOM_TYPE: RoomType = "group"
     VIDEO_MAX_PARTICIPANTS: int = Field(default=25, ge=1, le=50)
@@ -124,7 +127,7 @@ class Settings(BaseSettings):
                 raise ValueError("namespaces and prefixes must be non-empty strings")
         return value
 
-    @field_validator("PUBLIC_BASE_URL", "TWILIO_BASE_URL")
+    @field_validator("PUBLIC_BASE_URL", "TWILIO_BASE_URL", "SENDGRID_BASE_URL")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
         if value is None:

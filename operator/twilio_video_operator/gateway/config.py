@@ -17,6 +17,8 @@ if TYPE_CHECKING:
 class GatewayConfig:
     base_url: str | None = None
     """``TWILIO_BASE_URL``: send every Twilio host here (an emulator). ``None`` talks to Twilio."""
+    sendgrid_base_url: str = "https://api.sendgrid.com"
+    """``SENDGRID_BASE_URL``: where SendGrid v3 is (an emulator in tests)."""
     max_concurrency: int = 10
     """``TWILIO_MAX_CONCURRENCY``: requests in flight at once, across all credential sets."""
     request_timeout: float = 10.0
@@ -38,5 +40,9 @@ class GatewayConfig:
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: Any) -> GatewayConfig:
         """Build from the operator's settings (``TWILIO_BASE_URL``, ``TWILIO_MAX_CONCURRENCY``)."""
-        config = cls(base_url=settings.TWILIO_BASE_URL, max_concurrency=settings.TWILIO_MAX_CONCURRENCY)
+        config = cls(
+            base_url=settings.TWILIO_BASE_URL,
+            sendgrid_base_url=settings.SENDGRID_BASE_URL,
+            max_concurrency=settings.TWILIO_MAX_CONCURRENCY,
+        )
         return replace(config, **overrides) if overrides else config

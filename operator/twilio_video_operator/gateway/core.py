@@ -16,7 +16,10 @@ from twilio_video_operator.gateway.credentials import CredentialSet
 from twilio_video_operator.gateway.executor import Executor
 from twilio_video_operator.gateway.io_loop import IoLoop
 from twilio_video_operator.gateway.limiter import AdaptiveLimit
+from twilio_video_operator.gateway.notify import NotifyOperations
 from twilio_video_operator.gateway.pool import ClientPool
+from twilio_video_operator.gateway.sendgrid import SendGridApi
+from twilio_video_operator.gateway.transport import InstrumentedHttpClient
 
 
 class TwilioGateway:
@@ -53,10 +56,28 @@ class TwilioGateway:
             fence=self.config.fence,
         )
         self._executor = Executor(self.config.retry, self.breaker, sleep=sleep, clock=clock, rng=rng)
+        self._sendgrid_http: InstrumentedHttpClient | None = None
 
     def api(self, creds: CredentialSet) -> TwilioApi:
         """The operations, bound to ``creds`` (pass the values just read; a change replaces the client)."""
         return TwilioApi(self._pool, self._executor, creds, self.config.base_url)
+
+    def notify(self, creds: CredentialSet) -> NotifyOperations:
+        """Programmable Messaging and Studio operations with ``creds`` (see :mod:`.notify`)."""
+        return NotifyOperations(self._pool, self._executor, creds, self.config.base_url)
+
+    def sendgrid(self, api_key: str) -> SendGridApi:
+        """SendGrid operations with ``api_key`` (inside the running loop; one HTTP client for all keys)."""
+        if self._sendgrid_http is None:
+            limit = AdaptiveLimit(self.config.max_concurrency)  # SendGrid's 429s say nothing of Twilio's cap
+            self._sendgrid_http = InstrumentedHttpClient(
+                None,
+                limit=limit,
+                request_timeout=self.config.request_timeout,
+                io=self._io,
+                fence=self.config.fence,
+            )
+        return SendGridApi(self._sendgrid_http, self._executor, api_key, self.config.sendgrid_base_url)
 
     def client_for(self, creds: CredentialSet) -> Any:
         """The async ``twilio.rest.Client`` for REST calls with ``creds`` (API key, else Auth Token).
@@ -91,4 +112,6 @@ class TwilioGateway:
     async def close(self) -> None:
         """Close every client's HTTP session and stop the I/O loop. The gateway cannot be used afterwards."""
         await self._pool.close()
+        if self._sendgrid_http is not None:
+            await self._sendgrid_http.close()
         await self._io.close()

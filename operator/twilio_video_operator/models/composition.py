@@ -19,6 +19,7 @@ from twilio_video_operator.models.common import (
 )
 from twilio_video_operator.models.conditions import CONDITIONS_LIST_SCHEMA, Condition
 from twilio_video_operator.models.duration import DurationLimit
+from twilio_video_operator.models.notifications import Notifications, NotificationsStatus
 
 CompositionFormat = Literal["mp4", "webm"]
 CompositionState = Literal["enqueued", "processing", "completed", "failed", "deleted"]
@@ -186,6 +187,12 @@ class CompositionSpec(CompositionTemplate):
     room_sid: str | None = Field(
         default=None, pattern=ROOM_SID_PATTERN, description="Twilio Room SID (RM...) to compose."
     )
+    notifications: Notifications | None = Field(
+        default=None,
+        description=(
+            "recordingAvailable and compositionFailed notifications; unset: those of the roomRef VideoRoom."
+        ),
+    )
 
     @model_validator(mode="after")
     def _exactly_one_room(self) -> CompositionSpec:
@@ -227,6 +234,10 @@ class CompositionStatus(StatusModel):
         ),
     )
     last_synced_at: datetime | None = Field(default=None, description="Last successful sync with Twilio.")
+    # Written only by the notifier's own merge patches (never in the reconcile's status writes).
+    notifications: NotificationsStatus | None = Field(
+        default=None, exclude=True, description="Notifications sent about this composition."
+    )
     observed_generation: int | None = Field(
         default=None, ge=0, description="metadata.generation this status reflects."
     )

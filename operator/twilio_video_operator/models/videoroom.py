@@ -21,6 +21,7 @@ from twilio_video_operator.models.common import (
 from twilio_video_operator.models.composition import CompositionTemplate
 from twilio_video_operator.models.conditions import CONDITIONS_LIST_SCHEMA, Condition
 from twilio_video_operator.models.duration import DurationLimit
+from twilio_video_operator.models.notifications import Notifications, NotificationsStatus
 
 RoomType = Literal["group", "group-small", "peer-to-peer", "go"]
 RoomCodec = Literal["VP8", "H264"]
@@ -347,6 +348,13 @@ class VideoRoomSpec(SpecModel):
     )
     moderation: Moderation | None = Field(default=None, description="Participant moderation.")
     access: Access | None = Field(default=None, description="Who may receive tokens for this room.")
+    notifications: Notifications | None = Field(
+        default=None,
+        description=(
+            "Reminders before the scheduled start, and (through the recording's Composition) the "
+            "recording's link or an escalation when composing fails, by SMS, WhatsApp, email or Studio."
+        ),
+    )
     client_profile: ClientProfile | None = Field(
         default=None,
         description="twilio-video.js connect options returned with every token; unset: operator defaults.",
@@ -517,6 +525,10 @@ class VideoRoomStatus(StatusModel):
     )
     recording_composition: str | None = Field(
         default=None, description="Name of the Composition created for the recording, once created."
+    )
+    # Written only by the notifier's own merge patches (never in the reconcile's status writes).
+    notifications: NotificationsStatus | None = Field(
+        default=None, exclude=True, description="Notifications sent for this room (reminders)."
     )
 
 
