@@ -5,7 +5,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: system-deps venv install lint test test-unit test-contract test-integration test-chaos crds demo bench clean
+.PHONY: system-deps venv install lint test test-unit test-contract test-integration test-chaos crds demo bench clean \
+	kube-apiserver
 
 venv: $(STAMP)
 
@@ -63,6 +64,26 @@ crds: $(STAMP)
 	$(BIN)/python -m twilio_video_operator.crdgen crds --reference docs/crd-reference.md
 	rm -f $(CHART_CRDS)/*.yaml
 	cp crds/*.yaml $(CHART_CRDS)/
+
+# A real control plane for tests/realkube (docs/real-kubernetes.md): etcd and the kube-apiserver of
+# k8s.io/kubernetes in one Go program, tests/kube-apiserver/. A file target, so it is rebuilt only when
+# the program's sources or module sums change. The version stamped into /version is the one of the
+# k8s.io/kubernetes module in its go.mod (a plain `go build` would report v0.0.0-master).
+GO ?= go
+KUBE_APISERVER_SRC := tests/kube-apiserver
+KUBE_APISERVER := .cache/kube-apiserver/kube-apiserver
+
+kube-apiserver: $(KUBE_APISERVER)
+
+$(KUBE_APISERVER): $(KUBE_APISERVER_SRC)/go.mod $(KUBE_APISERVER_SRC)/go.sum $(wildcard $(KUBE_APISERVER_SRC)/*.go)
+	@mkdir -p $(@D)
+	cd $(KUBE_APISERVER_SRC) && \
+	  version=$$($(GO) list -m -f '{{.Version}}' k8s.io/kubernetes) && minor=$${version#v1.} && \
+	  pkg=k8s.io/component-base/version && \
+	  $(GO) build -trimpath -buildvcs=false -o $(CURDIR)/$@.tmp \
+	    -ldflags "-s -w -X $$pkg.gitVersion=$$version -X $$pkg.gitMajor=1 -X $$pkg.gitMinor=$${minor%%.*} \
+	      -X $$pkg.gitTreeState=clean" .
+	mv $@.tmp $@
 
 demo: $(STAMP)
 	$(BIN)/python -m twilio_video_operator.dev.demo
