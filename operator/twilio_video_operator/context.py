@@ -22,10 +22,12 @@ from typing import Any
 import kopf
 from prometheus_client import REGISTRY, CollectorRegistry
 
+from twilio_video_operator.controllers.credentials import build_connector
 from twilio_video_operator.gateway import GatewayConfig, TwilioGateway
 from twilio_video_operator.http_server import HealthState
 from twilio_video_operator.kube import KubeClient
 from twilio_video_operator.kube.leader import Leadership
+from twilio_video_operator.reconcilers.credentials import CredentialsConnector
 from twilio_video_operator.reconcilers.reconcile_tracking import ReconcileProgress
 from twilio_video_operator.settings import Settings
 from twilio_video_operator.tokens.service import TokenService
@@ -43,6 +45,8 @@ class OperatorContext:
     kube: KubeClient
     gateway: TwilioGateway
     hub: WebhookHub
+    credentials: CredentialsConnector
+    """The one credentials connector every kind asks for an object's Twilio credentials."""
     tokens: TokenService
     progress: ReconcileProgress
     health: HealthState
@@ -95,6 +99,7 @@ def build_context(
     config = GatewayConfig.from_settings(settings, **dict(gateway_overrides or {}))
     gateway = TwilioGateway(dataclasses.replace(config, fence=leadership.fence))
     kube = KubeClient(connection)
+    hub = WebhookHub(settings)
     progress = progress if progress is not None else ReconcileProgress()
     progress.publish_work_queue()
     health = HealthState()
@@ -105,7 +110,8 @@ def build_context(
         kubeconfig=kubeconfig,
         kube=kube,
         gateway=gateway,
-        hub=WebhookHub(settings),
+        hub=hub,
+        credentials=build_connector(settings, kube, gateway, hub.accounts),
         tokens=TokenService(settings, kube, **dict(token_options or {})),
         progress=progress,
         health=health,

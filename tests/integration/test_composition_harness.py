@@ -22,8 +22,9 @@ import pytest
 from operator_harness import OperatorHarness, condition
 from twilio.request_validator import RequestValidator
 
+from twilio_video_operator.controllers.composition import CompositionController
 from twilio_video_operator.delivery import MIN_PART_SIZE
-from twilio_video_operator.handlers.composition import CompositionRuntime, register_handlers
+from twilio_video_operator.handlers.composition import register_handlers
 from twilio_video_operator.kube import COMPOSITIONS, SECRETS
 from twilio_video_operator.reconcilers.composition_plan import Timing
 from twilio_video_operator.webhooks.composition_events import CHANNEL, composition_callback_url
@@ -46,13 +47,13 @@ __all__ = ["condition"]
 
 
 #: The Composition runtime of each running harness (by the harness's id).
-RUNTIMES: dict[int, CompositionRuntime] = {}
+RUNTIMES: dict[int, CompositionController] = {}
 
 
 def composition_registrar(registry: kopf.OperatorRegistry, harness: OperatorHarness) -> None:
     """Adds the Composition handlers (fast timings, S3 parts of the minimum size) to the harness."""
 
-    def started(runtime: CompositionRuntime) -> None:
+    def started(runtime: CompositionController) -> None:
         RUNTIMES[id(harness)] = runtime
 
     register_handlers(

@@ -36,8 +36,9 @@ from test_composition_harness import (
 )
 
 from twilio_video_operator.dev.s3 import SeaweedS3
-from twilio_video_operator.handlers.composition import CREATED_SPEC_ANNOTATION, register_handlers
+from twilio_video_operator.handlers.composition import register_handlers
 from twilio_video_operator.kube import COMPOSITIONS
+from twilio_video_operator.kube.composition_objects import CREATED_SPEC_ANNOTATION
 from twilio_video_operator.models.annotations import PAUSED
 from twilio_video_operator.webhooks.composition_events import composition_callback_url
 

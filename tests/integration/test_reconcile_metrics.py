@@ -102,7 +102,10 @@ async def test_every_kind_reports_reconciles_errors_durations_and_last_time(bed:
     await bed.wait_room(ns, "tenant", lambda room: condition(room, "Synced").get("status") == "False")
     await bed.advance_clock(5)
     await wait_composition(bed, ns, "recording", has("compositionStatus", "completed"))
-    await wait_composition(bed, ns, "recording", lambda c: condition(c, "Delivered").get("status") == "False")
+    # A delivery attempt failed (the S3 Secret is missing): not just the wait for the media.
+    await wait_composition(
+        bed, ns, "recording", lambda c: condition(c, "Delivered").get("reason") == "CredentialsNotFound"
+    )
     await wait_composition(
         bed, ns, "waiting", lambda c: condition(c, "Ready").get("reason") == "WaitingForRoom"
     )

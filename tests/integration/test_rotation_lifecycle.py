@@ -14,12 +14,14 @@ import pytest
 from pydantic import SecretStr
 from rotation_harness import NAMESPACE, Harness, running_operator
 
+from twilio_video_operator.controllers.credentials import build_connector
+from twilio_video_operator.controllers.signingkeyrotation import SigningKeyRotationController
 from twilio_video_operator.gateway import GatewayConfig, TwilioGateway
-from twilio_video_operator.handlers.signingkeyrotation import RotationRuntime, reconcile
 from twilio_video_operator.kube import SECRETS, SIGNINGKEYROTATIONS, KubeClient, Resource
 from twilio_video_operator.kube.connection import connection_from_kubeconfig
 from twilio_video_operator.reconcilers.signingkeyrotation import BackoffPolicy
 from twilio_video_operator.tokens.minting import SigningKey, mint_access_token
+from twilio_video_operator.webhooks.accounts import AuthTokens
 
 pytestmark = pytest.mark.slow
 
@@ -280,9 +282,9 @@ async def test_a_credential_that_cannot_manage_keys_stalls(tmp_path: Path) -> No
         await h.client.create(SECRETS, NAMESPACE, body)
         await h.create_rotation("keys", credentialsRef={"name": "standard"})
 
-        status = await h.wait_status("keys", lambda s: condition(s, "Stalled") == ("True", "Forbidden"))
-        assert condition(status, "Ready") == ("False", "Forbidden")
-        assert "Forbidden" in await h.event_reasons("keys")
+        status = await h.wait_status("keys", lambda s: condition(s, "Stalled") == ("True", "AuthFailed"))
+        assert condition(status, "Ready") == ("False", "AuthFailed")
+        assert "AuthFailed" in await h.event_reasons("keys")
         assert creds["api_secret"] not in json.dumps(status)
 
 
@@ -358,16 +360,18 @@ class CrashingKube(KubeClient):
 async def test_a_crash_right_after_the_key_was_created_leaves_no_orphan(tmp_path: Path) -> None:
     async with running_operator(tmp_path, start=False) as h:
         await h.create_rotation("keys")
-        doomed = RotationRuntime(
-            kube=CrashingKube(connection_from_kubeconfig(h.kubeconfig)),
-            gateway=TwilioGateway(GatewayConfig.from_settings(h.settings)),
-            settings=h.settings,
+        kube = CrashingKube(connection_from_kubeconfig(h.kubeconfig))
+        gateway = TwilioGateway(GatewayConfig.from_settings(h.settings))
+        doomed = SigningKeyRotationController(
+            kube,
+            gateway,
+            build_connector(h.settings, kube, gateway, AuthTokens()),
             clock=h.clock.now,
             backoff=BackoffPolicy(),
         )
         try:
             with pytest.raises(SimulatedCrash):
-                await reconcile(doomed, NAMESPACE, "keys")
+                await doomed.reconcile(NAMESPACE, "keys")
         finally:
             await doomed.gateway.close()
             await doomed.kube.close()

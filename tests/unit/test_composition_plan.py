@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from composition_samples import composition_info
 
+from twilio_video_operator.controllers.composition import needs_attention
 from twilio_video_operator.gateway.records import CompositionInfo
-from twilio_video_operator.handlers.composition import needs_attention
 from twilio_video_operator.models.composition import CompositionSpec, CompositionStatus
 from twilio_video_operator.reconcilers.composition import observe_callback
 from twilio_video_operator.reconcilers.composition_events import parse_event

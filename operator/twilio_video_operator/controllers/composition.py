@@ -19,12 +19,13 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from twilio_video_operator import metrics
 from twilio_video_operator.controllers.composition_observe import CompositionObserver
 from twilio_video_operator.controllers.outcome import Outcome, Verdict, kube_failed
+from twilio_video_operator.controllers.work_queue import WorkQueue
 from twilio_video_operator.delivery import S3Deliverer
 from twilio_video_operator.gateway import AuthError, GatewayError, TwilioGateway
 from twilio_video_operator.kube.composition_objects import CompositionObjects
@@ -145,6 +146,8 @@ class CompositionController:
             name_prefixes=dict(name_prefixes or {}),
         )
         self._locks = KeyedLocks()
+        # The tick of objects that need attention; its intervals are real seconds, whatever ``clock`` says.
+        self.queue: WorkQueue[Key] = WorkQueue(self._ticked, name="composition")
         self.memories: dict[str, Memory] = {}
         self.by_sid: dict[str, Key] = {}
         self.tasks: set[asyncio.Task[None]] = set()
@@ -152,6 +155,18 @@ class CompositionController:
         self.draining: set[Key] = set()
         self.drains: set[asyncio.Task[None]] = set()
         self.statuses: StatusTally[Key] = StatusTally(COMPOSITION_STATUS_LABELS, _export_composition_count)
+
+    def start(self) -> None:
+        self.queue.start()
+
+    async def _ticked(self, key: Key, observe: bool) -> None:
+        outcome = await self.reconcile(*key)
+        if outcome.verdict is Verdict.RETRY and outcome.delay is not None:
+            self.queue.request(key, after=outcome.delay)
+
+    def _tick_again(self, key: Key, due_in: float | None) -> None:
+        at = None if due_in is None else self.queue.now() + timedelta(seconds=due_in)
+        self.queue.set_periodic(key, at)
 
     def memory(self, uid: str) -> Memory:
         return self.memories.setdefault(uid, Memory())
@@ -204,16 +219,19 @@ class CompositionController:
         metadata = (obj or {}).get("metadata") or {}
         if obj is None:
             self.index_status(namespace, name, None)
+            self.queue.discard((namespace, name))
         if obj is None or metadata.get("deletionTimestamp"):
             run.skip()
             return Outcome.done()
         status = CompositionStatus.model_validate(obj.get("status") or {})
         self.index_status(namespace, name, status)
         if (metadata.get("annotations") or {}).get(PAUSED) == "true":
+            self._tick_again((namespace, name), self.tick_seconds)  # notices when the annotation goes
             run.finish(Result.PAUSED)
             return Outcome.done("paused")
+        # Before the context: resolving it (the room's ownership) already makes this process's memory.
+        first_look = str(metadata.get("uid") or "") not in self.memories
         context, api = await self.observer.context(obj)
-        first_look = context.uid not in self.memories
         memory = self.memory(context.uid)
         if first_look and status.sid is not None:
             # A composition this process did not create (a restart, a new leader): its callbacks may have
@@ -240,6 +258,7 @@ class CompositionController:
         # The tick reconciles objects that need attention; the others wait for a change.
         looked_at = {**obj, "status": final.model_dump(mode="json", by_alias=True, exclude_none=True)}
         due_in = self.tick_seconds if needs_attention(looked_at) else None
+        self._tick_again((namespace, name), due_in)
         run.finish(result, failed=executor.failure is not None, due_in=due_in)
         return Outcome.done()
 
@@ -423,6 +442,7 @@ class CompositionController:
         self.memories.pop(uid, None)
         self.by_sid = {sid: where for sid, where in self.by_sid.items() if where != (namespace, name)}
         self.index_status(namespace, name, None)
+        self.queue.discard((namespace, name))
         if self.progress is not None:
             self.progress.forget(KIND, namespace, name)
         self.export_stalled()
@@ -463,8 +483,5 @@ class CompositionController:
 
     async def close(self) -> None:
         """Stop this kind's work; the shared Kubernetes client and gateway are released by the caller."""
-        for task in [*self.tasks, *self.drains]:
-            task.cancel()
-            with contextlib.suppress(BaseException):
-                await task
+        await self.queue.stop(also=(*self.tasks, *self.drains))
         await self.deliverer.close()

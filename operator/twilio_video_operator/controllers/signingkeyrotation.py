@@ -17,11 +17,12 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from twilio_video_operator import metrics
 from twilio_video_operator.controllers.outcome import Outcome, Verdict, kube_failed
+from twilio_video_operator.controllers.work_queue import WorkQueue
 from twilio_video_operator.gateway import AuthError, GatewayError, TwilioGateway
 from twilio_video_operator.kube import SIGNINGKEYROTATIONS, KubeClient
 from twilio_video_operator.kube.errors import KUBE_ERRORS, kube_problem
@@ -100,10 +101,23 @@ class SigningKeyRotationController:
         self.progress = progress
         self.tick_seconds = tick_seconds
         self._locks = KeyedLocks()
+        # The periodic tick of every object; its intervals are real seconds, whatever ``clock`` says.
+        self.queue: WorkQueue[tuple[str, str]] = WorkQueue(self._ticked, name="signingkeyrotation")
         self._resync_requests: dict[tuple[str, str], str | None] = {}
         """The reconcile-requested-at value last seen per object (None: seen without one)."""
 
     # -- triggers ------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.queue.start()
+
+    async def stop(self) -> None:
+        await self.queue.stop()
+
+    async def _ticked(self, key: tuple[str, str], observe: bool) -> None:
+        outcome = await self.reconcile(*key)
+        if outcome.verdict is Verdict.RETRY and outcome.delay is not None:
+            self.queue.request(key, after=outcome.delay)
 
     def needs_prompt_reconcile(self, body: Mapping[str, Any]) -> bool:
         """Whether the object carries a rotate or resync request not acted upon yet."""
@@ -125,6 +139,7 @@ class SigningKeyRotationController:
     def forget(self, namespace: str, name: str) -> None:
         """The object is gone: drop what this process remembers of it."""
         self._resync_requests.pop((namespace, name), None)
+        self.queue.discard((namespace, name))
         _forget_metrics(namespace, name)
         if self.progress is not None:
             self.progress.forget(KIND, namespace, name)
@@ -132,8 +147,7 @@ class SigningKeyRotationController:
     # -- reconcile -----------------------------------------------------------------------------------
 
     async def reconcile(self, namespace: str, name: str) -> Outcome:
-        """Bring one object forward as far as its schedule allows. The periodic tick runs it for every
-        object that is not paused, so each is due again one tick later."""
+        """Bring one object forward as far as its schedule allows; it is due again one tick later."""
         tick = self.tick_seconds
         lock = self._locks.hold((namespace, name))
         async with track_reconcile(
@@ -147,7 +161,12 @@ class SigningKeyRotationController:
             metadata = (obj or {}).get("metadata") or {}
             if obj is None or metadata.get("deletionTimestamp"):
                 run.skip()
+                if obj is None:
+                    self.forget(namespace, name)
                 return Outcome.done()
+            # Due again one tick later, whatever happens now (a paused object too: the tick notices when
+            # the annotation goes).
+            self.queue.set_periodic((namespace, name), self.queue.now() + timedelta(seconds=tick))
             if (metadata.get("annotations") or {}).get(object_annotations.PAUSED) == "true":
                 run.finish(Result.PAUSED)
                 return Outcome.done("paused")
