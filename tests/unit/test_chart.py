@@ -164,6 +164,9 @@ def test_default_install_renders_the_expected_objects(chart: Any) -> None:
             "ClusterRole",
             "ClusterRoleBinding",
             "Deployment",
+            "PodDisruptionBudget",
+            "Role",  # the leader Lease, in the release namespace
+            "RoleBinding",
             "Service",
             "ServiceAccount",
         ]
@@ -211,7 +214,7 @@ def test_schema_accepts_documented_values(chart: Any, values: dict[str, Any]) ->
             "apiSecret",
             id="literal-api-secret",
         ),
-        pytest.param({**REQUIRED, "replicaCount": 2}, "replicaCount", id="unknown-top-level-key"),
+        pytest.param({**REQUIRED, "replicas": 2}, "replicas", id="unknown-top-level-key"),
         pytest.param(
             {**REQUIRED, "image": {"repository": "x", "digest": "y"}}, "digest", id="unknown-nested-key"
         ),
@@ -255,10 +258,43 @@ def test_explicit_public_base_url_wins_over_ingress_host(chart: Any) -> None:
 # --- the Deployment -------------------------------------------------------------------------------
 
 
-def test_deployment_runs_one_replica_recreated(chart: Any) -> None:
-    spec = only(objects(chart, REQUIRED), "Deployment")["spec"]
-    assert spec["replicas"] == 1
-    assert spec["strategy"] == {"type": "Recreate"}
+def test_deployment_runs_two_replicas_rolled_one_at_a_time_and_spread(chart: Any) -> None:
+    found = objects(chart, REQUIRED)
+    spec = only(found, "Deployment")["spec"]
+    assert spec["replicas"] == 2
+    assert spec["strategy"] == {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1},
+    }
+    pod = spec["template"]["spec"]
+    selector = spec["selector"]["matchLabels"]
+    (anti,) = pod["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"]
+    assert anti["podAffinityTerm"] == {
+        "topologyKey": "kubernetes.io/hostname",
+        "labelSelector": {"matchLabels": selector},
+    }
+    (spread,) = pod["topologySpreadConstraints"]
+    assert (
+        spread["whenUnsatisfiable"] == "ScheduleAnyway" and spread["labelSelector"]["matchLabels"] == selector
+    )
+    budget = only(found, "PodDisruptionBudget")["spec"]
+    assert budget == {"minAvailable": 1, "selector": {"matchLabels": selector}}
+
+
+def test_leader_election_runs_with_a_lease_in_the_release_namespace(chart: Any) -> None:
+    found = objects(chart, REQUIRED)
+    env = env_of(found)
+    assert env["LEADER_ELECTION_NAMESPACE"]["value"] == NAMESPACE
+    assert env["POD_NAME"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+    assert env["POD_IP"]["valueFrom"] == {"fieldRef": {"fieldPath": "status.podIP"}}
+    (role,) = [obj for obj in found if obj["kind"] == "Role"]
+    assert role["metadata"]["namespace"] == NAMESPACE
+    assert role["rules"] == [
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "create", "update"]}
+    ]
+    single = objects(chart, {**REQUIRED, "replicaCount": 1, "leaderElection": {"enabled": False}})
+    assert env_of(single)["LEADER_ELECTION"]["value"] == "false"
+    assert not [obj for obj in single if obj["kind"] == "Role"]
 
 
 def test_deployment_is_hardened(chart: Any) -> None:
@@ -283,8 +319,8 @@ def test_deployment_is_hardened(chart: Any) -> None:
 def test_deployment_probes_resources_and_ports(chart: Any) -> None:
     main = container(objects(chart, REQUIRED))
     assert main["ports"] == [{"name": "http", "containerPort": 8080, "protocol": "TCP"}]
-    for probe in ("livenessProbe", "readinessProbe"):
-        assert main[probe]["httpGet"] == {"path": "/healthz", "port": "http"}
+    assert main["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+    assert main["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
     assert main["resources"]["requests"] == {"cpu": "100m", "memory": "128Mi"}
     assert main["resources"]["limits"]["memory"] == "256Mi"
     assert main["image"] == "ghcr.io/openclaw/twilio-video-operator:0.1.0"
@@ -305,6 +341,13 @@ def test_deployment_environment_defaults(chart: Any) -> None:
         "LOG_LEVEL": "INFO",
         "RESYNC_INTERVAL": "10m",
         "WATCH_NAMESPACES": "",
+        "LEADER_ELECTION": "true",
+        "LEADER_ELECTION_NAMESPACE": NAMESPACE,
+        "LEADER_ELECTION_LEASE_NAME": "tvo-twilio-video-operator",
+        "LEADER_ELECTION_LEASE_DURATION": "15",
+        "LEADER_ELECTION_RENEW_DEADLINE": "10",
+        "LEADER_ELECTION_RETRY_PERIOD": "2",
+        "SHUTDOWN_DRAIN_SECONDS": "5",
     }
     assert "TWILIO_BASE_URL" not in env
 
@@ -493,11 +536,18 @@ def test_operator_down_alert_fires_under_promtool(chart: Any, tmp_path: Path) ->
 def test_network_policy_allows_only_what_the_operator_needs(chart: Any) -> None:
     policy = only(objects(chart, ALL_FEATURES), "NetworkPolicy")["spec"]
     assert policy["policyTypes"] == ["Ingress", "Egress"]
-    (ingress,) = policy["ingress"]
+    ingress, peers = policy["ingress"]
     assert ingress["ports"] == [{"port": "http", "protocol": "TCP"}]
     assert ingress["from"] == ALL_FEATURES["networkPolicy"]["ingressFrom"]
+    # The other replicas of the release hand callbacks to the leader.
+    selector = only(objects(chart, ALL_FEATURES), "Deployment")["spec"]["selector"]
+    assert peers == {"ports": [{"port": "http", "protocol": "TCP"}], "from": [{"podSelector": selector}]}
+    assert policy["egress"][0] == {
+        "ports": [{"port": "http", "protocol": "TCP"}],
+        "to": [{"podSelector": selector}],
+    }
     egress_ports = [
-        sorted((p.get("protocol", "TCP"), p["port"]) for p in rule["ports"]) for rule in policy["egress"]
+        sorted((p.get("protocol", "TCP"), p["port"]) for p in rule["ports"]) for rule in policy["egress"][1:]
     ]
     assert egress_ports == [
         [("TCP", 53), ("UDP", 53)],
@@ -505,8 +555,8 @@ def test_network_policy_allows_only_what_the_operator_needs(chart: Any) -> None:
         [("TCP", 443)],
         [("TCP", 9000)],
     ]
-    assert policy["egress"][1]["to"] == [{"ipBlock": {"cidr": "10.0.0.1/32"}}]
-    assert policy["egress"][2]["to"] == [{"ipBlock": {"cidr": "0.0.0.0/0"}}]
+    assert policy["egress"][2]["to"] == [{"ipBlock": {"cidr": "10.0.0.1/32"}}]
+    assert policy["egress"][3]["to"] == [{"ipBlock": {"cidr": "0.0.0.0/0"}}]
 
 
 def test_optional_objects_are_off_by_default(chart: Any) -> None:

@@ -86,7 +86,38 @@ def test_cluster_mode_cluster_role_is_exact(chart: Any) -> None:
     found = objects(chart, REQUIRED)
     role = named(found, "ClusterRole", FULLNAME)
     assert rules_of(role) == canonical([*NAMESPACED_RULES, *CLUSTER_ONLY_RULES])
-    assert not [obj for obj in found if obj["kind"] in {"Role", "RoleBinding"}]
+    # The only Role is the leader Lease's, in the release namespace.
+    roles = [obj for obj in found if obj["kind"] in {"Role", "RoleBinding"}]
+    assert {(obj["kind"], obj["metadata"]["name"]) for obj in roles} == {
+        ("Role", f"{FULLNAME}-leader-election"),
+        ("RoleBinding", f"{FULLNAME}-leader-election"),
+    }
+
+
+def test_leases_only_in_the_release_namespace(chart: Any) -> None:
+    found = objects(chart, REQUIRED)
+    role = named(found, "Role", f"{FULLNAME}-leader-election", NAMESPACE)
+    assert rules_of(role) == canonical([(["coordination.k8s.io"], ["leases"], ["get", "create", "update"])])
+    binding = named(found, "RoleBinding", f"{FULLNAME}-leader-election", NAMESPACE)
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": FULLNAME, "namespace": NAMESPACE}]
+    cluster_rules = [rule for obj in found if obj["kind"] == "ClusterRole" for rule in obj["rules"]]
+    assert not [rule for rule in cluster_rules if "leases" in rule["resources"]]
+
+
+def test_a_namespace_selector_may_list_namespaces_and_nothing_more(chart: Any) -> None:
+    found = objects(chart, {**REQUIRED, "watchNamespaceSelector": "video.openclaw.io/shard=a"})
+    rules = rules_of(named(found, "ClusterRole", FULLNAME))
+    assert canonical([([""], ["namespaces"], ["list"])])[0] in rules
+    (deployment,) = [obj for obj in found if obj["kind"] == "Deployment"]
+    env = {
+        item["name"]: item.get("value")
+        for item in deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
+    assert env["WATCH_NAMESPACE_SELECTOR"] == "video.openclaw.io/shard=a"
+    cluster_wide = rules_of(named(objects(chart, REQUIRED), "ClusterRole", FULLNAME))
+    assert [rule for rule in rules if rule not in cluster_wide] == canonical(
+        [([""], ["namespaces"], ["list"])]
+    )
 
 
 def test_cluster_mode_binds_the_service_account(chart: Any) -> None:
@@ -111,7 +142,7 @@ def test_namespaced_mode_has_a_role_per_watched_namespace(chart: Any) -> None:
             "name": FULLNAME,
         }
         assert binding["subjects"] == [{"kind": "ServiceAccount", "name": FULLNAME, "namespace": NAMESPACE}]
-    assert len([obj for obj in found if obj["kind"] == "Role"]) == 2
+    assert len([obj for obj in found if obj["kind"] == "Role"]) == 3  # and the leader Lease's
 
 
 def test_namespaced_mode_keeps_only_cluster_scoped_needs_cluster_wide(chart: Any) -> None:

@@ -114,4 +114,10 @@ watched namespace's Role (namespaced mode).
 - apiGroups: ["authorization.k8s.io"]
   resources: ["subjectaccessreviews"]
   verbs: ["create"]
+{{- if .Values.watchNamespaceSelector }}
+# A shard: the namespaces that match watchNamespaceSelector are listed to find the ones to reconcile.
+- apiGroups: [""]
+  resources: ["namespaces"]
+  verbs: ["list"]
+{{- end }}
 {{- end }}
