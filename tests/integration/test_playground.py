@@ -285,6 +285,30 @@ async def test_handler_warnings_become_redacted_events_and_infos_do_not(tmp_path
     }
 
 
+async def test_replicas_run_as_processes_that_elect_one_leader(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    async with asyncio.timeout(START_TIMEOUT), Playground(state, replicas=2) as started:
+        document = json.loads((state / OPERATOR_FILE).read_text())
+        assert document["url"] == started.operator_url
+        replicas = document["replicas"]
+        assert len(replicas) == 2 and len({r["pid"] for r in replicas}) == 2
+        assert all(isinstance(r["pid"], int) and r["url"].startswith("http://127.0.0.1:") for r in replicas)
+        async with aiohttp.ClientSession() as session:
+            leaders = []
+            for replica in replicas:
+                async with session.get(replica["url"] + "/readyz") as answer:
+                    assert answer.status == 200
+                    leaders.append((await answer.json())["leader"])
+            assert sorted(leaders) == [False, True]
+            # The playground's url serves the operator's routes through a ready replica.
+            async with session.get(document["url"] + "/healthz") as answer:
+                assert answer.status == 200
+        pids = [r["pid"] for r in replicas]
+    for pid in pids:  # every replica process has exited
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+
+
 async def test_stopping_removes_the_files_and_the_servers(tmp_path: Path) -> None:
     async with asyncio.timeout(START_TIMEOUT):
         async with Playground(tmp_path / "state") as started:
