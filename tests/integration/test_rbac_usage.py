@@ -347,7 +347,8 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunRecord]:
 
 @pytest.fixture(scope="module")
 def cluster_role() -> list[dict[str, Any]]:
-    """The rules of the operator's ClusterRole, rendered in the chart's default (cluster-wide) mode."""
+    """The rules of the operator's ClusterRole, rendered in the chart's default (cluster-wide) mode, and of
+    its Role for the leader Lease (in the release namespace, where the operator keeps its Lease)."""
     with helm.Chart.load(CHART) as chart:
         rendered = chart.render(CHART_VALUES, name="tvo", namespace="video-system")
     documents = [
@@ -363,7 +364,12 @@ def cluster_role() -> list[dict[str, Any]]:
         if doc["kind"] == "ClusterRole" and doc["metadata"]["name"] == "tvo-twilio-video-operator"
     ]
     assert len(roles) == 1, [doc["metadata"]["name"] for doc in documents if doc["kind"] == "ClusterRole"]
-    rules: list[dict[str, Any]] = roles[0]["rules"]
+    (lease_role,) = [
+        doc
+        for doc in documents
+        if doc["kind"] == "Role" and doc["metadata"]["name"] == "tvo-twilio-video-operator-leader-election"
+    ]
+    rules: list[dict[str, Any]] = [*roles[0]["rules"], *lease_role["rules"]]
     return rules
 
 
