@@ -160,7 +160,7 @@ class CompositionController:
         self.queue.start()
 
     async def _ticked(self, key: Key, observe: bool) -> None:
-        outcome = await self.reconcile(*key)
+        outcome = await self.reconcile(*key, capped=True)
         if outcome.verdict is Verdict.RETRY and outcome.delay is not None:
             self.queue.request(key, after=outcome.delay)
 
@@ -204,10 +204,12 @@ class CompositionController:
 
     # -- reconcile ------------------------------------------------------------------------------------
 
-    async def reconcile(self, namespace: str, name: str) -> Outcome:
-        """Bring one Composition forward (serialised per object)."""
+    async def reconcile(self, namespace: str, name: str, *, capped: bool = False) -> Outcome:
+        """Bring one Composition forward (serialised per object). ``capped``: take a slot of the work
+        queue first (the queue's own reconciles)."""
         lock = self._locks.hold((namespace, name))
-        async with track_reconcile(KIND, namespace, name, self.progress, waits_for=(lock,)) as run:
+        gates = (self.queue.slots, lock) if capped else (lock,)
+        async with track_reconcile(KIND, namespace, name, self.progress, waits_for=gates) as run:
             return await self._reconcile(run, namespace, name)
 
     async def _reconcile(self, run: ReconcileRun, namespace: str, name: str) -> Outcome:

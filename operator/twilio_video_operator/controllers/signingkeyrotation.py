@@ -115,7 +115,7 @@ class SigningKeyRotationController:
         await self.queue.stop()
 
     async def _ticked(self, key: tuple[str, str], observe: bool) -> None:
-        outcome = await self.reconcile(*key)
+        outcome = await self.reconcile(*key, capped=True)
         if outcome.verdict is Verdict.RETRY and outcome.delay is not None:
             self.queue.request(key, after=outcome.delay)
 
@@ -146,12 +146,14 @@ class SigningKeyRotationController:
 
     # -- reconcile -----------------------------------------------------------------------------------
 
-    async def reconcile(self, namespace: str, name: str) -> Outcome:
-        """Bring one object forward as far as its schedule allows; it is due again one tick later."""
+    async def reconcile(self, namespace: str, name: str, *, capped: bool = False) -> Outcome:
+        """Bring one object forward as far as its schedule allows; it is due again one tick later.
+        ``capped``: take a slot of the work queue first (the queue's own reconciles)."""
         tick = self.tick_seconds
         lock = self._locks.hold((namespace, name))
+        gates = (self.queue.slots, lock) if capped else (lock,)
         async with track_reconcile(
-            KIND, namespace, name, self.progress, due_in_after_error=tick, waits_for=(lock,)
+            KIND, namespace, name, self.progress, due_in_after_error=tick, waits_for=gates
         ) as run:
             try:
                 obj = await self.kube.get(SIGNINGKEYROTATIONS, namespace, name)

@@ -4,7 +4,9 @@ Each object has at most two timers (:class:`~twilio_video_operator.reconcilers.d
 periodic one (a resync or a tick) and a wake-up (a schedule, a retry, a request; an earlier one wins). The
 loop sleeps until the next one is due, starts the object's work, and never runs two pieces of work for one
 object at once: work that falls due while the object is busy runs again once it is free. At most
-``max_parallel`` run at a time, so a burst of due objects does not flood Twilio or the API server.
+``max_parallel`` run at a time, so a burst of due objects does not flood Twilio or the API server: the work
+takes one of :attr:`WorkQueue.slots` (inside its reconcile's ``track_reconcile(waits_for=...)``, so the
+wait for a slot is measured as queue time, not as work).
 
 A heap of due times serves 10,000 objects with one task, where a framework timer per object would keep
 10,000 tasks alive. The clock is injectable (tests move it, then call :meth:`WorkQueue.wake`).
@@ -60,7 +62,8 @@ class WorkQueue(Generic[K]):
         self._wakeup = asyncio.Event()
         self._loop_task: asyncio.Task[None] | None = None
         self._running: dict[K, asyncio.Task[None]] = {}
-        self._parallel = asyncio.Semaphore(max_parallel)
+        self.slots = asyncio.Semaphore(max_parallel)
+        """Held by each piece of work this queue started while it runs (see the module docstring)."""
 
     # -- lifecycle ------------------------------------------------------------------------------------
 
@@ -120,6 +123,11 @@ class WorkQueue(Generic[K]):
         running = self._running.get(key)
         return running is not None and not running.done()
 
+    @property
+    def timers(self) -> DueTimers[K]:
+        """The due times themselves (tests look at them)."""
+        return self._timers
+
     def __len__(self) -> int:
         return len(self._timers)
 
@@ -153,11 +161,10 @@ class WorkQueue(Generic[K]):
         self._wakeup.set()
 
     async def _run(self, key: K, observe: bool) -> None:
-        async with self._parallel:
-            try:
-                await self._work(key, observe)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                logger.exception("%s %s: work crashed", self._name, key)
-                self.request(key, after=CRASH_RETRY_SECONDS)
+        try:
+            await self._work(key, observe)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("%s %s: work crashed", self._name, key)
+            self.request(key, after=CRASH_RETRY_SECONDS)
