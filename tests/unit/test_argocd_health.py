@@ -141,11 +141,7 @@ COMMON_CASES: list[tuple[str, dict[str, Any], str, str]] = [
     ),
     (
         "ready-false-terminal",
-        {
-            "conditions": [
-                cond("Ready", "False", "AuthFailed", "Twilio refused the credentials (20003)")
-            ]
-        },
+        {"conditions": [cond("Ready", "False", "AuthFailed", "Twilio refused the credentials (20003)")]},
         "Degraded",
         "AuthFailed: Twilio refused the credentials (20003)",
     ),

@@ -67,7 +67,7 @@ async def muted_identity_is_not_heard(demo: Demo) -> None:
     event = await wait_for("a Muted Event", lambda: mute_event(demo, "Muted"), within=demo.wait_seconds)
     print(f"Event {event.get('type')} Muted on VideoRoom {NAMESPACE}/{ROOM}: {event.get('message')}")
 
-    unmuted = {"spec": {"moderation": {"mutedIdentities": [], "reasons": None}}}
+    unmuted: dict[str, Any] = {"spec": {"moderation": {"mutedIdentities": [], "reasons": None}}}
     await demo.playground.client.patch(VIDEOROOMS, NAMESPACE, ROOM, unmuted)
     print(f"The moderator removes the mute of {MUTED}")
     received = await wait_for(
