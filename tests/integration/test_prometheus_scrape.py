@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import shutil
 import socket
@@ -28,6 +29,7 @@ from urllib.parse import urlsplit
 import aiohttp
 import pytest
 import yaml
+from dashboard_story import Story
 
 from chart_rules import JOB, NAMESPACE, rendered_rule_spec
 from twilio_video_operator.dev.playground import Playground
@@ -77,10 +79,12 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def write_config(directory: Path, target: str) -> Path:
+def write_config(directory: Path, target: str, groups: list[dict[str, Any]] | None = None) -> Path:
+    """Prometheus's configuration: the target, and as rules ``groups`` (default: the chart's)."""
     directory.mkdir(parents=True, exist_ok=True)
     rules = directory / "rules.yaml"
-    rules.write_text(yaml.safe_dump({"groups": chart_rule_groups()}, sort_keys=False), encoding="utf-8")
+    groups = chart_rule_groups() if groups is None else groups
+    rules.write_text(yaml.safe_dump({"groups": groups}, sort_keys=False), encoding="utf-8")
     # The labels a ServiceMonitor gives the target in the release's namespace.
     static = {"targets": [target], "labels": {"namespace": NAMESPACE}}
     config = {
@@ -168,9 +172,13 @@ class PrometheusServer:
 
 @contextlib.asynccontextmanager
 async def running_prometheus(
-    binary: str, target: str, workdir: Path, http: aiohttp.ClientSession
+    binary: str,
+    target: str,
+    workdir: Path,
+    http: aiohttp.ClientSession,
+    groups: list[dict[str, Any]] | None = None,
 ) -> AsyncIterator[PrometheusServer]:
-    server = PrometheusServer(binary, write_config(workdir, target), workdir)
+    server = PrometheusServer(binary, write_config(workdir, target, groups), workdir)
     try:
         await server.start(http)
         yield server
@@ -198,15 +206,22 @@ def single_value(result: list[dict[str, Any]]) -> float | None:
 
 
 async def refuse_credentials(playground: Playground) -> None:
-    """A VideoRoom whose credentials Secret holds a wrong API secret: Twilio answers 401 (20003)."""
-    creds = playground.credentials
+    """A VideoRoom whose credentials Secret holds a tenant account's API key with a wrong secret: Twilio
+    answers 401 (20003). (A Secret naming the operator's own account is refused before any call.)"""
+    url = playground.credentials["url"]
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(f"{url}/_emulator/accounts", json={"friendlyName": "tenant"}) as answer,
+    ):
+        assert answer.status < 400, await answer.text()
+        tenant = await answer.json()
     secret = {
         "apiVersion": "v1",
         "kind": "Secret",
         "metadata": {"name": "wrong-credentials", "namespace": "default"},
         "stringData": {
-            "TWILIO_ACCOUNT_SID": creds["account_sid"],
-            "TWILIO_API_KEY": creds["api_key"],
+            "TWILIO_ACCOUNT_SID": tenant["accountSid"],
+            "TWILIO_API_KEY": tenant["apiKey"],
             "TWILIO_API_SECRET": "not-the-secret",
         },
     }
@@ -292,3 +307,67 @@ async def test_prometheus_evaluates_the_charts_alert_rules_against_the_operator(
                 http, f'twilio_video_operator_last_reconcile_timestamp_seconds{{{release}, kind="VideoRoom"}}'
             )
             assert reconciles and all(sample["metric"]["job"] == JOB for sample in reconciles)
+
+
+# --- the dashboard after a scripted story -------------------------------------------------------------
+
+DASHBOARD = REPO / "charts" / "twilio-video-operator" / "files" / "dashboards" / "twilio-video-operator.json"
+DASHBOARD_WAIT = 60.0
+
+
+def dashboard_expressions() -> list[tuple[str, str]]:
+    """(panel title, PromQL) of every target of the dashboard, with Grafana's variables filled in as for
+    this release: its namespace and job, a rate interval of 20 s (four scrapes) and a range of 5 minutes."""
+    dashboard = json.loads(DASHBOARD.read_text(encoding="utf-8"))
+    values = {
+        "$namespace": NAMESPACE,
+        "$job": JOB,
+        "$__rate_interval": "20s",
+        "$__range": "5m",
+        "$price_per_participant_minute": "0.004",
+    }
+    found = []
+    for row in dashboard["panels"]:
+        for panel in [row, *row.get("panels", [])]:
+            for target in panel.get("targets", []):
+                expr = target["expr"]
+                for name, value in values.items():
+                    expr = expr.replace(name, value)
+                assert "$" not in expr, (panel["title"], expr)
+                found.append((panel["title"], expr))
+    return found
+
+
+def test_dashboard_expressions_are_read_with_every_variable_filled_in() -> None:
+    expressions = dashboard_expressions()
+    assert len(expressions) >= 50
+    assert any("twilio_video_operator_participant_seconds_total" in expr for _, expr in expressions)
+
+
+async def test_every_dashboard_expression_returns_data_after_a_scripted_story(tmp_path: Path) -> None:
+    binary = prometheus_binary()
+    async with asyncio.timeout(240), Playground(tmp_path / "playground") as playground:
+        await playground.apply(EXAMPLES)
+        await refuse_credentials(playground)
+        assert playground.operator_url is not None
+        target = urlsplit(playground.operator_url).netloc
+        async with (
+            aiohttp.ClientSession() as http,
+            running_prometheus(binary, target, tmp_path / "prometheus", http, groups=[]) as prometheus,
+        ):
+            await Story(playground, http, EXAMPLES, tmp_path / "story").tell()
+            waiting = dict.fromkeys(dashboard_expressions())
+
+            async def all_answered() -> bool:
+                for key in list(waiting):
+                    if await prometheus.query(http, key[1]):
+                        del waiting[key]
+                return not waiting
+
+            try:
+                async with asyncio.timeout(DASHBOARD_WAIT):
+                    while not await all_answered():  # noqa: ASYNC110 - polling Prometheus
+                        await asyncio.sleep(POLL_SECONDS * 4)
+            except TimeoutError:
+                empty = "\n".join(f"{title}: {expr}" for title, expr in waiting)
+                raise AssertionError(f"dashboard expressions without data:\n{empty}") from None
