@@ -232,10 +232,12 @@ def _rows(node: Mapping[str, Any], path: str, required: bool, with_default: bool
 def _rules(node: Mapping[str, Any], path: str) -> Iterator[str]:
     for rule in node.get("x-kubernetes-validations", []):
         yield f"- `{path}`: {rule['message']} (`{rule['rule']}`)"
-    target = node["items"] if node.get("type") == "array" else node
-    suffix = "[]" if node.get("type") == "array" else ""
-    for name, sub in target.get("properties", {}).items():
-        yield from _rules(sub, f"{path}{suffix}.{name}")
+    if node.get("type") == "array":
+        # The rules of each item; the API server names the item it refuses, e.g. `rules[0]`.
+        yield from _rules(node["items"], f"{path}[]")
+        return
+    for name, sub in node.get("properties", {}).items():
+        yield from _rules(sub, f"{path}.{name}")
 
 
 def reference_section(crd: Mapping[str, Any]) -> str:
