@@ -30,6 +30,11 @@ MIN_SECRET_LENGTH = 4
 _JWT = re.compile(r"\beyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
 _AUTHORIZATION = re.compile(r"(?i)\b(authorization[\"']?\s*[:=]\s*[\"']?\s*(?:basic|bearer)\s+)[^\s\"',;}]+")
 _BARE_SCHEME = re.compile(r"(?i)\b((?:basic|bearer)\s+)[A-Za-z0-9+/=._~-]{20,}")
+# Contact addresses (notification recipients, identities that are phone numbers or email addresses): kopf's
+# debug records dump whole objects, spec.notifications included.
+_PHONE = re.compile(r"(?<![\w+])(?:whatsapp:)?\+[1-9][0-9]{6,14}(?![0-9])")
+_EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
+CONTACT_MASK = "[CONTACT]"
 
 # Attributes every LogRecord has; anything else on a record came from ``extra=``.
 _STANDARD_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
@@ -66,13 +71,15 @@ def forget_secrets() -> None:
 
 
 def redact(text: str) -> str:
-    """``text`` with registered secrets, JWTs and Authorization credentials replaced by ``[REDACTED]``."""
+    """``text`` with registered secrets, JWTs and Authorization credentials replaced by ``[REDACTED]``, and
+    phone numbers (E.164, ``whatsapp:`` ones) and email addresses by ``[CONTACT]``."""
     pattern = _secrets_pattern
     if pattern is not None:
         text = pattern.sub(MASK, text)
     text = _JWT.sub(MASK, text)
     text = _AUTHORIZATION.sub(lambda match: match.group(1) + MASK, text)
-    return _BARE_SCHEME.sub(lambda match: match.group(1) + MASK, text)
+    text = _BARE_SCHEME.sub(lambda match: match.group(1) + MASK, text)
+    return _EMAIL.sub(CONTACT_MASK, _PHONE.sub(CONTACT_MASK, text))
 
 
 def redact_value(value: Any) -> Any:

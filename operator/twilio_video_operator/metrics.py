@@ -331,6 +331,34 @@ VERIFICATIONS = Counter(
     ["result"],
 )
 
+NOTIFICATIONS_SENT = Counter(
+    "twilio_video_operator_notifications_sent_total",
+    "Session notifications Twilio or SendGrid accepted (or a look-up found sent), by channel (sms, "
+    "whatsapp, email, studio) and event (reminder, recordingAvailable, compositionFailed).",
+    ["channel", "event"],
+)
+
+NOTIFICATIONS_FAILED = Counter(
+    "twilio_video_operator_notifications_failed_total",
+    "Session notifications refused for good (a 4xx: bad address, unknown service or template), by channel "
+    "and event. Transient failures are retried and not counted here.",
+    ["channel", "event"],
+)
+
+NOTIFICATION_LOOKUPS = Counter(
+    "twilio_video_operator_notification_lookups_total",
+    "Look-ups of notifications whose outcome was unknown (a lost answer, a restart), by channel and result: "
+    "found (it had been sent; not sent again) or not_found (sent now).",
+    ["channel", "result"],
+)
+
+NOTIFICATION_DELIVERY_FAILURES = Counter(
+    "twilio_video_operator_notification_delivery_failures_total",
+    "Text and WhatsApp notifications the Messaging status callback reported failed or undelivered, by "
+    "channel and event.",
+    ["channel", "event"],
+)
+
 ROOM_ENDED_CONFIRMATIONS = Counter(
     "twilio_video_operator_room_ended_confirmations_total",
     "room-ended callbacks for a room the operator had in progress, confirmed with one FetchRoom before "

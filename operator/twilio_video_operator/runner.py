@@ -34,7 +34,7 @@ from twilio_video_operator.logs import install_redaction, register_secret
 from twilio_video_operator.reconciler import KopfThread, Reconciler
 from twilio_video_operator.settings import Settings
 from twilio_video_operator.tokens.service import token_routes
-from twilio_video_operator.webhooks import composition_events, room_events
+from twilio_video_operator.webhooks import composition_events, message_events, room_events
 from twilio_video_operator.webhooks.handoff import Handoff
 
 logger = logging.getLogger(__name__)
@@ -247,6 +247,7 @@ async def run_operator(
     routes: list[RouteInstaller] = [
         room_events.install_room_events,
         composition_events.install_composition_events,
+        message_events.install_message_events,
         token_routes(context.tokens),
         *(extra_routes or []),
     ]

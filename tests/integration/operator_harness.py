@@ -210,6 +210,7 @@ class OperatorHarness:
                 "TWILIO_API_KEY": creds["api_key"],
                 "TWILIO_API_SECRET": creds["api_secret"],
                 "TWILIO_BASE_URL": creds["url"],
+                "SENDGRID_BASE_URL": creds["url"],
                 "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
                 "HTTP_HOST": "127.0.0.1",
                 "HTTP_PORT": port,

@@ -27,7 +27,7 @@ from twilio_video_operator.controllers.composition_observe import CompositionObs
 from twilio_video_operator.controllers.outcome import Outcome, Verdict, kube_failed
 from twilio_video_operator.controllers.work_queue import WorkQueue
 from twilio_video_operator.delivery import S3Deliverer
-from twilio_video_operator.gateway import AuthError, GatewayError, TwilioGateway
+from twilio_video_operator.gateway import AuthError, GatewayError, TwilioApi, TwilioGateway
 from twilio_video_operator.kube.composition_objects import CompositionObjects
 from twilio_video_operator.kube.errors import KUBE_ERRORS, kube_problem
 from twilio_video_operator.models.annotations import PAUSED, RECONCILE_REQUESTED_AT
@@ -58,6 +58,8 @@ from twilio_video_operator.reconcilers.composition_plan import (
 )
 from twilio_video_operator.reconcilers.credentials import CredentialsConnector
 from twilio_video_operator.reconcilers.keyed_locks import KeyedLocks
+from twilio_video_operator.reconcilers.notification_executor import Notifier
+from twilio_video_operator.reconcilers.notification_subjects import notifications_pending, notify_composition
 from twilio_video_operator.reconcilers.reconcile_tracking import (
     ReconcileProgress,
     ReconcileRun,
@@ -98,7 +100,7 @@ def needs_attention(body: Mapping[str, Any]) -> bool:
     """Whether a periodic tick has anything to do for ``body`` (finished objects are left alone)."""
     status = body.get("status") or {}
     metadata = body.get("metadata") or {}
-    if status.get("observedGeneration") != metadata.get("generation"):
+    if status.get("observedGeneration") != metadata.get("generation") or notifications_pending(body):
         return True
     state = status.get("compositionStatus")
     if state in ("failed", "deleted"):
@@ -129,8 +131,10 @@ class CompositionController:
         timing: Timing | None = None,
         progress: ReconcileProgress | None = None,
         tick_seconds: float = TICK_SECONDS,
+        notifier: Notifier | None = None,
     ) -> None:
         self.objects = objects
+        self.notifier = notifier
         self.deliverer = deliverer
         self.watch_namespaces = tuple(watch_namespaces)
         self.clock = clock
@@ -251,6 +255,7 @@ class CompositionController:
         finally:
             self.export_stalled()
         self.index_status(namespace, name, final)
+        notify_at = await self.notify(obj, final, api)
         if cond.stall_of(final) is not None:
             result = Result.STALLED
         elif executor.failure is not None:
@@ -259,10 +264,23 @@ class CompositionController:
             result = Result.SUCCESS if after is None else Result.REQUEUE_AFTER
         # The tick reconciles objects that need attention; the others wait for a change.
         looked_at = {**obj, "status": final.model_dump(mode="json", by_alias=True, exclude_none=True)}
-        due_in = self.tick_seconds if needs_attention(looked_at) else None
+        due_in = self.tick_seconds if needs_attention(looked_at) or notify_at is not None else None
         self._tick_again((namespace, name), due_in)
         run.finish(result, failed=executor.failure is not None, due_in=due_in)
         return Outcome.done()
+
+    async def notify(
+        self, obj: Mapping[str, Any], status: CompositionStatus, api: TwilioApi | None
+    ) -> datetime | None:
+        """recordingAvailable / compositionFailed notifications, after the composition's own work; a failure
+        here comes back at the next tick and never fails the reconcile."""
+        if self.notifier is None:
+            return None
+        try:
+            return await notify_composition(self.notifier, obj, status, api.credentials if api else None)
+        except KUBE_ERRORS as exc:
+            logger.warning("Composition notifications could not be recorded: %s", kube_problem(exc))
+            return self.clock()
 
     async def settled(self) -> None:
         """Wait until every callback handed over so far was applied (tests, orderly shutdown)."""
@@ -383,6 +401,8 @@ class CompositionController:
         completed = any(seen.entered == "completed" for seen in entered)
         if completed and spec is not None and spec.delivery is not None:
             self.reconcile_soon(namespace, name)
+        elif self.notifier is not None and any(seen.entered in ("completed", "failed") for seen in entered):
+            self.reconcile_soon(namespace, name)  # to notify
 
     async def _account_of(self, obj: Mapping[str, Any], memory: Memory) -> str | None:
         """The Twilio account the object's composition belongs to (the one its credentials name)."""

@@ -13,7 +13,13 @@ from typing import Any
 import kopf
 
 from twilio_video_operator import API_GROUP, API_VERSION
-from twilio_video_operator.handlers import composition, object_conditions, signingkeyrotation, videoroom
+from twilio_video_operator.handlers import (
+    composition,
+    notifications,
+    object_conditions,
+    signingkeyrotation,
+    videoroom,
+)
 from twilio_video_operator.kube.connection import resolve_connection
 
 #: The kinds the operator reconciles: ``(group, version, plural, kind)``.
@@ -55,4 +61,5 @@ def build_registry() -> kopf.OperatorRegistry:
     composition.register_handlers(registry)
     signingkeyrotation.register_handlers(registry)
     object_conditions.register_handlers(registry)
+    notifications.register_handlers(registry)
     return registry

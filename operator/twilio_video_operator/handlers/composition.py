@@ -24,6 +24,7 @@ from twilio_video_operator.controllers.composition import (
 )
 from twilio_video_operator.delivery import S3Deliverer
 from twilio_video_operator.handlers._outcomes import settle
+from twilio_video_operator.handlers.notifications import build_notifier
 from twilio_video_operator.kube.composition_objects import CompositionObjects
 from twilio_video_operator.reconcilers.composition_plan import Timing
 from twilio_video_operator.webhooks.composition_events import CHANNEL
@@ -60,6 +61,7 @@ def register_handlers(
             timing=timing,
             progress=context.progress,
             tick_seconds=tick_seconds,
+            notifier=build_notifier(context, clock),
         )
         controller.start()
         memo.compositions = controller

@@ -278,6 +278,9 @@ class NotificationRecord(StatusModel):
     sid: str | None = Field(
         default=None, description="Message SID (SM...), SendGrid message id, or Studio execution SID (FN...)."
     )
+    account_sid: str | None = Field(
+        default=None, description="Twilio account that sent it (status callbacks count only from it)."
+    )
     attempts: int | None = Field(default=None, ge=0, description="Sends and look-ups tried so far.")
     error_code: int | None = Field(default=None, description="Twilio or HTTP error code of a failure.")
     delivery_status: str | None = Field(

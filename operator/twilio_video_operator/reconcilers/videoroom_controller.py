@@ -40,6 +40,8 @@ from twilio_video_operator.reconcilers.credentials import (
 )
 from twilio_video_operator.reconcilers.due_timers import DueTimers
 from twilio_video_operator.reconcilers.keyed_locks import KeyedLocks
+from twilio_video_operator.reconcilers.notification_executor import Notifier
+from twilio_video_operator.reconcilers.notification_subjects import notify_room
 from twilio_video_operator.reconcilers.reconcile_tracking import ReconcileProgress, Result, track_reconcile
 from twilio_video_operator.reconcilers.status_tally import StatusTally
 from twilio_video_operator.reconcilers.tenancy import NameRule, name_rule
@@ -146,8 +148,10 @@ class VideoRoomController:
         progress: ReconcileProgress | None = None,
         name_prefixes: Mapping[str, Sequence[str]] | None = None,
         indexed_owners: Callable[[str], Iterable[Key]] | None = None,
+        notifier: Notifier | None = None,
     ) -> None:
         self._objects = objects
+        self._notifier = notifier
         self._api_for = api_for
         self._credentials = CredentialsConnector(
             operator_credentials,
@@ -343,6 +347,8 @@ class VideoRoomController:
         api = self._api_for(creds) if creds is not None else None
         claim = self._claim(key, creds.account_sid) if creds is not None else None
         outcome = await ReconcileRun(inp, body, api, self._objects, claim).execute()
+        if self._notifier is not None and not outcome.paused:
+            outcome = await self._notify(body, spec, creds, outcome)
         if outcome.verified_sid is not None and outcome.verified_sid == outcome.status.sid:
             self._verified[key] = (outcome.verified_sid, outcome.status.room_status)
         else:
@@ -358,6 +364,25 @@ class VideoRoomController:
                 extra={"namespace": namespace, "object_name": name, "kind": KIND, "trigger": str(trigger)},
             )
         return outcome
+
+    async def _notify(
+        self,
+        body: Mapping[str, Any],
+        spec: VideoRoomSpec | None,
+        creds: CredentialSet | None,
+        outcome: Outcome,
+    ) -> Outcome:
+        """Session notifications (the reminder), after the room's own work; their next time joins the
+        object's timers. A failure here is retried on its own and never fails the room's reconcile."""
+        assert self._notifier is not None
+        try:
+            wake = await notify_room(self._notifier, body, spec, creds)
+        except Exception as exc:  # a Kubernetes error writing the notifications' status
+            logger.warning("VideoRoom notifications could not be recorded: %s", exc)
+            wake = self._clock() + timedelta(seconds=BACKOFF_MAX / 10)
+        if wake is None or (outcome.requeue_at is not None and outcome.requeue_at <= wake):
+            return outcome
+        return replace(outcome, requeue_at=wake)
 
     def _record(self, key: Key, outcome: Outcome) -> None:
         """Backoff bookkeeping and the next timed wake-up after a reconcile."""
