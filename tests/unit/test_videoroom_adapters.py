@@ -1,4 +1,4 @@
-"""The kopf adapter's small pure parts and its Kubernetes port (with a fake client)."""
+"""What the VideoRoom handlers call (small pure parts) and the Kubernetes port of the controller."""
 
 from __future__ import annotations
 
@@ -7,16 +7,16 @@ from typing import Any
 
 import pytest
 
-from twilio_video_operator.handlers.videoroom import (
-    KubeRoomObjects,
+from twilio_video_operator.controllers.credentials import operator_credentials
+from twilio_video_operator.controllers.videoroom import (
     credentials_ref_of,
-    decode_secret_data,
     needs_request,
-    operator_credentials,
     operator_defaults,
     rooms_to_wake,
 )
 from twilio_video_operator.kube import COMPOSITIONS, SECRETS, VIDEOROOMS, KubeApiError, Resource
+from twilio_video_operator.kube.room_objects import KubeRoomObjects
+from twilio_video_operator.kube.secrets import decode_secret_data
 from twilio_video_operator.settings import load_settings
 
 PAUSED = "video.openclaw.io/paused"
