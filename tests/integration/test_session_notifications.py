@@ -23,10 +23,15 @@ from notifications_support import (
     records,
 )
 from operator_harness import OperatorHarness, eventually
+from s3_server import s3_server_fixture  # noqa: F401 - the s3_server fixture
+from test_composition_harness import create_composition, has, wait_composition
+from test_composition_lifecycle import s3_delivery, s3_secret
 
+from twilio_video_operator.dev.s3 import SeaweedS3
 from twilio_video_operator.models.annotations import RECONCILE_REQUESTED_AT
 
 ADDRESSES = (SMS, WHATSAPP, EMAIL, OPS_EMAIL)
+STUDIO_CONTACT = "+15551230199"
 
 
 def _stamp(moment: Any) -> str:
@@ -84,3 +89,93 @@ async def test_a_reminder_goes_once_to_each_recipient_before_the_session(
     assert sent_events == ["Sent the reminder notification to 3 recipient(s) (email 1, sms 1, whatsapp 1)."]
     assert operator_logs.lines, "no log line was captured"
     assert await leaks(bed, operator_logs, ns, [*ADDRESSES, *bodies]) == []
+
+
+async def test_the_recording_link_goes_out_once_the_composition_is_delivered(
+    bed: OperatorHarness, s3_server: SeaweedS3, operator_logs: RecordedLogs
+) -> None:
+    ns = await bed.namespace()
+    made = await channels(bed, ns)
+    bucket = s3_server.create_bucket("media")
+    await s3_secret(bed, ns, s3_server)
+    flow = await bed._control("POST", "studio/flows", {"friendlyName": "follow-up"})
+    await bed._control("POST", "messages/failures", {"to": WHATSAPP, "status": "undelivered"})
+    notes = notifications_spec(made, studio={"flowSid": flow["sid"], "from": "+15005550006"})
+    notes["recipients"].append({"studio": STUDIO_CONTACT, "events": ["recordingAvailable"]})
+    compose = {"audioSources": ["*"], "delivery": s3_delivery(s3_server, bucket)}
+    spec = {"recording": {"participantsOnConnect": True, "compose": compose}, "notifications": notes}
+    await bed.create_room(ns, "webinar", spec)
+    room = await bed.wait_room(ns, "webinar", lambda r: (r.get("status") or {}).get("sid"))
+    await bed.join(room["status"]["uniqueName"], "host")
+    await bed.advance_clock(30)
+    await bed.patch_room(ns, "webinar", {"spec": {"state": "Completed"}})
+    done = await wait_composition(bed, ns, "webinar-recording", has("delivery"), within=30)
+    url = done["status"]["delivery"]["url"]
+
+    async def notified() -> dict[str, Any] | None:
+        found = by_event(await records(bed, "compositions", ns, "webinar-recording"), "recordingAvailable")
+        return {r["channel"]: r for r in found} if sum(r["state"] == "Sent" for r in found) == 4 else None
+
+    sent = await eventually(notified, 15)
+    assert set(sent) == {"sms", "whatsapp", "email", "studio"}
+    sms = await messages_to(bed, SMS)
+    assert [m.body.split(" [ref ")[0] for m in sms] == [
+        f"The recording of Quarterly webinar is available: {url}"
+    ]
+    mail = await mail_to(bed, EMAIL)
+    assert [m["dynamicTemplateData"]["recordingUrl"] for m in mail] == [url]
+    executions = (await bed._control("GET", f"studio/executions?flowSid={flow['sid']}"))["executions"]
+    assert len(executions) == 1 and executions[0]["to"] == STUDIO_CONTACT
+    assert executions[0]["parameters"]["recordingUrl"] == url
+    assert executions[0]["sid"] == sent["studio"]["sid"]
+    assert await mail_to(bed, OPS_EMAIL) == []  # no escalation: nothing failed
+
+    # The WhatsApp message was reported undelivered by its signed status callback.
+    async def undelivered() -> dict[str, Any] | None:
+        found = by_event(await records(bed, "compositions", ns, "webinar-recording"), "recordingAvailable")
+        record = next(r for r in found if r["channel"] == "whatsapp")
+        return record if record.get("deliveryStatus") == "undelivered" else None
+
+    record = await eventually(undelivered, 15)
+    assert record["deliveryErrorCode"] == 30003
+    sms_record = sent["sms"]
+    assert await records(bed, "compositions", ns, "webinar-recording")  # still readable
+    warnings = [
+        e["message"]
+        for e in await bed.events(ns, "webinar-recording")
+        if e["reason"] == "NotificationUndelivered"
+    ]
+    assert warnings == [
+        "The recordingAvailable whatsapp message to recipient 1 was undelivered (Twilio error 30003)."
+    ]
+    deliveries = [d for d in await bed.callbacks() if "/twilio/message-events" in d["url"]]
+    assert deliveries and all(d["status_code"] == 204 for d in deliveries)
+    assert sms_record["state"] == "Sent"
+    bodies = [m.body for m in sms] + [m.body for m in await messages_to(bed, WHATSAPP)]
+    assert await leaks(bed, operator_logs, ns, [*ADDRESSES, STUDIO_CONTACT, *bodies]) == []
+
+
+async def test_a_failed_composition_is_escalated_to_those_who_asked(bed: OperatorHarness) -> None:
+    ns = await bed.namespace()
+    made = await channels(bed, ns)
+    await bed.create_room(
+        ns, "empty", {"recording": {"participantsOnConnect": True}, "notifications": notifications_spec(made)}
+    )
+    room = await bed.wait_room(ns, "empty", lambda r: (r.get("status") or {}).get("sid"))
+    await bed.patch_room(ns, "empty", {"spec": {"state": "Completed"}})
+    await bed.wait_room(ns, "empty", lambda r: (r.get("status") or {}).get("roomStatus") == "completed")
+    await create_composition(bed, ns, "empty-recording", {"roomRef": {"name": "empty"}})
+    failed = await wait_composition(bed, ns, "empty-recording", has("compositionStatus", "failed"), within=30)
+    assert failed["status"]["roomSid"] == room["status"]["sid"]
+
+    async def escalated() -> list[dict[str, Any]] | None:
+        mail = await mail_to(bed, OPS_EMAIL)
+        return mail or None
+
+    mail = await eventually(escalated, 15)
+    assert len(mail) == 1 and mail[0]["dynamicTemplateData"]["event"] == "compositionFailed"
+    found = await records(bed, "compositions", ns, "empty-recording")
+    assert [(r["event"], r["recipient"], r["state"]) for r in found.values()] == [
+        ("compositionFailed", 3, "Sent")
+    ]
+    assert await messages_to(bed, SMS) == [] and await mail_to(bed, EMAIL) == []
