@@ -49,7 +49,9 @@ from official_client import OfficialClient
 from twilio.jwt.access_token import AccessToken
 from twilio.jwt.access_token.grants import VideoGrant
 
+from kube_backends import EmbeddedBackend, KubeBackend
 from twilio_video_operator.context import OperatorContext
+from twilio_video_operator.controllers.videoroom import VideoRoomController
 from twilio_video_operator.dev.kube import EmbeddedKubernetes
 from twilio_video_operator.emulator.server import Emulator, start_emulator
 from twilio_video_operator.gateway.circuit import CircuitSettings
@@ -58,13 +60,11 @@ from twilio_video_operator.handlers import base_registry
 from twilio_video_operator.handlers.videoroom import register_handlers
 from twilio_video_operator.kube import VIDEOROOMS, KubeClient, Resource
 from twilio_video_operator.kube.connection import connection_from_kubeconfig
-from twilio_video_operator.reconcilers.videoroom_controller import VideoRoomController
 from twilio_video_operator.reconcilers.videoroom_executor import RoomApi
 from twilio_video_operator.runner import run_operator
 from twilio_video_operator.settings import Settings, load_settings
 from twilio_video_operator.webhooks.room_events import CHANNEL
 
-REPO = Path(__file__).resolve().parents[2]
 NAMESPACES = Resource("", "v1", "namespaces", namespaced=False)
 EVENTS_PATH = "/api/v1/namespaces/{namespace}/events"
 START_TIMEOUT = 20.0
@@ -142,12 +142,17 @@ class OperatorHarness:
         registrars: Sequence[Registrar] = (),
         resync_interval: timedelta | None = None,
         settings_overrides: Mapping[str, Any] | None = None,
+        backend: KubeBackend | None = None,
     ) -> None:
         self.workdir = workdir
+        self.backend = backend or EmbeddedBackend()
+        """The Kubernetes API: a fresh embedded one unless a test passes the real one (``kube_backend``)."""
+        self._backend_started = False
         self.registrars = list(registrars)
         self.resync_interval = resync_interval
         self.settings_overrides = dict(settings_overrides or {})
         self.kube: EmbeddedKubernetes | None = None
+        """The embedded API itself (None on the real backend)."""
         self.emulator: Emulator | None = None
         self.client: KubeClient | None = None
         self.official: OfficialClient | None = None
@@ -169,12 +174,12 @@ class OperatorHarness:
 
     async def __aenter__(self) -> OperatorHarness:
         try:
-            self.kube = EmbeddedKubernetes(REPO / "crds")
-            await self.kube.start()
-            self.kube.write_kubeconfig(self.kubeconfig)
+            await self.backend.start(self.kubeconfig)
+            self._backend_started = True
+            self.kube = self.backend.embedded if isinstance(self.backend, EmbeddedBackend) else None
             self.client = KubeClient(connection_from_kubeconfig(self.kubeconfig))
             self.official = OfficialClient(self.kubeconfig)
-            await self.official.create_namespace(OPERATOR_NAMESPACE)
+            await self.backend.fresh_namespace(OPERATOR_NAMESPACE)
             self.emulator = await start_emulator()
             self.http = aiohttp.ClientSession()
             await self.start_operator()
@@ -192,8 +197,9 @@ class OperatorHarness:
             self.official.close()
         if self.emulator is not None:
             await self.emulator.stop()
-        if self.kube is not None:
-            await self.kube.stop()
+        if self._backend_started:
+            self._backend_started = False
+            await self.backend.stop()
 
     def clock(self) -> datetime:
         """The emulator's clock; the operator's reconciles use it too."""
@@ -529,7 +535,7 @@ def condition(obj: Mapping[str, Any], type: str) -> dict[str, Any]:
 
 
 @pytest.fixture
-async def harness(tmp_path: Path) -> AsyncIterator[OperatorHarness]:
-    """A running test bed (see :class:`OperatorHarness`)."""
-    async with OperatorHarness(tmp_path) as bed:
+async def harness(tmp_path: Path, kube_backend: KubeBackend) -> AsyncIterator[OperatorHarness]:
+    """A running test bed (see :class:`OperatorHarness`) on ``kube_backend``."""
+    async with OperatorHarness(tmp_path, backend=kube_backend) as bed:
         yield bed

@@ -12,13 +12,14 @@ from typing import Any
 import pytest
 from operator_harness import OperatorHarness, condition, eventually
 
+from kube_backends import KubeBackend
 from twilio_video_operator.kube import COMPOSITIONS, SECRETS
 from twilio_video_operator.reconcilers.videoroom_executor import RoomApi
 
 
 @pytest.fixture
-async def harness(tmp_path: Path) -> AsyncIterator[OperatorHarness]:
-    async with OperatorHarness(tmp_path) as bed:
+async def harness(tmp_path: Path, kube_backend: KubeBackend) -> AsyncIterator[OperatorHarness]:
+    async with OperatorHarness(tmp_path, backend=kube_backend) as bed:
         yield bed
 
 
@@ -35,6 +36,7 @@ async def event_reasons(harness: OperatorHarness, namespace: str, name: str) -> 
     return [event["reason"] for event in await harness.events(namespace, name)]
 
 
+@pytest.mark.both_backends
 async def test_create_passes_every_field_to_twilio(harness: OperatorHarness) -> None:
     ns = await harness.namespace()
     spec = {
@@ -128,6 +130,7 @@ class StopAfterCreate:
         await asyncio.Event().wait()  # the process "dies" here: cancelled by the crash below
 
 
+@pytest.mark.both_backends
 async def test_crash_between_create_and_status_write_leaves_one_room(harness: OperatorHarness) -> None:
     ns = await harness.namespace()
     created = asyncio.Event()
@@ -152,6 +155,7 @@ async def test_crash_between_create_and_status_write_leaves_one_room(harness: Op
     assert counts.get("CreateRoom", 0) == 0 and counts["ListRoom"] == 1
 
 
+@pytest.mark.both_backends
 async def test_complete_by_spec_costs_two_twilio_calls(harness: OperatorHarness) -> None:
     ns = await harness.namespace()
     await harness.reset_counts()
@@ -228,6 +232,7 @@ def _rfc3339(moment: Any) -> str:
     return moment.replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
+@pytest.mark.both_backends
 async def test_delete_completes_the_room(harness: OperatorHarness) -> None:
     ns = await harness.namespace()
     await harness.create_room(ns, "bye", {})

@@ -1,0 +1,151 @@
+"""Which Kubernetes API a test runs on (``tests/kube_backends.py``), as a pytest plugin of the whole suite.
+
+- ``real_kube``: the session's real kube-apiserver and etcd (``tests/real_kube.py``), started once when a
+  test first asks for it; skipped where the tier cannot be had, failing instead under ``CI=true``.
+- ``kube_backend``: a not yet started :class:`~kube_backends.KubeBackend` for a test bed; the embedded API
+  unless the test is parametrised.
+- ``@pytest.mark.both_backends``: the test runs twice, ``[embedded]`` and ``[real]``.
+- The terminal summary says how many tests used each backend: the embedded API when one served the test a
+  request (in this process), the real one when the test ran with the ``real_kube`` fixture or as the ``real``
+  case of a backend parametrisation.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Generator, Iterator
+from dataclasses import dataclass, field
+
+import pytest
+
+from kube_backends import BACKENDS, EmbeddedBackend, KubeBackend, RealBackend
+from real_kube import RealKube, TierUnavailable, locate_binary, running, unavailable
+from twilio_video_operator.dev.kube import EmbeddedKubernetes
+
+MARKER = "both_backends"
+
+
+@dataclass
+class Tally:
+    """Tests per backend, and the embedded APIs alive in this process with their request counts."""
+
+    embedded: set[str] = field(default_factory=set)
+    real: set[str] = field(default_factory=set)
+    servers: weakref.WeakSet[EmbeddedKubernetes] = field(default_factory=weakref.WeakSet)
+    served_before: dict[int, int] = field(default_factory=dict)
+    real_version: str | None = None
+
+    def snapshot(self) -> None:
+        self.served_before = {id(server): _served(server) for server in list(self.servers)}
+
+    def embedded_served(self) -> bool:
+        return any(_served(server) > self.served_before.get(id(server), 0) for server in list(self.servers))
+
+
+TALLY = pytest.StashKey[Tally]()
+
+
+def _served(server: EmbeddedKubernetes) -> int:
+    return sum(server.request_counts.values())
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", f"{MARKER}: run on the embedded Kubernetes API and on the real kube-apiserver"
+    )
+    tally = Tally()
+    config.stash[TALLY] = tally
+    # Every embedded API started in this process is watched, whoever starts it (fixtures, test beds, the
+    # fidelity suite's thread), so that a test is counted when one of them served it.
+    original = EmbeddedKubernetes.start
+
+    async def start(self: EmbeddedKubernetes, host: str = "127.0.0.1", port: int = 0) -> None:
+        tally.servers.add(self)
+        await original(self, host, port)
+
+    patcher = pytest.MonkeyPatch()
+    patcher.setattr(EmbeddedKubernetes, "start", start)
+    config.add_cleanup(patcher.undo)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if metafunc.definition.get_closest_marker(MARKER) is None:
+        return
+    if "kube_backend" not in metafunc.fixturenames:
+        raise pytest.UsageError(
+            f"{metafunc.definition.nodeid} is marked {MARKER} but uses no fixture built on kube_backend"
+        )
+    metafunc.parametrize("kube_backend", BACKENDS, indirect=True)
+
+
+@pytest.fixture(scope="session")
+def real_kube(tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config) -> Iterator[RealKube]:
+    """A real API server for the whole session: admin kubeconfig, URL and a ``kubectl`` runner."""
+    try:
+        binary = locate_binary()
+    except TierUnavailable as exc:
+        unavailable(str(exc))
+    try:
+        with running(binary, tmp_path_factory.mktemp("real-kube")) as kube:
+            pytestconfig.stash[TALLY].real_version = server_version(kube)
+            yield kube
+    except TierUnavailable as exc:
+        unavailable(str(exc))
+
+
+def server_version(kube: RealKube) -> str | None:
+    status, body, _ = kube.request("GET", "/version")
+    return str(body.get("gitVersion")) if status == 200 else None
+
+
+@pytest.fixture
+def kube_backend(request: pytest.FixtureRequest) -> KubeBackend:
+    """The backend of this test's bed, not started yet: the test bed starts and stops it."""
+    name = getattr(request, "param", "embedded")
+    if name == "real":
+        return RealBackend(request.getfixturevalue("real_kube"))
+    return EmbeddedBackend()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(
+    item: pytest.Item, nextitem: pytest.Item | None
+) -> Generator[None, object, object]:
+    tally = item.config.stash[TALLY]
+    tally.snapshot()
+    try:
+        return (yield)
+    finally:
+        if tally.embedded_served():
+            tally.embedded.add(item.nodeid)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    if call.when == "call" and not report.skipped and uses_real_server(item):
+        item.config.stash[TALLY].real.add(item.nodeid)
+    return report
+
+
+def uses_real_server(item: pytest.Item) -> bool:
+    """The test asks for ``real_kube`` (directly or through its fixtures), or it is the ``real`` case of a
+    backend parametrisation (``kube_backend`` here, the fidelity suite's ``api``), whose fixture asks for
+    ``real_kube`` only when that case runs."""
+    callspec = getattr(item, "callspec", None)
+    if callspec is not None and "real" in callspec.params.values():
+        return True
+    return "real_kube" in getattr(item, "fixturenames", ())
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
+    tally = config.stash[TALLY]
+    if not tally.embedded and not tally.real:
+        return
+    version = f" {tally.real_version}" if tally.real_version else ""
+    terminalreporter.write_line(
+        f"Kubernetes API backends: {len(tally.embedded)} tests on the embedded API, "
+        f"{len(tally.real)} on the real kube-apiserver{version}"
+    )
