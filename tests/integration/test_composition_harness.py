@@ -22,6 +22,7 @@ import pytest
 from operator_harness import OperatorHarness, condition
 from twilio.request_validator import RequestValidator
 
+from kube_backends import KubeBackend
 from twilio_video_operator.controllers.composition import CompositionController
 from twilio_video_operator.delivery import MIN_PART_SIZE
 from twilio_video_operator.handlers.composition import register_handlers
@@ -71,9 +72,9 @@ def composition_registrar(registry: kopf.OperatorRegistry, harness: OperatorHarn
 
 
 @pytest.fixture(name="bed")
-async def bed_fixture(tmp_path: Path) -> AsyncIterator[OperatorHarness]:
-    """Embedded Kubernetes API, Twilio emulator and the operator with VideoRoom and Composition handlers."""
-    async with OperatorHarness(tmp_path, registrars=[composition_registrar]) as harness:
+async def bed_fixture(tmp_path: Path, kube_backend: KubeBackend) -> AsyncIterator[OperatorHarness]:
+    """Kubernetes API, Twilio emulator and the operator with VideoRoom and Composition handlers."""
+    async with OperatorHarness(tmp_path, registrars=[composition_registrar], backend=kube_backend) as harness:
         yield harness
     RUNTIMES.pop(id(harness), None)
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import kopf
+import pytest
 from operator_harness import OperatorHarness, condition
 from prometheus_client import REGISTRY
 from s3_server import s3_server_fixture  # noqa: F401 - the s3_server fixture
@@ -65,6 +66,7 @@ async def s3_secret(bed: OperatorHarness, namespace: str, server: SeaweedS3, nam
     )
 
 
+@pytest.mark.both_backends
 async def test_room_to_composition_to_media_in_the_bucket(bed: OperatorHarness, s3_server: SeaweedS3) -> None:
     """VideoRoom with recording.compose -> room completed -> <room>-recording Composition -> S3."""
     ns = await bed.namespace()
@@ -177,6 +179,7 @@ async def test_a_composition_from_before_a_restart_is_fetched_at_once(tmp_path: 
         assert await create_counts(bed) == 1  # the one made above, none by the operator
 
 
+@pytest.mark.both_backends
 async def test_a_crash_after_create_does_not_create_a_second_composition(bed: OperatorHarness) -> None:
     """The state a crash between CreateComposition and the status write leaves: marker, no SID, a
     composition at Twilio. The operator claims it instead of creating another."""
