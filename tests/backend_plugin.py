@@ -27,19 +27,31 @@ MARKER = "both_backends"
 
 @dataclass
 class Tally:
-    """Tests per backend, and the embedded APIs alive in this process with their request counts."""
+    """Tests per backend, and the embedded APIs of this process with their request counts."""
 
     embedded: set[str] = field(default_factory=set)
     real: set[str] = field(default_factory=set)
     servers: weakref.WeakSet[EmbeddedKubernetes] = field(default_factory=weakref.WeakSet)
+    """Every embedded API started so far and still alive (session fixtures keep theirs)."""
+    started_in_test: list[EmbeddedKubernetes] = field(default_factory=list)
+    """Those started during the current test, kept until it is counted (a test bed drops its own)."""
     served_before: dict[int, int] = field(default_factory=dict)
     real_version: str | None = None
 
-    def snapshot(self) -> None:
+    def started(self, server: EmbeddedKubernetes) -> None:
+        self.servers.add(server)
+        self.started_in_test.append(server)
+
+    def test_starts(self) -> None:
+        self.started_in_test.clear()
         self.served_before = {id(server): _served(server) for server in list(self.servers)}
 
     def embedded_served(self) -> bool:
-        return any(_served(server) > self.served_before.get(id(server), 0) for server in list(self.servers))
+        """Whether an embedded API served a request since :meth:`test_starts`."""
+        servers = {id(server): server for server in [*self.servers, *self.started_in_test]}
+        served = any(_served(server) > self.served_before.get(key, 0) for key, server in servers.items())
+        self.started_in_test.clear()
+        return served
 
 
 TALLY = pytest.StashKey[Tally]()
@@ -60,7 +72,7 @@ def pytest_configure(config: pytest.Config) -> None:
     original = EmbeddedKubernetes.start
 
     async def start(self: EmbeddedKubernetes, host: str = "127.0.0.1", port: int = 0) -> None:
-        tally.servers.add(self)
+        tally.started(self)
         await original(self, host, port)
 
     patcher = pytest.MonkeyPatch()
@@ -112,7 +124,7 @@ def pytest_runtest_protocol(
     item: pytest.Item, nextitem: pytest.Item | None
 ) -> Generator[None, object, object]:
     tally = item.config.stash[TALLY]
-    tally.snapshot()
+    tally.test_starts()
     try:
         return (yield)
     finally:

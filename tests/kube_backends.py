@@ -9,8 +9,9 @@ The test beds (``tests/integration/operator_harness.py``, ``tests/integration/ro
   session, with ``crds/*.yaml`` applied once. A shared server keeps what a test leaves behind, and it runs no
   controllers (no namespace deletion, no garbage collection), so the backend gives each test bed a clean
   slate: no object of the operator's kinds anywhere when it starts and when it stops, and each namespace the
-  bed asks for by name (:meth:`KubeBackend.fresh_namespace`) emptied of Secrets, ConfigMaps, Events and
-  Leases. Test beds make namespaces of unique names or ask for them fresh; none deletes one.
+  bed asks for by name (:meth:`KubeBackend.fresh_namespace`) emptied of Secrets, ConfigMaps, Events,
+  Leases, ServiceAccounts, Roles and RoleBindings. Test beds make namespaces of unique names or ask for them
+  fresh; none deletes one.
 
 Tests choose with the ``kube_backend`` fixture and the ``both_backends`` marker (``tests/backend_plugin.py``).
 """

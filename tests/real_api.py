@@ -33,6 +33,9 @@ NAMESPACED_LEFTOVERS = (
     "/api/v1/namespaces/{ns}/configmaps",
     "/api/v1/namespaces/{ns}/events",
     "/apis/coordination.k8s.io/v1/namespaces/{ns}/leases",
+    "/api/v1/namespaces/{ns}/serviceaccounts",
+    "/apis/rbac.authorization.k8s.io/v1/namespaces/{ns}/roles",
+    "/apis/rbac.authorization.k8s.io/v1/namespaces/{ns}/rolebindings",
 )
 
 
@@ -161,7 +164,7 @@ class RealApi:
 
     def empty_namespace(self, name: str, custom_collections: Iterable[str]) -> None:
         """Remove what a test left in namespace ``name``: the custom objects of ``custom_collections``
-        (list paths with ``{ns}``), then Secrets, ConfigMaps, Events and Leases."""
+        (list paths with ``{ns}``), then Secrets, ConfigMaps, Events, Leases, ServiceAccounts and RBAC."""
         for collection in (*custom_collections, *NAMESPACED_LEFTOVERS):
             self.delete_objects(collection.format(ns=name))
 

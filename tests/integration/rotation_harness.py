@@ -21,6 +21,7 @@ from urllib.parse import quote
 
 import aiohttp
 
+from kube_backends import EmbeddedBackend, KubeBackend
 from twilio_video_operator.crdgen import build_crds
 from twilio_video_operator.dev.kube import AccessRule, EmbeddedKubernetes
 from twilio_video_operator.emulator.server import Emulator, start_emulator
@@ -67,7 +68,7 @@ class SharedClock:
 
 @dataclass
 class Harness:
-    kube: EmbeddedKubernetes
+    backend: KubeBackend
     emulator: Emulator
     client: KubeClient
     http: aiohttp.ClientSession
@@ -81,6 +82,11 @@ class Harness:
     tick_seconds: float = TICK_SECONDS
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
     _operator: asyncio.Task[None] | None = None
+
+    @property
+    def kube(self) -> EmbeddedKubernetes:
+        """The embedded API (its configured grants); a test that needs it cannot run on the real one."""
+        return self.backend.embedded
 
     # --- the operator ----------------------------------------------------------------------------------
 
@@ -204,6 +210,39 @@ class Harness:
         self.kube.rbac_rules.append(rule)
         return username
 
+    async def service_account_token(self, account: str, rooms: tuple[str, ...] = ("*",)) -> str:
+        """A ServiceAccount of the namespace, a Role and RoleBinding that let it mint tokens for ``rooms``
+        (``*``: any), and a token the API server issues for it (TokenRequest): real objects, so that
+        TokenReview and SubjectAccessReview are answered by whichever API server the test runs on."""
+        namespace_path = f"/api/v1/namespaces/{NAMESPACE}"
+        rbac_path = f"/apis/rbac.authorization.k8s.io/v1/namespaces/{NAMESPACE}"
+        rule: dict[str, Any] = {
+            "apiGroups": ["video.openclaw.io"],
+            "resources": ["videorooms/token"],
+            "verbs": ["create"],
+        }
+        if "*" not in rooms:
+            rule["resourceNames"] = list(rooms)
+        role = f"{account}-token-minter"
+        await self.client.request(
+            "POST", f"{namespace_path}/serviceaccounts", body={"metadata": {"name": account}}
+        )
+        await self.client.request(
+            "POST", f"{rbac_path}/roles", body={"metadata": {"name": role}, "rules": [rule]}
+        )
+        binding = {
+            "metadata": {"name": role},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": role},
+            "subjects": [{"kind": "ServiceAccount", "name": account, "namespace": NAMESPACE}],
+        }
+        await self.client.request("POST", f"{rbac_path}/rolebindings", body=binding)
+        issued = await self.client.request(
+            "POST",
+            f"{namespace_path}/serviceaccounts/{account}/token",
+            body={"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": {}},
+        )
+        return str(issued["status"]["token"])
+
     # --- rooms -----------------------------------------------------------------------------------------
 
     async def create_room(
@@ -302,21 +341,19 @@ async def running_operator(
     backoff: BackoffPolicy | None = None,
     start: bool = True,
     tick_seconds: float = TICK_SECONDS,
+    backend: KubeBackend | None = None,
 ) -> AsyncIterator[Harness]:
-    """Embedded Kubernetes (with the CRDs of the current models), the emulator and, unless ``start`` is
-    False (then call :meth:`Harness.start_operator`), the operator."""
-    kube = EmbeddedKubernetes()
-    for crd in build_crds():
-        kube.register_crd(crd)
-    await kube.start()
+    """A Kubernetes API (``backend``; by default a fresh embedded one with the CRDs of the current models),
+    the emulator and, unless ``start`` is False (then call :meth:`Harness.start_operator`), the operator."""
+    backend = backend or EmbeddedBackend(crds=build_crds())
+    await backend.start(tmp_path / "kubeconfig")
+    kubeconfig = backend.kubeconfig
     emulator = await start_emulator(host="127.0.0.1", port=0)
-    kubeconfig = kube.write_kubeconfig(tmp_path / "kubeconfig")
     client = KubeClient(connection_from_kubeconfig(kubeconfig))
     http = aiohttp.ClientSession()
     harness: Harness | None = None
     try:
-        namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}
-        await client.create(NAMESPACES, None, namespace)
+        await backend.fresh_namespace(NAMESPACE)
         sock = _free_socket()
         url = f"http://127.0.0.1:{sock.getsockname()[1]}"
         creds = emulator.credentials
@@ -334,7 +371,7 @@ async def running_operator(
             POD_NAME="rotation-operator",
         )
         harness = Harness(
-            kube=kube,
+            backend=backend,
             emulator=emulator,
             client=client,
             http=http,
@@ -356,4 +393,4 @@ async def running_operator(
         await http.close()
         await client.close()
         await emulator.stop()
-        await kube.stop()
+        await backend.stop()

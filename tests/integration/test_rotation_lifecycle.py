@@ -14,6 +14,7 @@ import pytest
 from pydantic import SecretStr
 from rotation_harness import NAMESPACE, Harness, running_operator
 
+from kube_backends import KubeBackend
 from twilio_video_operator.controllers.credentials import build_connector
 from twilio_video_operator.controllers.signingkeyrotation import SigningKeyRotationController
 from twilio_video_operator.gateway import GatewayConfig, TwilioGateway
@@ -51,15 +52,16 @@ def ready(status: dict[str, Any]) -> bool:
 class Client:
     """A workload that fetches tokens from the operator and joins the room at the emulator with them."""
 
-    def __init__(self, harness: Harness, room: str, unique_name: str) -> None:
+    def __init__(self, harness: Harness, room: str, unique_name: str, bearer: str) -> None:
         self.harness = harness
+        self.bearer = bearer
         self.room = room
         self.unique_name = unique_name
         self.tokens: list[dict[str, Any]] = []
 
     async def mint(self, identity: str) -> dict[str, Any]:
         status, _, body = await self.harness.request_token(
-            {"namespace": NAMESPACE, "room": self.room, "identity": identity}, bearer=APP_TOKEN
+            {"namespace": NAMESPACE, "room": self.room, "identity": identity}, bearer=self.bearer
         )
         assert status == 200, body
         claims = claims_of(body["token"])
@@ -73,9 +75,12 @@ class Client:
         return await self.harness.join(self.unique_name, token["identity"], token["jwt"])
 
 
-async def test_a_full_rotation_never_breaks_a_token_before_it_expires(tmp_path: Path) -> None:
-    async with running_operator(tmp_path) as h:
-        h.allow_service_account(APP_TOKEN, "app", ("standup",))
+@pytest.mark.both_backends
+async def test_a_full_rotation_never_breaks_a_token_before_it_expires(
+    tmp_path: Path, kube_backend: KubeBackend
+) -> None:
+    async with running_operator(tmp_path, backend=kube_backend) as h:
+        app_token = await h.service_account_token("app", ("standup",))
         await h.create_rotation("video-keys", rotationInterval="30m", stagePeriod="2m", overlap="10m")
         status = await h.wait_status("video-keys", ready)
         first = status["activeKeySid"]
@@ -85,7 +90,7 @@ async def test_a_full_rotation_never_breaks_a_token_before_it_expires(tmp_path: 
         assert secret["TWILIO_ACCOUNT_SID"] == h.emulator.credentials["account_sid"]
 
         unique_name = await h.create_room("standup", tokens={"signingKeyRotationRef": {"name": "video-keys"}})
-        client = Client(h, "standup", unique_name)
+        client = Client(h, "standup", unique_name, app_token)
         anchor = await client.mint("anchor")
         assert (await h.join(unique_name, "anchor", anchor["jwt"], stay=True))[0] == 201
 
@@ -303,8 +308,9 @@ async def test_a_foreign_secret_is_never_overwritten(tmp_path: Path) -> None:
         assert not [name for name in (await h.twilio_keys()).values() if name.startswith("tenant-taken-")]
 
 
-async def test_deleting_with_revoke_revokes_every_key(tmp_path: Path) -> None:
-    async with running_operator(tmp_path) as h:
+@pytest.mark.both_backends
+async def test_deleting_with_revoke_revokes_every_key(tmp_path: Path, kube_backend: KubeBackend) -> None:
+    async with running_operator(tmp_path, backend=kube_backend) as h:
         await h.create_rotation("keys", deletionPolicy="Revoke")
         await h.wait_status("keys", ready)
         await h.annotate("keys", {"video.openclaw.io/rotate-requested-at": "now"})
@@ -357,8 +363,11 @@ class CrashingKube(KubeClient):
         return await super().patch(resource, *args, **kwargs)
 
 
-async def test_a_crash_right_after_the_key_was_created_leaves_no_orphan(tmp_path: Path) -> None:
-    async with running_operator(tmp_path, start=False) as h:
+@pytest.mark.both_backends
+async def test_a_crash_right_after_the_key_was_created_leaves_no_orphan(
+    tmp_path: Path, kube_backend: KubeBackend
+) -> None:
+    async with running_operator(tmp_path, start=False, backend=kube_backend) as h:
         await h.create_rotation("keys")
         kube = CrashingKube(connection_from_kubeconfig(h.kubeconfig))
         gateway = TwilioGateway(GatewayConfig.from_settings(h.settings))
