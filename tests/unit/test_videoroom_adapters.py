@@ -8,13 +8,14 @@ from typing import Any
 import pytest
 
 from twilio_video_operator.controllers.credentials import operator_credentials
-from twilio_video_operator.controllers.videoroom import (
+from twilio_video_operator.controllers.videoroom_triggers import (
     credentials_ref_of,
     needs_request,
     operator_defaults,
     rooms_to_wake,
 )
 from twilio_video_operator.kube import COMPOSITIONS, SECRETS, VIDEOROOMS, KubeApiError, Resource
+from twilio_video_operator.kube.credential_secrets import secret_reader
 from twilio_video_operator.kube.room_objects import KubeRoomObjects
 from twilio_video_operator.kube.secrets import decode_secret_data
 from twilio_video_operator.settings import load_settings
@@ -164,7 +165,7 @@ async def test_other_kubernetes_errors_propagate() -> None:
 async def test_secrets_rooms_and_status_go_through_the_client() -> None:
     kube = FakeKube()
     objects = KubeRoomObjects(kube)  # type: ignore[arg-type]
-    secret = await objects.read_secret("team", "creds")
+    secret = await secret_reader(kube)("team", "creds")  # type: ignore[arg-type]
     assert secret is not None and secret.resource_version == "42" and dict(secret.data) == {"K": "v"}
     assert await objects.get_room("team", "standup") is None
     await objects.patch_status("team", "standup", {"sid": "RM1"})

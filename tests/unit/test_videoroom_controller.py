@@ -12,11 +12,11 @@ from typing import Any, Literal
 import pytest
 from pydantic import SecretStr
 
+from twilio_video_operator.controllers.videoroom import Trigger, VideoRoomController
 from twilio_video_operator.gateway.credentials import CredentialSet
 from twilio_video_operator.gateway.errors import AuthError, NotFoundError, RetryableError, ThrottledError
 from twilio_video_operator.gateway.records import ParticipantInfo, RoomInfo
-from twilio_video_operator.reconcilers.credentials import SecretData
-from twilio_video_operator.reconcilers.videoroom_controller import Trigger, VideoRoomController
+from twilio_video_operator.reconcilers.credentials import CredentialsConnector, SecretData
 from twilio_video_operator.reconcilers.videoroom_desired import Defaults
 from twilio_video_operator.reconcilers.videoroom_executor import Outcome, RoomApi, merge_patch
 
@@ -196,6 +196,21 @@ def remembered() -> list[CredentialSet]:
     return []
 
 
+def connector(
+    objects: FakeObjects,
+    api_for: Callable[[CredentialSet], RoomApi],
+    operator: CredentialSet,
+    *,
+    on_read: Callable[[CredentialSet], None] | None = None,
+) -> CredentialsConnector:
+    """The credentials connector over the fake Secrets, asking the fake Twilio about Auth Tokens."""
+
+    async def check_token(creds: CredentialSet) -> None:
+        await api_for(creds).verify_auth_token()
+
+    return CredentialsConnector(operator, objects.read_secret, check_token, on_read=on_read)
+
+
 @pytest.fixture
 def controller(
     objects: FakeObjects, twilio: FakeTwilio, clock: Clock, remembered: list[CredentialSet]
@@ -203,12 +218,11 @@ def controller(
     return VideoRoomController(
         objects,
         twilio.api,
-        operator_credentials=OPERATOR,
+        credentials=connector(objects, twilio.api, OPERATOR, on_read=remembered.append),
         defaults=Defaults(status_callback="https://op/twilio/room-events"),
         resync_interval=timedelta(minutes=10),
         clock=clock,
         rng=random.Random(1),
-        on_credentials=remembered.append,
     )
 
 
@@ -411,18 +425,18 @@ async def test_failed_disconnect_is_retried_by_a_reconcile(
     params = callback("participant-connected", ParticipantIdentity="mallory")
     await controller.handle_callback(OPERATOR.account_sid, params)
     assert "moderationDigest" not in objects.status("r")
-    assert controller._timers.pop_due(clock.now) == [(("ns", "r"), False)]
+    assert controller.queue.timers.pop_due(clock.now) == [(("ns", "r"), False)]
 
 
 async def test_room_ended_callback_is_confirmed_with_one_fetch_before_status_says_so(
     controller: VideoRoomController, objects: FakeObjects, twilio: FakeTwilio, clock: Clock
 ) -> None:
     await live_room(controller, objects)
-    controller._timers.pop_due(clock.now + timedelta(hours=1))  # drop the resync set by the reconcile
+    controller.queue.timers.pop_due(clock.now + timedelta(hours=1))  # drop the resync set by the reconcile
     twilio.rooms["RM1"] = room_info("RM1", "ns:r", "completed")
     await controller.handle_callback(OPERATOR.account_sid, callback("room-ended", RoomStatus="completed"))
     assert objects.status("r")["roomStatus"] == "in-progress"
-    assert controller._timers.pop_due(clock.now) == [(("ns", "r"), True)]  # an observing reconcile
+    assert controller.queue.timers.pop_due(clock.now) == [(("ns", "r"), True)]  # an observing reconcile
     twilio.calls.clear()
     await controller.reconcile("ns", "r", Trigger.RESYNC)
     assert twilio.calls == ["fetch_room"] and objects.status("r")["roomStatus"] == "completed"
@@ -543,15 +557,16 @@ async def test_resync_is_jittered_and_requeues_are_honoured(
 ) -> None:
     objects.add("r", {})
     await controller.reconcile("ns", "r", Trigger.CHANGE)
-    resync = controller._timers.resync_at(("ns", "r"))
+    resync = controller.queue.timers.resync_at(("ns", "r"))
     assert resync is not None and T0 + timedelta(minutes=9) <= resync <= T0 + timedelta(minutes=11)
     schedule = {"startTime": "2026-03-02T14:00:00Z", "endTime": "2026-03-02T15:00:00Z"}
     objects.add("later", {"schedule": schedule})
     await controller.reconcile("ns", "later", Trigger.CHANGE)
-    resyncs = controller._timers.pop_due(T0 + timedelta(minutes=30))
+    resyncs = controller.queue.timers.pop_due(T0 + timedelta(minutes=30))
     assert sorted(resyncs) == [(("ns", "later"), True), (("ns", "r"), True)]
-    assert controller._timers.next_due() == datetime(2026, 3, 2, 13, 55, tzinfo=UTC)  # startTime - 5m
-    assert controller._timers.pop_due(datetime(2026, 3, 2, 13, 55, tzinfo=UTC)) == [(("ns", "later"), False)]
+    assert controller.queue.timers.next_due() == datetime(2026, 3, 2, 13, 55, tzinfo=UTC)  # startTime - 5m
+    opening = datetime(2026, 3, 2, 13, 55, tzinfo=UTC)
+    assert controller.queue.timers.pop_due(opening) == [(("ns", "later"), False)]
 
 
 async def test_timer_loop_runs_resyncs_and_scheduled_wakeups(
@@ -584,7 +599,7 @@ async def test_timer_loop_retries_failures_with_backoff(
         controller.request("ns", "r")
         await until(lambda: twilio.calls.count("create_room") >= 1)
         await asyncio.sleep(0.05)
-        wake = controller._timers.next_due()
+        wake = controller.queue.timers.next_due()
         assert wake is not None and wake > clock.now  # a retry is scheduled, not run in a loop
         twilio.errors.clear()
         clock.now += timedelta(seconds=2)
@@ -613,9 +628,8 @@ async def test_rooms_get_a_status_callback_only_when_their_callbacks_can_be_veri
 
     def controller_with(operator: CredentialSet) -> VideoRoomController:
         defaults = Defaults(status_callback="https://op/twilio/room-events")
-        return VideoRoomController(
-            objects, api_for, operator_credentials=operator, defaults=defaults, clock=clock
-        )
+        credentials = connector(objects, api_for, operator)
+        return VideoRoomController(objects, api_for, credentials=credentials, defaults=defaults, clock=clock)
 
     with_token = CredentialSet(account_sid=OPERATOR.account_sid, auth_token=SecretStr("token"))
     objects.add("a", {})

@@ -13,8 +13,8 @@
   Kubernetes client (``memo.operator``), and attach room status callbacks (``POST /twilio/room-events``)
   to the controller.
 
-The controller lives in :mod:`twilio_video_operator.reconcilers.videoroom_controller` (its answers as one
-Outcome in :mod:`twilio_video_operator.controllers.videoroom`), its Kubernetes port in
+The controller lives in :mod:`twilio_video_operator.controllers.videoroom` (its answers as one
+Outcome in :mod:`twilio_video_operator.controllers.videoroom_triggers`), its Kubernetes port in
 :mod:`twilio_video_operator.kube.room_objects`; this module holds kopf decorators and calls only.
 """
 
@@ -30,9 +30,9 @@ import kopf
 
 from twilio_video_operator import API_GROUP, API_VERSION
 from twilio_video_operator.context import OperatorContext
-from twilio_video_operator.controllers import videoroom as rooms
-from twilio_video_operator.controllers.credentials import operator_credentials, redact_credentials
-from twilio_video_operator.controllers.videoroom import (
+from twilio_video_operator.controllers import videoroom_triggers as rooms
+from twilio_video_operator.controllers.videoroom import Trigger, VideoRoomController, utc_now
+from twilio_video_operator.controllers.videoroom_triggers import (
     VideoRoomRuntime,
     credentials_ref_of,
     needs_request,
@@ -44,7 +44,6 @@ from twilio_video_operator.gateway.credentials import CredentialSet
 from twilio_video_operator.handlers._outcomes import settle
 from twilio_video_operator.kube.room_objects import KubeRoomObjects
 from twilio_video_operator.models.annotations import CREDENTIALS_LABEL
-from twilio_video_operator.reconcilers.videoroom_controller import Trigger, VideoRoomController, utc_now
 from twilio_video_operator.reconcilers.videoroom_executor import RoomApi
 from twilio_video_operator.webhooks.channel import CallbackEvent
 from twilio_video_operator.webhooks.room_events import CHANNEL
@@ -95,10 +94,6 @@ def register_handlers(
             api = cast(RoomApi, gateway.api(creds))
             return api_hook(api) if api_hook is not None else api
 
-        def accept_token(source: tuple[str, str], creds: CredentialSet) -> None:
-            """Twilio accepted a tenant Secret's Auth Token for its account: verify its callbacks."""
-            hub.accounts.accept(source, creds.account_sid, creds.auth_token)
-
         room_sids: Mapping[Any, Any] = kwargs[ROOM_SIDS_INDEX]
 
         def indexed_owners(sid: str) -> list[tuple[str, str]]:
@@ -107,13 +102,11 @@ def register_handlers(
         controller = VideoRoomController(
             KubeRoomObjects(kube),
             api_for,
-            operator_credentials=operator_credentials(operator_settings),
+            credentials=context.credentials,  # the connector every kind uses
             defaults=operator_defaults(operator_settings),
             resync_interval=resync_interval or operator_settings.RESYNC_INTERVAL,
             clock=clock,
             rng=rng,
-            on_credentials=redact_credentials,
-            on_token_accepted=accept_token,
             progress=context.progress,
             name_prefixes=operator_settings.TENANT_NAME_PREFIXES,
             indexed_owners=indexed_owners,

@@ -1,5 +1,5 @@
 """The VideoRoom controller's Kubernetes port: its objects, their status and Events, the recording's
-Composition and the ``credentialsRef`` Secrets, over the operator's Kubernetes client."""
+Composition, over the operator's Kubernetes client (its credentials come from the connector)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,8 @@ from typing import Any, Literal
 
 from twilio_video_operator import API_GROUP, API_VERSION
 from twilio_video_operator.kube.client import KubeApiError, KubeClient
-from twilio_video_operator.kube.credential_secrets import secret_reader
 from twilio_video_operator.kube.events import post_event
 from twilio_video_operator.kube.resources import COMPOSITIONS, VIDEOROOMS
-from twilio_video_operator.reconcilers.credentials import SecretData
 from twilio_video_operator.reconcilers.videoroom_executor import ObjectGone
 
 KIND = "VideoRoom"
@@ -25,9 +23,6 @@ class KubeRoomObjects:
 
     async def get_room(self, namespace: str, name: str) -> dict[str, Any] | None:
         return await self.kube.get(VIDEOROOMS, namespace, name)
-
-    async def read_secret(self, namespace: str, name: str) -> SecretData | None:
-        return await secret_reader(self.kube)(namespace, name)
 
     async def patch_status(self, namespace: str, name: str, patch: Mapping[str, Any]) -> None:
         try:
