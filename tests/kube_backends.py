@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 from abc import ABC, abstractmethod
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,8 @@ from twilio_video_operator.dev.kube.selectors import Selection
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CRD_DIR = REPO_ROOT / "crds"
 BACKENDS = ("embedded", "real")
+RequestKey = tuple[str, str]
+"""``(verb, resource)``, counted as the embedded API counts: ``("patch", "videorooms.video.openclaw.io")``."""
 GROUP_VERSION = "video.openclaw.io/v1alpha1"
 CUSTOM_PLURALS = ("videorooms", "compositions", "signingkeyrotations")
 
@@ -44,6 +47,17 @@ class KubeBackend(ABC):
 
     name: str
     kubeconfig: Path
+    counts_own_requests = True
+    """Whether :meth:`served_requests` includes the test bed's own requests (which it then subtracts)."""
+
+    @property
+    def operator_kubeconfig(self) -> Path:
+        """The kubeconfig operator processes connect with (the admin's unless a backend says otherwise)."""
+        return self.kubeconfig
+
+    def served_requests(self) -> Counter[RequestKey]:
+        """Requests served so far, by ``(verb, resource)``."""
+        raise TypeError(f"the {self.name} backend does not count the requests it serves")
 
     @abstractmethod
     async def start(self, kubeconfig: Path, namespace: str = "default") -> None:
@@ -78,14 +92,17 @@ class EmbeddedBackend(KubeBackend):
 
     name = "embedded"
 
-    def __init__(self, crds: Sequence[dict[str, Any]] | None = None) -> None:
-        self.kube = EmbeddedKubernetes(None if crds is not None else CRD_DIR)
+    def __init__(self, crds: Sequence[dict[str, Any]] | None = None, *, crd_dir: Path = CRD_DIR) -> None:
+        self.kube = EmbeddedKubernetes(None if crds is not None else crd_dir)
         for crd in crds or ():
             self.kube.register_crd(crd)
 
     @property
     def embedded(self) -> EmbeddedKubernetes:
         return self.kube
+
+    def served_requests(self) -> Counter[RequestKey]:
+        return Counter(self.kube.request_counts)
 
     async def start(self, kubeconfig: Path, namespace: str = "default") -> None:
         await self.kube.start(host="127.0.0.1", port=0)

@@ -25,6 +25,7 @@ CRD_PATH = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
 APPLY = "application/apply-patch+yaml"
 MERGE = "application/merge-patch+json"
 ESTABLISH_TIMEOUT = 60.0
+RETRY_429_FOR = 60.0
 FIELD_MANAGER = "e2e-test-bed"
 # What a namespace that is emptied loses besides the custom objects: what the test beds and the operator
 # leave in it.
@@ -74,10 +75,15 @@ class RealApi:
         """One request: the HTTP status and the decoded JSON answer (None when empty)."""
         data = None if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
         url = self.server + path + (("&" if "?" in path else "?") + urlencode(query) if query else "")
-        answer = self.pool.request(
-            method, url, body=data, headers={"Content-Type": content_type, "Accept": "application/json"}
-        )
-        return answer.status, (json.loads(answer.data) if answer.data else None)
+        headers = {"Content-Type": content_type, "Accept": "application/json"}
+        deadline = time.monotonic() + RETRY_429_FOR
+        while True:
+            answer = self.pool.request(method, url, body=data, headers=headers)
+            # A resource's watch cache answers 429 with Retry-After while it initializes (e.g. just after
+            # its CRD was Established); client-go waits and retries, and so does this client.
+            if answer.status != 429 or time.monotonic() >= deadline:
+                return answer.status, (json.loads(answer.data) if answer.data else None)
+            time.sleep(min(float(answer.headers.get("Retry-After") or 1), 1.0))
 
     def expect(
         self, method: str, path: str, body: Any = None, *, ok: Iterable[int] = (200,), **kw: Any

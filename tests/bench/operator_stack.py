@@ -37,10 +37,11 @@ from typing import Any, Literal, Self
 import aiohttp
 from procstat import ProcessSample, sample
 
+from kube_backends import EmbeddedBackend, KubeBackend
 from twilio_video_operator.dev.kube import EmbeddedKubernetes
 from twilio_video_operator.dev.kube.emulator import request_verb
 from twilio_video_operator.emulator.server import Emulator, start_emulator
-from twilio_video_operator.kube import KubeApiError, KubeClient, Resource
+from twilio_video_operator.kube import KubeClient, Resource
 from twilio_video_operator.kube.connection import connection_from_kubeconfig
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -307,18 +308,19 @@ class EmulatorProcess:
 
 @dataclass
 class Stack:
-    """The embedded Kubernetes API and the Twilio emulator; operators are added with :meth:`new_operator`.
+    """A Kubernetes API and the Twilio emulator; operators are added with :meth:`new_operator`.
 
-    The emulator runs in this process (its state can be inspected: :attr:`emulator`) or, with
-    ``separate_emulator``, in a process of its own (:attr:`emulator_process`; only its HTTP APIs are
-    reachable).
+    The Kubernetes API is ``backend`` (``tests/kube_backends.py``): by default a fresh embedded one in this
+    process, or the real kube-apiserver. The emulator runs in this process (its state can be inspected:
+    :attr:`emulator`) or, with ``separate_emulator``, in a process of its own (:attr:`emulator_process`;
+    only its HTTP APIs are reachable).
     """
 
     work_dir: Path
     namespaces: Sequence[str] = ("default",)
     crd_dir: Path = CRD_DIR
     separate_emulator: bool = False
-    kube: EmbeddedKubernetes = field(init=False)
+    backend: KubeBackend | None = None
     emulator: Emulator = field(init=False)
     emulator_process: EmulatorProcess | None = field(init=False, default=None)
     client: LedgerClient = field(init=False)
@@ -344,16 +346,15 @@ class Stack:
 
     async def start(self) -> None:
         self.work_dir.mkdir(parents=True, exist_ok=True)
-        self.kube = EmbeddedKubernetes(self.crd_dir)
-        await self.kube.start(host="127.0.0.1", port=0)
+        if self.backend is None:
+            self.backend = EmbeddedBackend(crd_dir=self.crd_dir)
+        await self.backend.start(self.work_dir / "kubeconfig", namespace=self.namespaces[0])
         self._started.append("kube")
-        self.kubeconfig = self.kube.write_kubeconfig(
-            self.work_dir / "kubeconfig", namespace=self.namespaces[0]
-        )
+        self.kubeconfig = self.backend.kubeconfig
         self.client = LedgerClient(KubeClient(connection_from_kubeconfig(self.kubeconfig)))
         self._started.append("client")
         for namespace in self.namespaces:
-            await self.ensure_namespace(namespace)
+            await self.backend.fresh_namespace(namespace)
         if self.separate_emulator:
             self.emulator_process = await EmulatorProcess.start(self.work_dir / "emulator.log")
             self._started.append("emulator")
@@ -365,13 +366,16 @@ class Stack:
         self.control = EmulatorControl(self.credentials["url"])
         self.harvest_secrets()
 
-    async def ensure_namespace(self, namespace: str) -> None:
-        body = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}
-        try:
-            await self.client.create(NAMESPACES, None, body)
-        except KubeApiError as exc:
-            if not exc.conflict:
-                raise
+    @property
+    def kube_backend(self) -> KubeBackend:
+        if self.backend is None:
+            raise RuntimeError("the stack is not started")
+        return self.backend
+
+    @property
+    def kube(self) -> EmbeddedKubernetes:
+        """The embedded API itself (its configured grants); not there on the real backend."""
+        return self.kube_backend.embedded
 
     async def stop(self) -> None:
         for operator in self.operators:
@@ -386,7 +390,7 @@ class Stack:
         if "client" in self._started:
             await self.client.raw.close()
         if "kube" in self._started:
-            await self.kube.stop()
+            await self.kube_backend.stop()
         self._started.clear()
 
     # --- operators ------------------------------------------------------------------------------------------
@@ -401,13 +405,12 @@ class Stack:
         env = {
             **inherited,
             "PYTHONUNBUFFERED": "1",
-            "KUBECONFIG": str(self.kubeconfig),
+            "KUBECONFIG": str(self.kube_backend.operator_kubeconfig),
             "TWILIO_ACCOUNT_SID": self.credentials["account_sid"],
             "TWILIO_AUTH_TOKEN": self.credentials["auth_token"],
             "TWILIO_API_KEY": self.credentials["api_key"],
             "TWILIO_API_SECRET": self.credentials["api_secret"],
             "TWILIO_BASE_URL": self.credentials["url"],
-            "SENDGRID_BASE_URL": self.credentials["url"],
             "PUBLIC_BASE_URL": f"http://127.0.0.1:{http_port}",
             "HTTP_HOST": "127.0.0.1",
             "HTTP_PORT": str(http_port),
@@ -450,26 +453,37 @@ class Stack:
     def object(
         self, plural: str, namespace: str | None, name: str, api_version: str = ""
     ) -> dict[str, Any] | None:
-        return self.kube.get(api_version or f"{API_GROUP}/{API_VERSION}", plural, namespace, name)
+        return self.kube_backend.object(api_version or f"{API_GROUP}/{API_VERSION}", plural, namespace, name)
 
     def objects(self, plural: str, api_version: str = "") -> list[dict[str, Any]]:
-        from twilio_video_operator.dev.kube.selectors import Selection
+        """The objects of the kind in this stack's world: the whole embedded API, or the stack's namespaces
+        of the shared real one."""
+        return self.kube_backend.objects(api_version or f"{API_GROUP}/{API_VERSION}", plural, self.namespaces)
 
-        resource_type = self.kube.emulator.registry.find(api_version or f"{API_GROUP}/{API_VERSION}", plural)
-        if resource_type is None:
-            return []
-        return self.kube.emulator.store.list_objects(resource_type, None, Selection())
+    async def objects_by_name(self, plural: str, namespace: str) -> dict[str, dict[str, Any]]:
+        """The objects of one namespace by name, in one read (a list on the real API, off the event loop)."""
+        backend = self.kube_backend
+        api_version = f"{API_GROUP}/{API_VERSION}"
+        if isinstance(backend, EmbeddedBackend):
+            found = backend.objects(api_version, plural, [namespace])
+        else:
+            found = await asyncio.to_thread(backend.objects, api_version, plural, [namespace])
+        return {
+            obj["metadata"]["name"]: obj for obj in found if obj["metadata"].get("namespace") == namespace
+        }
 
     def kube_snapshot(self) -> KubeSnapshot:
-        return KubeSnapshot(Counter(self.kube.request_counts), Counter(self.client.ledger))
+        return KubeSnapshot(self.kube_backend.served_requests(), Counter(self.client.ledger))
 
     def operator_requests_since(self, snapshot: KubeSnapshot) -> Counter[Key]:
-        """Kubernetes API requests served since ``snapshot``, minus the ones this process sent."""
-        served = Counter(self.kube.request_counts)
+        """Kubernetes API requests served since ``snapshot``, minus the ones this process sent (where the
+        backend's counts include them)."""
+        served = self.kube_backend.served_requests()
         served.subtract(snapshot.served)
-        own = Counter(self.client.ledger)
-        own.subtract(snapshot.own)
-        served.subtract(own)
+        if self.kube_backend.counts_own_requests:
+            own = Counter(self.client.ledger)
+            own.subtract(snapshot.own)
+            served.subtract(own)
         return Counter({key: count for key, count in served.items() if count > 0})
 
     # --- secrets that must never leak ----------------------------------------------------------------------

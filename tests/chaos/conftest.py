@@ -24,6 +24,7 @@ from chaos_support import NAMESPACE, chaos_level, collect_stack  # noqa: E402
 from operator_stack import Stack  # noqa: E402
 
 import secret_scan  # noqa: E402
+from kube_backends import KubeBackend  # noqa: E402
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -45,9 +46,12 @@ def level() -> str:
 
 
 @pytest_asyncio.fixture
-async def stack(tmp_path: Path, secret_scanner: secret_scan.SecretScanner) -> AsyncIterator[Stack]:
-    """A fresh embedded Kubernetes API and Twilio emulator (no operator yet) for one test."""
-    async with Stack(tmp_path / "stack", namespaces=(NAMESPACE,)) as started:
+async def stack(
+    tmp_path: Path, secret_scanner: secret_scan.SecretScanner, kube_backend: KubeBackend
+) -> AsyncIterator[Stack]:
+    """A Kubernetes API (a fresh embedded one unless the test runs on both backends) and the Twilio emulator
+    (no operator yet) for one test."""
+    async with Stack(tmp_path / "stack", namespaces=(NAMESPACE,), backend=kube_backend) as started:
         try:
             yield started
         finally:

@@ -43,6 +43,7 @@ OPERATOR_ENV = {"TWILIO_MAX_CONCURRENCY": "2"}
 CONVERGE_TIMEOUT = 90.0
 
 
+@pytest.mark.both_backends
 @pytest.mark.parametrize("seed", SEEDS)
 async def test_rooms_survive_operator_kills(stack: Stack, seed: int) -> None:
     require_handler("videoroom")
@@ -66,6 +67,7 @@ async def test_rooms_survive_operator_kills(stack: Stack, seed: int) -> None:
     assert operator.starts == 1 + 2 * kills
 
 
+@pytest.mark.both_backends
 @pytest.mark.parametrize("seed", SEEDS)
 async def test_key_rotation_survives_operator_kills(stack: Stack, seed: int) -> None:
     require_handler("signingkeyrotation")
@@ -93,6 +95,7 @@ async def test_key_rotation_survives_operator_kills(stack: Stack, seed: int) -> 
         assert rotation_invariants(stack, "keys", prefix=prefix) == [], f"seed {seed}, kills {delays}"
 
 
+@pytest.mark.both_backends
 @pytest.mark.parametrize("seed", SEEDS)
 async def test_compositions_survive_operator_kills(stack: Stack, seed: int) -> None:
     require_handler("composition")

@@ -60,6 +60,7 @@ def case_id(case: tuple[str, float]) -> str:
     return f"{case[0]}-{int(case[1] * 100)}pct"
 
 
+@pytest.mark.both_backends
 @pytest.mark.parametrize("case", CASES, ids=case_id)
 async def test_rooms_converge_under_faults(stack: Stack, case: tuple[str, float]) -> None:
     require_handler("videoroom")
@@ -95,6 +96,7 @@ def attempt_made(revision: int, failures_before: str | None) -> Any:
     return check
 
 
+@pytest.mark.both_backends
 @pytest.mark.parametrize("case", ROTATION_CASES, ids=case_id)
 async def test_key_rotation_converges_under_faults(stack: Stack, case: tuple[str, float]) -> None:
     """Faults stay on until the operator has tried (succeeded or failed once); then it must converge."""
@@ -130,6 +132,7 @@ async def test_key_rotation_converges_under_faults(stack: Stack, case: tuple[str
 COMPOSITION_CASES = [("mixed", 0.1), ("mixed", 0.3), ("drop", 0.3)] if full() else [("mixed", 0.1)]
 
 
+@pytest.mark.both_backends
 @pytest.mark.parametrize("case", COMPOSITION_CASES, ids=case_id)
 async def test_compositions_complete_under_faults(stack: Stack, case: tuple[str, float]) -> None:
     require_handler("composition")

@@ -99,6 +99,7 @@ async def stop_losing(stack: Stack, request: pytest.FixtureRequest) -> tuple[Cou
 # --- VideoRooms ------------------------------------------------------------------------------------------
 
 
+@pytest.mark.both_backends
 @pytest.mark.parametrize("seed", SEEDS)
 async def test_rooms_survive_lost_responses_and_kills(
     stack: Stack, seed: int, request: pytest.FixtureRequest
@@ -132,6 +133,7 @@ async def test_rooms_survive_lost_responses_and_kills(
 # --- Compositions ----------------------------------------------------------------------------------------
 
 
+@pytest.mark.both_backends
 @pytest.mark.parametrize("seed", SEEDS)
 async def test_compositions_survive_lost_responses_and_kills(
     stack: Stack, seed: int, request: pytest.FixtureRequest
@@ -192,6 +194,7 @@ def live_keys(stack: Stack, prefix: str) -> list[str]:
     return sorted(key.sid for key in keys if key.friendly_name.startswith(prefix))
 
 
+@pytest.mark.both_backends
 @pytest.mark.parametrize("seed", SEEDS)
 async def test_key_rotations_survive_lost_responses_and_kills(
     stack: Stack, seed: int, request: pytest.FixtureRequest
