@@ -37,6 +37,8 @@ class Tally:
     """Those started during the current test, kept until it is counted (a test bed drops its own)."""
     served_before: dict[int, int] = field(default_factory=dict)
     real_version: str | None = None
+    real_unavailable: str | None = None
+    """Why the real tier could not be had in this run, if a test asked for it and it could not."""
 
     def started(self, server: EmbeddedKubernetes) -> None:
         self.servers.add(server)
@@ -93,15 +95,18 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 @pytest.fixture(scope="session")
 def real_kube(tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config) -> Iterator[RealKube]:
     """A real API server for the whole session: admin kubeconfig, URL and a ``kubectl`` runner."""
+    tally = pytestconfig.stash[TALLY]
     try:
         binary = locate_binary()
     except TierUnavailable as exc:
+        tally.real_unavailable = str(exc)
         unavailable(str(exc))
     try:
         with running(binary, tmp_path_factory.mktemp("real-kube")) as kube:
-            pytestconfig.stash[TALLY].real_version = server_version(kube)
+            tally.real_version = server_version(kube)
             yield kube
     except TierUnavailable as exc:
+        tally.real_unavailable = str(exc)
         unavailable(str(exc))
 
 
@@ -154,10 +159,14 @@ def uses_real_server(item: pytest.Item) -> bool:
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
     tally = config.stash[TALLY]
-    if not tally.embedded and not tally.real:
+    if not tally.embedded and not tally.real and tally.real_unavailable is None:
         return
     version = f" {tally.real_version}" if tally.real_version else ""
     terminalreporter.write_line(
         f"Kubernetes API backends: {len(tally.embedded)} tests on the embedded API, "
         f"{len(tally.real)} on the real kube-apiserver{version}"
     )
+    if tally.real_unavailable is not None:
+        # The one reason of every skipped (or, under CI=true, failed) test of the real tier.
+        first_line = tally.real_unavailable.splitlines()[0]
+        terminalreporter.write_line(f"Real kube-apiserver tier not run: {first_line}")
