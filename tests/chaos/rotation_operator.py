@@ -18,7 +18,7 @@ from datetime import timedelta
 from twilio_video_operator.handlers import base_registry
 from twilio_video_operator.handlers.signingkeyrotation import register_handlers
 from twilio_video_operator.logs import setup_logging
-from twilio_video_operator.reconcilers.signingkeyrotation import BackoffPolicy
+from twilio_video_operator.reconcilers.signingkeyrotation_plan import BackoffPolicy
 from twilio_video_operator.runner import OperatorError, run_operator
 from twilio_video_operator.settings import SettingsError, load_settings
 

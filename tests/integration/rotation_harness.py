@@ -30,7 +30,7 @@ from twilio_video_operator.handlers import base_registry
 from twilio_video_operator.handlers.signingkeyrotation import register_handlers
 from twilio_video_operator.kube import SECRETS, SIGNINGKEYROTATIONS, VIDEOROOMS, KubeClient, Resource
 from twilio_video_operator.kube.connection import connection_from_kubeconfig
-from twilio_video_operator.reconcilers.signingkeyrotation import BackoffPolicy
+from twilio_video_operator.reconcilers.signingkeyrotation_plan import BackoffPolicy
 from twilio_video_operator.runner import run_operator
 from twilio_video_operator.settings import Settings, load_settings
 from twilio_video_operator.tokens.ratelimit import RateLimits

@@ -20,7 +20,7 @@ from twilio_video_operator.controllers.signingkeyrotation import SigningKeyRotat
 from twilio_video_operator.gateway import GatewayConfig, TwilioGateway
 from twilio_video_operator.kube import SECRETS, SIGNINGKEYROTATIONS, KubeClient, Resource
 from twilio_video_operator.kube.connection import connection_from_kubeconfig
-from twilio_video_operator.reconcilers.signingkeyrotation import BackoffPolicy
+from twilio_video_operator.reconcilers.signingkeyrotation_plan import BackoffPolicy
 from twilio_video_operator.tokens.minting import SigningKey, mint_access_token
 from twilio_video_operator.webhooks.accounts import AuthTokens
 

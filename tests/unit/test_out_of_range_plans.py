@@ -22,7 +22,7 @@ from twilio_video_operator.models.signingkeyrotation import (
 )
 from twilio_video_operator.models.videoroom import VideoRoomSpec, VideoRoomStatus, validate_videoroom_spec
 from twilio_video_operator.reconcilers import composition_plan
-from twilio_video_operator.reconcilers.signingkeyrotation import RotationFacts, Stall, plan_step
+from twilio_video_operator.reconcilers.signingkeyrotation_plan import RotationFacts, Stall, plan_step
 from twilio_video_operator.reconcilers.videoroom import CredentialsCheck, PlanInput, Working, plan
 from twilio_video_operator.reconcilers.videoroom_desired import Defaults
 

@@ -15,17 +15,15 @@ from twilio_video_operator.gateway import AuthError, KeyInfo, NewKey, RetryableE
 from twilio_video_operator.models import get_condition
 from twilio_video_operator.models.signingkeyrotation import SigningKeyRotationSpec, SigningKeyRotationStatus
 from twilio_video_operator.reconcilers.signingkeyrotation import (
-    BackoffPolicy,
     KeyMaterial,
     RotationContext,
     RotationExecutor,
     SecretContents,
     SecretStoreError,
-    Slot,
     UnavailableKeys,
-    owned_name_matcher,
     revoke_all,
 )
+from twilio_video_operator.reconcilers.signingkeyrotation_plan import BackoffPolicy, Slot, owned_name_matcher
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 UID = "0a1b2c3d-4e5f-6789-abcd-ef0123456789"

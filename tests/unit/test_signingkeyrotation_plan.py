@@ -13,7 +13,7 @@ from twilio_video_operator.models.signingkeyrotation import (
     SigningKeyRotationSpec,
     SigningKeyRotationStatus,
 )
-from twilio_video_operator.reconcilers.signingkeyrotation import (
+from twilio_video_operator.reconcilers.signingkeyrotation_plan import (
     AdoptPending,
     BackoffPolicy,
     CreateKey,

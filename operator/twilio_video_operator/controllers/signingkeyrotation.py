@@ -3,7 +3,7 @@
 Every trigger (create, update, resume, an annotation, the periodic tick) runs the same reconcile, serialised
 per object: the object is read afresh, its credentials come from the connector, and
 :class:`~twilio_video_operator.reconcilers.signingkeyrotation.RotationExecutor` takes the planned steps
-(:func:`~twilio_video_operator.reconcilers.signingkeyrotation.plan_step`). Status is written through the
+(:func:`~twilio_video_operator.reconcilers.signingkeyrotation_plan.plan_step`). Status is written through the
 status subresource at each step, so the create-pending marker is stored before Twilio is asked for a key.
 
 Deleting the object revokes its keys (``deletionPolicy: Revoke``) or keeps them and releases the Secret so
@@ -40,7 +40,6 @@ from twilio_video_operator.reconcilers.credentials import Connection, Credential
 from twilio_video_operator.reconcilers.keyed_locks import KeyedLocks
 from twilio_video_operator.reconcilers.reconcile_tracking import ReconcileProgress, Result, track_reconcile
 from twilio_video_operator.reconcilers.signingkeyrotation import (
-    BackoffPolicy,
     EventType,
     KeyMaterial,
     KeysApi,
@@ -48,14 +47,17 @@ from twilio_video_operator.reconcilers.signingkeyrotation import (
     RotationExecutor,
     SecretContents,
     SecretStoreError,
-    Slot,
     UnavailableKeys,
-    default_friendly_name_prefix,
     describe_error,
-    owned_name_matcher,
     revoke_all,
 )
 from twilio_video_operator.reconcilers.signingkeyrotation import Outcome as RotationOutcome
+from twilio_video_operator.reconcilers.signingkeyrotation_plan import (
+    BackoffPolicy,
+    Slot,
+    default_friendly_name_prefix,
+    owned_name_matcher,
+)
 
 logger = logging.getLogger(__name__)
 

@@ -25,7 +25,7 @@ from twilio_video_operator.controllers.signingkeyrotation import (
     utc_now,
 )
 from twilio_video_operator.handlers._outcomes import settle
-from twilio_video_operator.reconcilers.signingkeyrotation import BackoffPolicy
+from twilio_video_operator.reconcilers.signingkeyrotation_plan import BackoffPolicy
 
 PLURAL = "signingkeyrotations"
 

@@ -20,12 +20,8 @@ from twilio_video_operator.kube.resources import SECRETS
 from twilio_video_operator.kube.secrets import decode_secret_data
 from twilio_video_operator.logs import register_secret
 from twilio_video_operator.models.signingkeyrotation import SecretKeys
-from twilio_video_operator.reconcilers.signingkeyrotation import (
-    KeyMaterial,
-    SecretContents,
-    SecretStoreError,
-    Slot,
-)
+from twilio_video_operator.reconcilers.signingkeyrotation import KeyMaterial, SecretContents, SecretStoreError
+from twilio_video_operator.reconcilers.signingkeyrotation_plan import Slot
 
 KIND = "SigningKeyRotation"
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
