@@ -201,6 +201,21 @@ def test_webinar_is_scheduled_recorded_and_composed() -> None:
     assert spec["recording"]["rules"] and spec["recording"]["compose"]["videoLayout"]
 
 
+def test_webinar_reminds_and_sends_the_recording_link_by_sms_and_email() -> None:
+    docs = documents_in(EXAMPLES / "webinar")
+    spec = one(docs, "VideoRoom")["spec"]
+    notes = spec["notifications"]
+    assert {"reminder", "recordingAvailable"} <= set(notes["events"])
+    assert parse_duration(notes["reminderBefore"]) > parse_duration(spec["schedule"]["provisionAhead"])
+    attendees = [r for r in notes["recipients"] if "events" not in r]
+    assert {key for r in attendees for key in r if key in ("phone", "email")} == {"phone", "email"}
+    assert any(r.get("phone", "").startswith("whatsapp:") for r in attendees)
+    assert spec["recording"]["compose"]["delivery"]["s3"], "the link is the delivered object's URL"
+    [secret] = find(docs, "Secret")
+    assert secret["metadata"]["name"] == notes["email"]["apiKeySecretRef"]["name"]
+    assert secret_values(secret) == {"SENDGRID_API_KEY": "REPLACE-WITH-SENDGRID-API-KEY"}
+
+
 def test_classroom_is_moderated_with_identity_globs_and_degradation() -> None:
     spec = one(documents_in(EXAMPLES / "classroom"), "VideoRoom")["spec"]
     allowed = spec["access"]["allowedIdentities"]
