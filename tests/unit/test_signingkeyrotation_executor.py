@@ -239,6 +239,15 @@ async def test_an_unchanged_object_is_not_written_again() -> None:
     assert len(world.writes) == writes
 
 
+async def test_no_status_write_repeats_the_one_before() -> None:
+    world = World()
+    await world.reconcile(rotate_request="first")
+    world.advance(days=2)
+    await world.reconcile()
+    assert len(world.writes) >= 3
+    assert all(before != after for before, after in zip(world.writes, world.writes[1:], strict=False))
+
+
 async def test_manual_rotation_runs_once_per_annotation_value() -> None:
     world = World()
     await world.reconcile(rotate_request="first")

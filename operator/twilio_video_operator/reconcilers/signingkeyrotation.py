@@ -305,7 +305,8 @@ class RotationExecutor:
 
     async def _save(self, status: SigningKeyRotationStatus) -> SigningKeyRotationStatus:
         """Persist ``status`` now, conditions included, and remember it as the latest (a failing step
-        leaves what it saved). Used between the steps of one reconcile, which keep the Secret in step."""
+        leaves what it saved). Used between the steps of one reconcile, which keep the Secret in step.
+        ``_latest`` is always what the API server holds, so an unchanged status is not written again."""
         status = summarize(
             status,
             Outcome(),
@@ -314,7 +315,8 @@ class RotationExecutor:
             stored_active=status.active_key_sid is not None,
             now=self.clock(),
         )
-        await self.write_status(status)
+        if status != self._latest:
+            await self.write_status(status)
         self._latest = status
         return status
 
