@@ -18,7 +18,7 @@ from twilio_video_operator.gateway.errors import AuthError, NotFoundError, Retry
 from twilio_video_operator.gateway.records import ParticipantInfo, RoomInfo
 from twilio_video_operator.reconcilers.credentials import CredentialsConnector, SecretData
 from twilio_video_operator.reconcilers.videoroom_desired import Defaults
-from twilio_video_operator.reconcilers.videoroom_executor import Outcome, RoomApi, merge_patch
+from twilio_video_operator.reconcilers.videoroom_executor import RoomApi, RunReport, merge_patch
 
 T0 = datetime(2026, 3, 2, 12, tzinfo=UTC)
 OPERATOR = CredentialSet(account_sid="AC" + "0" * 32, api_key="SKop", api_secret=SecretStr("operator-secret"))
@@ -354,7 +354,7 @@ async def test_retry_delay_backs_off_and_honours_retry_after(
     twilio.errors.clear()
     outcome = await controller.reconcile("ns", "r", Trigger.CHANGE)
     assert outcome is not None and not outcome.retry
-    assert controller.retry_delay("ns", "r", Outcome(status=outcome.status, retry=True)) <= 1.0
+    assert controller.retry_delay("ns", "r", RunReport(status=outcome.status, retry=True)) <= 1.0
 
 
 async def test_a_crashing_reconcile_is_counted_and_raised(

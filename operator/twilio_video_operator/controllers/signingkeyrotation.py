@@ -45,13 +45,13 @@ from twilio_video_operator.reconcilers.signingkeyrotation import (
     KeysApi,
     RotationContext,
     RotationExecutor,
+    RotationReport,
     SecretContents,
     SecretStoreError,
     UnavailableKeys,
     describe_error,
     revoke_all,
 )
-from twilio_video_operator.reconcilers.signingkeyrotation import Outcome as RotationOutcome
 from twilio_video_operator.reconcilers.signingkeyrotation_plan import (
     BackoffPolicy,
     Slot,
@@ -344,7 +344,7 @@ def _stall_of(status: SigningKeyRotationStatus) -> tuple[str, int | None] | None
     return condition.reason, condition.observed_generation
 
 
-def _result(outcome: RotationOutcome) -> Result:
+def _result(outcome: RotationReport) -> Result:
     if outcome.stall is not None:
         return Result.STALLED
     if outcome.error is not None:

@@ -53,10 +53,10 @@ from twilio_video_operator.reconcilers.videoroom_deletion import Ownership, Rele
 from twilio_video_operator.reconcilers.videoroom_desired import Defaults
 from twilio_video_operator.reconcilers.videoroom_executor import (
     ObjectGone,
-    Outcome,
     ReconcileRun,
     RoomApi,
     RoomWriter,
+    RunReport,
     merge_patch,
 )
 from twilio_video_operator.reconcilers.videoroom_mutes import mute_rules, parse_managed_fields
@@ -208,7 +208,7 @@ class VideoRoomController:
 
     async def reconcile(
         self, namespace: str, name: str, trigger: Trigger, *, capped: bool = False
-    ) -> Outcome | None:
+    ) -> RunReport | None:
         """Reconcile one object now. ``None`` when the object is gone or being deleted. ``capped``: wait for
         a slot of the work queue first (the queue's own reconciles)."""
         key = (namespace, name)
@@ -221,7 +221,7 @@ class VideoRoomController:
             if task is not None:
                 self._active.discard(task)
 
-    async def _reconcile_locked(self, key: Key, trigger: Trigger, capped: bool) -> Outcome | None:
+    async def _reconcile_locked(self, key: Key, trigger: Trigger, capped: bool) -> RunReport | None:
         namespace, name = key
         lock = self._locks.hold(key)
         gates = (self.queue.slots, lock) if capped else (lock,)
@@ -282,7 +282,7 @@ class VideoRoomController:
             return status.sid
         return None
 
-    async def _reconcile_body(self, key: Key, body: Mapping[str, Any], trigger: Trigger) -> Outcome:
+    async def _reconcile_body(self, key: Key, body: Mapping[str, Any], trigger: Trigger) -> RunReport:
         namespace, name = key
         metadata = body.get("metadata") or {}
         spec, problems = _parse_spec(body.get("spec"))
@@ -334,8 +334,8 @@ class VideoRoomController:
         body: Mapping[str, Any],
         spec: VideoRoomSpec | None,
         creds: CredentialSet | None,
-        outcome: Outcome,
-    ) -> Outcome:
+        outcome: RunReport,
+    ) -> RunReport:
         """Session notifications (the reminder), after the room's own work; their next time joins the
         object's timers. A failure here is retried on its own and never fails the room's reconcile."""
         assert self._notifier is not None
@@ -348,7 +348,7 @@ class VideoRoomController:
             return outcome
         return replace(outcome, requeue_at=wake)
 
-    def _record(self, key: Key, outcome: Outcome) -> None:
+    def _record(self, key: Key, outcome: RunReport) -> None:
         """Backoff bookkeeping and the next timed wake-up after a reconcile."""
         now = self._clock()
         if outcome.retry:
@@ -368,7 +368,7 @@ class VideoRoomController:
         resync = self.queue.periodic_at(key)
         return None if resync is None else (resync - self._clock()).total_seconds()
 
-    def retry_delay(self, namespace: str, name: str, outcome: Outcome) -> float:
+    def retry_delay(self, namespace: str, name: str, outcome: RunReport) -> float:
         """Seconds to wait before retrying after ``outcome``: exponential backoff, Retry-After honoured."""
         failures = max(1, self._failures.get((namespace, name), 1))
         backoff = min(BACKOFF_MAX, BACKOFF_BASE * 2.0 ** (failures - 1)) * self._rng.uniform(0.5, 1.0)
@@ -569,7 +569,7 @@ class VideoRoomController:
         return status
 
 
-def _result(outcome: Outcome) -> Result:
+def _result(outcome: RunReport) -> Result:
     if outcome.paused:
         return Result.PAUSED
     if outcome.stalled:

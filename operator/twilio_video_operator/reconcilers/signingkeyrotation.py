@@ -146,8 +146,8 @@ EventPoster = Callable[[EventType, str, str], Awaitable[None]]
 
 
 @dataclass(frozen=True)
-class Outcome:
-    """How one reconcile ended."""
+class RotationReport:
+    """How one run of the executor ended (the controller makes it the kind's Outcome)."""
 
     stall: Stall | None = None
     wait_until: datetime | None = None
@@ -180,7 +180,7 @@ def describe_error(error: StepError) -> str:
 
 def summarize(
     status: SigningKeyRotationStatus,
-    outcome: Outcome,
+    outcome: RotationReport,
     *,
     generation: int | None,
     spec: SigningKeyRotationSpec | None,
@@ -309,7 +309,7 @@ class RotationExecutor:
         ``_latest`` is always what the API server holds, so an unchanged status is not written again."""
         status = summarize(
             status,
-            Outcome(),
+            RotationReport(),
             generation=self.context.generation,
             spec=self.context.spec,
             stored_active=status.active_key_sid is not None,
@@ -338,12 +338,14 @@ class RotationExecutor:
             now=self.clock(),
         )
 
-    async def reconcile(self, status: SigningKeyRotationStatus) -> tuple[SigningKeyRotationStatus, Outcome]:
+    async def reconcile(
+        self, status: SigningKeyRotationStatus
+    ) -> tuple[SigningKeyRotationStatus, RotationReport]:
         """Run steps until the plan waits or stalls (or a step fails); write and return the final status."""
         initial = status
         self._latest = status
         done: list[str] = []
-        outcome: Outcome | None = None
+        outcome: RotationReport | None = None
         contents: SecretContents | None = None
         was_stalled = get_condition(status.conditions, ConditionType.STALLED)
         for _ in range(MAX_STEPS_PER_RECONCILE):
@@ -351,14 +353,14 @@ class RotationExecutor:
                 contents = await self.store.read()
             except SecretStoreError as error:
                 status = self._failed(status, error)
-                outcome = Outcome(error=error, steps=tuple(done))
+                outcome = RotationReport(error=error, steps=tuple(done))
                 break
             step = plan_step(self.facts(status, contents), self.backoff)
             if isinstance(step, Stall):
-                outcome = Outcome(stall=step, steps=tuple(done))
+                outcome = RotationReport(stall=step, steps=tuple(done))
                 break
             if isinstance(step, Wait):
-                outcome = Outcome(wait_until=step.until, backing_off=step.backoff, steps=tuple(done))
+                outcome = RotationReport(wait_until=step.until, backing_off=step.backoff, steps=tuple(done))
                 break
             self._latest = status
             try:
@@ -368,18 +370,20 @@ class RotationExecutor:
                     update={"refused_credentials_fingerprint": self.context.credentials_fingerprint}
                 )
                 message = f"the credentials are not allowed to manage API keys ({describe_error(error)})"
-                outcome = Outcome(stall=Stall(Reason.AUTH_FAILED, message), error=error, steps=tuple(done))
+                outcome = RotationReport(
+                    stall=Stall(Reason.AUTH_FAILED, message), error=error, steps=tuple(done)
+                )
                 break
             except (GatewayError, SecretStoreError, CredentialsError) as error:
                 status = self._failed(self._latest or status, error)
                 delay = int(self.backoff.delay(status.failed_attempts or 1).total_seconds())
                 message = f"{_step_name(step)} failed: {describe_error(error)}; retrying in {delay}s"
                 await self.post_event("Warning", "RotationFailed", message)
-                outcome = Outcome(error=error, steps=tuple(done))
+                outcome = RotationReport(error=error, steps=tuple(done))
                 break
             done.append(_step_name(step))
         if outcome is None:  # the step budget ran out: come back soon
-            outcome = Outcome(wait_until=self.clock(), steps=tuple(done))
+            outcome = RotationReport(wait_until=self.clock(), steps=tuple(done))
         if outcome.stall is None:
             status = status.model_copy(update={"refused_credentials_fingerprint": None})
         stored_active = bool(

@@ -94,8 +94,8 @@ class RoomWriter(Protocol):
 
 
 @dataclass(frozen=True)
-class Outcome:
-    """How one reconcile ended."""
+class RunReport:
+    """How one run of the executor ended (the controller makes it the kind's Outcome)."""
 
     status: VideoRoomStatus
     requeue_at: datetime | None = None
@@ -149,14 +149,14 @@ class ReconcileRun:
         self._calls = 0
         self._observed = False
 
-    async def execute(self) -> Outcome:
+    async def execute(self) -> RunReport:
         work = begin(self.inp)
         for _ in range(MAX_STEPS):
             step = plan(self.inp, work)
             await self._post(work.notes + step.notes)
             if step.action is None:
                 await self._store(step.status)
-                return Outcome(
+                return RunReport(
                     status=step.status,
                     requeue_at=step.requeue_at,
                     retry=step.retry_after is not None,
@@ -197,10 +197,10 @@ class ReconcileRun:
         if self._on_verified is not None:
             self._on_verified(sid)
 
-    async def _failed(self, work: Working, failure: Failure) -> Outcome:
+    async def _failed(self, work: Working, failure: Failure) -> RunReport:
         await self._post(work.notes + failure.notes)
         await self._store(failure.status)
-        return Outcome(
+        return RunReport(
             status=failure.status,
             retry=failure.retry,
             retry_after=failure.retry_after,
