@@ -7,8 +7,9 @@ Python reserves ``name`` on a log record for the logger, so pass an object's nam
 
 Before a record reaches any handler (the JSON stream or kopf's Kubernetes Event poster), the
 :class:`RedactingFilter` replaces every value registered with :func:`register_secret`, anything shaped like
-a JWT and the credentials of ``Authorization: Basic/Bearer`` headers with ``[REDACTED]``. Events carry the
-message alone (:class:`EventFormatter`): a traceback stays in the operator's own log.
+a JWT and the credentials of ``Authorization: Basic/Bearer`` headers with ``[REDACTED]``, and phone numbers
+and email addresses (notification recipients; kopf's debug records dump whole objects) with ``[CONTACT]``.
+Events carry the message alone (:class:`EventFormatter`): a traceback stays in the operator's own log.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ _AUTHORIZATION = re.compile(r"(?i)\b(authorization[\"']?\s*[:=]\s*[\"']?\s*(?:ba
 _BARE_SCHEME = re.compile(r"(?i)\b((?:basic|bearer)\s+)[A-Za-z0-9+/=._~-]{20,}")
 # Contact addresses (notification recipients, identities that are phone numbers or email addresses): kopf's
 # debug records dump whole objects, spec.notifications included.
-_PHONE = re.compile(r"(?<![\w+])(?:whatsapp:)?\+[1-9][0-9]{6,14}(?![0-9])")
+_PHONE = re.compile(r"(?<![\w+])(?:whatsapp:)?\+[1-9][0-9]{7,14}(?![0-9])")
 _EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
 CONTACT_MASK = "[CONTACT]"
 
@@ -71,15 +72,30 @@ def forget_secrets() -> None:
 
 
 def redact(text: str) -> str:
-    """``text`` with registered secrets, JWTs and Authorization credentials replaced by ``[REDACTED]``, and
-    phone numbers (E.164, ``whatsapp:`` ones) and email addresses by ``[CONTACT]``."""
+    """``text`` with registered secrets, JWTs and Authorization credentials replaced by ``[REDACTED]``."""
     pattern = _secrets_pattern
     if pattern is not None:
         text = pattern.sub(MASK, text)
     text = _JWT.sub(MASK, text)
     text = _AUTHORIZATION.sub(lambda match: match.group(1) + MASK, text)
-    text = _BARE_SCHEME.sub(lambda match: match.group(1) + MASK, text)
+    return _BARE_SCHEME.sub(lambda match: match.group(1) + MASK, text)
+
+
+def mask_contacts(text: str) -> str:
+    """``text`` with phone numbers (E.164, ``whatsapp:`` ones) and email addresses replaced by
+    ``[CONTACT]``: what log records must not carry besides secrets."""
     return _EMAIL.sub(CONTACT_MASK, _PHONE.sub(CONTACT_MASK, text))
+
+
+def _redact_for_log(value: Any) -> Any:
+    redacted = redact_value(value)
+    if isinstance(redacted, str):
+        return mask_contacts(redacted)
+    if isinstance(redacted, Mapping):
+        return {key: _redact_for_log(item) for key, item in redacted.items()}
+    if isinstance(redacted, list):
+        return [_redact_for_log(item) for item in redacted]
+    return redacted
 
 
 def redact_value(value: Any) -> Any:
@@ -114,15 +130,15 @@ class RedactingFilter(logging.Filter):
             message = record.getMessage()
         except Exception:  # a broken format string: keep what can be shown
             message = f"{record.msg} {record.args!r}"
-        record.msg = redact(message)
+        record.msg = mask_contacts(redact(message))
         record.args = None
         for key, value in list(vars(record).items()):
             if key not in _STANDARD_ATTRS and key not in _KOPF_ATTRS:
-                setattr(record, key, redact_value(value))
+                setattr(record, key, _redact_for_log(value))
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         if record.exc_text:
-            record.exc_text = redact(record.exc_text)
+            record.exc_text = mask_contacts(redact(record.exc_text))
         if record.stack_info:
             record.stack_info = redact(record.stack_info)
         setattr(record, "_redacted", True)  # noqa: B010 - a private marker, not a typed attribute

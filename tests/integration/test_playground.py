@@ -357,7 +357,7 @@ async def test_the_demo_runs_end_to_end(capsys: pytest.CaptureFixture[str]) -> N
     assert output.rstrip().endswith("The demo finished successfully.")
     steps = story_steps(output)
     assert list(steps) == [title for title, _ in STEPS]
-    rooms, joins, moderation, muting, recording, rotation, metrics = steps.values()
+    rooms, joins, moderation, muting, recording, notifying, rotation, metrics = steps.values()
 
     assert "VideoRoom default/standup: Ready, Twilio room RM" in rooms
     assert "VideoRoom default/town-hall: Scheduled" in rooms
@@ -386,6 +386,9 @@ async def test_the_demo_runs_end_to_end(capsys: pytest.CaptureFixture[str]) -> N
     assert delivered is not None and int(delivered[1]) > 0
     assert "acme-meeting-recordings/board/board-meeting-recording/CJ" in recording
     assert ": same size and sha256" in recording
+
+    assert "status.notifications: recordingAvailable to recipient 0 (sms), state Sent, message SM" in notifying
+    assert re.search(r"got: 'The recording of board-meeting is available: http\S+/CJ\w{32}\.mp4 \[ref n", notifying)
 
     switched = re.search(r"Switched: active key (SK\w{32}), previous key (SK\w{32})", rotation)
     assert switched is not None and switched[1] != switched[2]

@@ -190,3 +190,26 @@ def test_setup_logging_is_idempotent() -> None:
         assert len(lines(second)) == 1
     finally:
         logging.getLogger().removeHandler(handler)
+
+
+def test_phone_numbers_and_email_addresses_are_masked_in_every_record(stream: io.StringIO) -> None:
+    spec = {
+        "recipients": [
+            {"phone": "+15551230001"},
+            {"phone": "whatsapp:+447700900123"},
+            {"email": "a.b@example.co.uk"},
+        ]
+    }
+    logging.getLogger("kopf.objects").debug(
+        "Creation is in progress: %r", spec, extra={"to": ["+15551230001"]}
+    )
+    (entry,) = lines(stream)
+    assert (
+        "1555" not in json.dumps(entry)
+        and "example" not in json.dumps(entry)
+        and "447700" not in json.dumps(entry)
+    )
+    assert entry["message"].count("[CONTACT]") == 3 and entry["to"] == ["[CONTACT]"]
+    logging.getLogger("twilio_video_operator.test").info("participant seconds +2160000, ratio 1+1")
+    assert lines(stream)[-1]["message"] == "participant seconds +2160000, ratio 1+1"  # too short for a number
+    assert redact("+15551230001") == "+15551230001"  # secrets only: contacts are masked in log records

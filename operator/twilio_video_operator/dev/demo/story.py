@@ -14,6 +14,7 @@ from twilio_video_operator.dev.demo.counters import show_what_moved, take_snapsh
 from twilio_video_operator.dev.demo.joining import participant_joins
 from twilio_video_operator.dev.demo.moderation import blocked_identity_is_removed
 from twilio_video_operator.dev.demo.muting import muted_identity_is_not_heard
+from twilio_video_operator.dev.demo.notifying import recording_available
 from twilio_video_operator.dev.demo.recording import record_and_deliver
 from twilio_video_operator.dev.demo.rooms import apply_examples
 from twilio_video_operator.dev.demo.rotation import rotate_while_joining
@@ -33,6 +34,7 @@ STEPS: tuple[tuple[str, Step], ...] = (
     ("A blocked identity joins and the operator removes it", blocked_identity_is_removed),
     ("A muted identity is heard by nobody until it is unmuted", muted_identity_is_not_heard),
     ("A recorded room is completed, composed and delivered to S3", record_and_deliver),
+    ("The attendees get a 'recording available' text message with the link", recording_available),
     ("The signing key rotates while clients keep joining", rotate_while_joining),
     ("Metrics that moved (GET /metrics, before and after)", show_what_moved),
 )
