@@ -18,9 +18,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 import os
 import shutil
 import socket
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -30,6 +32,7 @@ import aiohttp
 import pytest
 import yaml
 from dashboard_story import Story
+from s3_server import SeaweedS3, s3_server_fixture  # noqa: F401 - the s3_server fixture
 
 from chart_rules import JOB, NAMESPACE, rendered_rule_spec
 from twilio_video_operator.dev.playground import Playground
@@ -44,6 +47,7 @@ PROMETHEUS_READY_TIMEOUT = 15.0
 CONVERGE_TIMEOUT = 30.0
 STOP_TIMEOUT = 10.0
 POLL_SECONDS = 0.25
+SCRAPE_INTERVAL_SECONDS = 1
 
 
 def chart_rule_groups() -> list[dict[str, Any]]:
@@ -87,8 +91,9 @@ def write_config(directory: Path, target: str, groups: list[dict[str, Any]] | No
     rules.write_text(yaml.safe_dump({"groups": groups}, sort_keys=False), encoding="utf-8")
     # The labels a ServiceMonitor gives the target in the release's namespace.
     static = {"targets": [target], "labels": {"namespace": NAMESPACE}}
+    interval = f"{SCRAPE_INTERVAL_SECONDS}s"
     config = {
-        "global": {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"},
+        "global": {"scrape_interval": interval, "scrape_timeout": interval, "evaluation_interval": interval},
         "rule_files": [str(rules)],
         "scrape_configs": [{"job_name": JOB, "metrics_path": "/metrics", "static_configs": [static]}],
     }
@@ -169,6 +174,21 @@ class PrometheusServer:
         result: list[dict[str, Any]] = data["result"]
         return result
 
+    async def peak(self, http: aiohttp.ClientSession, expression: str, since: float) -> float | None:
+        """The highest finite value ``expression`` took, evaluated once per scrape interval from ``since``
+        (Unix time) to now, as a Grafana graph of the time range would draw it; None when it never had one."""
+        data = await self.api(
+            http,
+            "query_range",
+            query=expression,
+            start=f"{since:.3f}",
+            end=f"{time.time():.3f}",
+            step=str(SCRAPE_INTERVAL_SECONDS),
+        )
+        assert data["resultType"] == "matrix", data
+        values = [float(value) for series in data["result"] for _, value in series["values"]]
+        return max((value for value in values if math.isfinite(value)), default=None)
+
 
 @contextlib.asynccontextmanager
 async def running_prometheus(
@@ -203,6 +223,12 @@ def single_value(result: list[dict[str, Any]]) -> float | None:
     if len(result) != 1:
         return None
     return float(result[0]["value"][1])
+
+
+async def scraped(prometheus: PrometheusServer, http: aiohttp.ClientSession) -> bool:
+    """Whether Prometheus has scraped the operator (its first scrape comes a few seconds after start)."""
+    release = f'job="{JOB}", namespace="{NAMESPACE}"'
+    return single_value(await prometheus.query(http, f"up{{{release}}}")) == 1.0
 
 
 async def refuse_credentials(playground: Playground) -> None:
@@ -251,7 +277,7 @@ async def test_prometheus_evaluates_the_charts_alert_rules_against_the_operator(
         ):
 
             async def target_up() -> bool:
-                return single_value(await prometheus.query(http, f"up{{{release}}}")) == 1.0
+                return await scraped(prometheus, http)
 
             async def twilio_requests_counted() -> bool:
                 query = f"sum(twilio_outbound_api_requests_total{{{release}}})"
@@ -271,7 +297,7 @@ async def test_prometheus_evaluates_the_charts_alert_rules_against_the_operator(
 
             async def auth_alert_firing() -> bool:
                 rule = (await rules_by_name())["TwilioVideoAuthFailures"]
-                return rule["state"] == "firing"
+                return bool(rule["state"] == "firing")
 
             async def availability_quiet() -> bool:
                 # Before the first scrape `absent(up)` holds, so TwilioVideoOperatorDown may be pending
@@ -344,7 +370,38 @@ def test_dashboard_expressions_are_read_with_every_variable_filled_in() -> None:
     assert any("twilio_video_operator_participant_seconds_total" in expr for _, expr in expressions)
 
 
-async def test_every_dashboard_expression_returns_data_after_a_scripted_story(tmp_path: Path) -> None:
+#: Series a quiet install leaves at zero that the story moves: every dashboard expression reading one must
+#: rise above zero during the story, so a story or an operator that stops moving them fails here.
+MOVED_BY_THE_STORY = (
+    "twilio_video_operator_participant_seconds_total",
+    "twilio_throttled_requests_total",
+    "twilio_outbound_api_retries_total",
+    "twilio_video_operator_webhooks_rejected_total",
+    "twilio_video_operator_deliveries_total",
+    "twilio_video_operator_delivery_bytes_total",
+    "twilio_video_operator_delivery_duration_seconds",
+    "twilio_video_operator_access_tokens_minted_total",
+    "twilio_video_operator_access_token_requests_denied_total",
+    "twilio_video_operator_access_token_request_duration_seconds",
+)
+
+
+def expressions_moved_by_the_story() -> list[tuple[str, str]]:
+    moved = [
+        (title, expr) for title, expr in dashboard_expressions() if any(m in expr for m in MOVED_BY_THE_STORY)
+    ]
+    unread = [name for name in MOVED_BY_THE_STORY if not any(name in expr for _, expr in moved)]
+    assert not unread, f"no dashboard expression reads {unread}"
+    return moved
+
+
+def test_every_series_the_story_moves_has_a_dashboard_panel() -> None:
+    assert len(expressions_moved_by_the_story()) >= len(MOVED_BY_THE_STORY)
+
+
+async def test_every_dashboard_expression_returns_data_after_a_scripted_story(
+    tmp_path: Path, s3_server: SeaweedS3
+) -> None:
     binary = prometheus_binary()
     async with asyncio.timeout(240), Playground(tmp_path / "playground") as playground:
         await playground.apply(EXAMPLES)
@@ -355,7 +412,18 @@ async def test_every_dashboard_expression_returns_data_after_a_scripted_story(tm
             aiohttp.ClientSession() as http,
             running_prometheus(binary, target, tmp_path / "prometheus", http, groups=[]) as prometheus,
         ):
-            await Story(playground, http, EXAMPLES, tmp_path / "story").tell()
+            # The story relies on Prometheus scraping every interval from its first step on.
+            await wait_for("the operator target to be up", lambda: scraped(prometheus, http), prometheus)
+            began = time.time()
+            story = Story(
+                playground,
+                http,
+                EXAMPLES,
+                tmp_path / "story",
+                s3=s3_server,
+                scrape_interval=SCRAPE_INTERVAL_SECONDS,
+            )
+            await story.tell()
             waiting = dict.fromkeys(dashboard_expressions())
 
             async def all_answered() -> bool:
@@ -371,3 +439,24 @@ async def test_every_dashboard_expression_returns_data_after_a_scripted_story(tm
             except TimeoutError:
                 empty = "\n".join(f"{title}: {expr}" for title, expr in waiting)
                 raise AssertionError(f"dashboard expressions without data:\n{empty}") from None
+
+            # Data is not enough: a counter scraped only once, or only at zero, answers zeros.
+            peaks: dict[tuple[str, str], float | None] = dict.fromkeys(expressions_moved_by_the_story())
+
+            async def all_above_zero() -> bool:
+                for key, peak in peaks.items():
+                    if peak is None or peak <= 0:
+                        peaks[key] = await prometheus.peak(http, key[1], began)
+                return all(peak is not None and peak > 0 for peak in peaks.values())
+
+            try:
+                async with asyncio.timeout(DASHBOARD_WAIT):
+                    while not await all_above_zero():  # noqa: ASYNC110 - polling Prometheus
+                        await asyncio.sleep(POLL_SECONDS * 4)
+            except TimeoutError:
+                flat = "\n".join(
+                    f"{title}: {expr} (peak {peak})"
+                    for (title, expr), peak in peaks.items()
+                    if peak is None or peak <= 0
+                )
+                raise AssertionError(f"dashboard expressions that never rose above zero:\n{flat}") from None
