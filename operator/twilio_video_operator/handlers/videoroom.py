@@ -42,6 +42,7 @@ from twilio_video_operator.controllers.videoroom_triggers import (
 )
 from twilio_video_operator.gateway.credentials import CredentialSet
 from twilio_video_operator.handlers._outcomes import settle
+from twilio_video_operator.handlers.notifications import build_notifier
 from twilio_video_operator.kube.room_objects import KubeRoomObjects
 from twilio_video_operator.models.annotations import CREDENTIALS_LABEL
 from twilio_video_operator.reconcilers.videoroom_executor import RoomApi
@@ -110,6 +111,7 @@ def register_handlers(
             progress=context.progress,
             name_prefixes=operator_settings.TENANT_NAME_PREFIXES,
             indexed_owners=indexed_owners,
+            notifier=build_notifier(context, clock),
         )
         controller.start()
         channel = hub.channel(CHANNEL)
