@@ -411,6 +411,7 @@ class Stack:
             "TWILIO_API_KEY": self.credentials["api_key"],
             "TWILIO_API_SECRET": self.credentials["api_secret"],
             "TWILIO_BASE_URL": self.credentials["url"],
+            "SENDGRID_BASE_URL": self.credentials["url"],
             "PUBLIC_BASE_URL": f"http://127.0.0.1:{http_port}",
             "HTTP_HOST": "127.0.0.1",
             "HTTP_PORT": str(http_port),
