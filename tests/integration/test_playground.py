@@ -16,6 +16,7 @@ import urllib.request
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
+from unittest.mock import ANY
 
 import aiohttp
 import kopf
@@ -214,7 +215,12 @@ async def playground(tmp_path: Path) -> AsyncIterator[Playground]:
 async def test_playground_writes_its_files_and_serves_health_and_metrics(playground: Playground) -> None:
     state = playground.state_dir
     assert all((state / name).exists() for name in STATE_FILES)
-    assert json.loads((state / OPERATOR_FILE).read_text()) == {"url": playground.operator_url}
+    written = json.loads((state / OPERATOR_FILE).read_text())
+    assert written == {
+        "url": playground.operator_url,
+        "replicas": [{"url": playground.operator_url, "pid": ANY}],
+    }
+    assert isinstance(written["replicas"][0]["pid"], int)
     assert (state / KUBECONFIG_FILE).stat().st_mode & 0o077 == 0
     async with aiohttp.ClientSession() as session:
         async with session.get(f"{playground.operator_url}/healthz") as answer:
@@ -387,8 +393,12 @@ async def test_the_demo_runs_end_to_end(capsys: pytest.CaptureFixture[str]) -> N
     assert "acme-meeting-recordings/board/board-meeting-recording/CJ" in recording
     assert ": same size and sha256" in recording
 
-    assert "status.notifications: recordingAvailable to recipient 0 (sms), state Sent, message SM" in notifying
-    assert re.search(r"got: 'The recording of board-meeting is available: http\S+/CJ\w{32}\.mp4 \[ref n", notifying)
+    assert (
+        "status.notifications: recordingAvailable to recipient 0 (sms), state Sent, message SM" in notifying
+    )
+    assert re.search(
+        r"got: 'The recording of board-meeting is available: http\S+/CJ\w{32}\.mp4 \[ref n", notifying
+    )
 
     switched = re.search(r"Switched: active key (SK\w{32}), previous key (SK\w{32})", rotation)
     assert switched is not None and switched[1] != switched[2]
