@@ -77,9 +77,13 @@ class KubeBackend(ABC):
         """The object as the API serves it now, or None."""
 
     @abstractmethod
-    def objects(self, api_version: str, plural: str, namespaces: Sequence[str]) -> list[dict[str, Any]]:
+    def objects(
+        self, api_version: str, plural: str, namespaces: Sequence[str], *, cached: bool = False
+    ) -> list[dict[str, Any]]:
         """Every object of the kind (cluster-scoped kinds: pass no namespaces) in the test bed's namespaces:
-        all of them on a fresh embedded API, those of ``namespaces`` on the shared real one."""
+        all of them on a fresh embedded API, those of ``namespaces`` on the shared real one. ``cached``
+        lets the real server answer from its watch cache (``resourceVersion=0``: cheaper, milliseconds
+        behind), for polling many objects."""
 
     @property
     def embedded(self) -> EmbeddedKubernetes:
@@ -127,7 +131,9 @@ class EmbeddedBackend(KubeBackend):
     ) -> dict[str, Any] | None:
         return self.kube.get(api_version, plural, namespace, name)
 
-    def objects(self, api_version: str, plural: str, namespaces: Sequence[str]) -> list[dict[str, Any]]:
+    def objects(
+        self, api_version: str, plural: str, namespaces: Sequence[str], *, cached: bool = False
+    ) -> list[dict[str, Any]]:
         resource_type = self.kube.emulator.registry.find(api_version, plural)
         if resource_type is None:
             return []
@@ -138,7 +144,7 @@ class RealBackend(KubeBackend):
     """The session's real API server, cleaned for this test bed (see the module's docstring)."""
 
     name = "real"
-    _crds_installed: set[str] = set()  # servers (URLs) the CRDs were applied to, once each
+    _crds_installed: set[str] = set()  # servers (by kubeconfig) the CRDs were applied to, once each
 
     def __init__(self, kube: RealKube) -> None:
         self.kube = kube
@@ -155,9 +161,9 @@ class RealBackend(KubeBackend):
         self.kubeconfig.parent.mkdir(parents=True, exist_ok=True)
         self.kubeconfig.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
         self.kubeconfig.chmod(0o600)
-        if self.kube.server not in RealBackend._crds_installed:
+        if str(self.kube.kubeconfig) not in RealBackend._crds_installed:
             self.api.install_crds(CRD_DIR)
-            RealBackend._crds_installed.add(self.kube.server)
+            RealBackend._crds_installed.add(str(self.kube.kubeconfig))
         self.delete_custom_objects()
 
     async def stop(self) -> None:
@@ -187,12 +193,13 @@ class RealBackend(KubeBackend):
     ) -> dict[str, Any] | None:
         return self.api.get(_path(api_version, plural, namespace) + f"/{name}")
 
-    def objects(self, api_version: str, plural: str, namespaces: Sequence[str]) -> list[dict[str, Any]]:
-        if not namespaces:
-            return self.api.items(_path(api_version, plural, None))
+    def objects(
+        self, api_version: str, plural: str, namespaces: Sequence[str], *, cached: bool = False
+    ) -> list[dict[str, Any]]:
+        query = {"resourceVersion": "0"} if cached else {}
         found: list[dict[str, Any]] = []
-        for namespace in namespaces:
-            found += self.api.items(_path(api_version, plural, namespace))
+        for namespace in namespaces or [None]:
+            found += self.api.items(_path(api_version, plural, namespace), **query)
         return found
 
 

@@ -1,8 +1,9 @@
 """Measurements on a running stack: apply a workload and time its convergence, then watch an idle window.
 
 Every loop here is bounded by a deadline; nothing asserts on timing. Figures come from the emulator's
-request counters (Twilio calls by operationId and status), the embedded Kubernetes API's counters (minus
-this process's own requests) and ``/proc`` of the operator process.
+request counters (Twilio calls by operationId and status), the Kubernetes API's request counts (the embedded
+API's counters minus this process's own requests, or the real server's audit log of the operator's requests)
+and ``/proc`` of the operator process.
 """
 
 from __future__ import annotations
@@ -96,8 +97,9 @@ async def wait_converged(
     interval = max(0.25, workload.count / 4000)
     deadline = time.monotonic() + within
     while pending and time.monotonic() < deadline:
+        objects = await stack.objects_by_name(workload.resource.plural, workload.namespace)
         for name in list(pending):
-            obj = stack.object(workload.resource.plural, workload.namespace, name)
+            obj = objects.get(name)
             if obj is None:
                 continue
             if workload.done(obj):

@@ -462,13 +462,14 @@ class Stack:
         return self.kube_backend.objects(api_version or f"{API_GROUP}/{API_VERSION}", plural, self.namespaces)
 
     async def objects_by_name(self, plural: str, namespace: str) -> dict[str, dict[str, Any]]:
-        """The objects of one namespace by name, in one read (a list on the real API, off the event loop)."""
+        """The objects of one namespace by name, in one read (on the real API a list from its watch cache,
+        off the event loop), for polling many objects."""
         backend = self.kube_backend
         api_version = f"{API_GROUP}/{API_VERSION}"
         if isinstance(backend, EmbeddedBackend):
             found = backend.objects(api_version, plural, [namespace])
         else:
-            found = await asyncio.to_thread(backend.objects, api_version, plural, [namespace])
+            found = await asyncio.to_thread(backend.objects, api_version, plural, [namespace], cached=True)
         return {
             obj["metadata"]["name"]: obj for obj in found if obj["metadata"].get("namespace") == namespace
         }

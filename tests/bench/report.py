@@ -1,9 +1,10 @@
 """``summary.json`` and ``SUMMARY.md`` from the scenario results: the operator's figures side by side with
-the naive baseline's, and their ratios (operator / baseline)."""
+the naive baseline's, and their ratios (operator / baseline), on each Kubernetes API the scale scenarios ran
+on (the embedded one, the real kube-apiserver), side by side too."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 Figure = Callable[[Mapping[str, Any]], float | None]
@@ -75,16 +76,25 @@ def _status(result: Mapping[str, Any] | None) -> str:
     return "ok"
 
 
+def scale_name(flavor: str, count: int, kube: str = "embedded") -> str:
+    """The VideoRoom scale scenario's name: ``scale-videoroom-operator-1000`` (``-real`` on the real API)."""
+    return f"scale-videoroom-{flavor}-{count}" + ("" if kube == "embedded" else f"-{kube}")
+
+
 def build_summary(
-    results: Mapping[str, Mapping[str, Any]], *, machine: Mapping[str, Any], sizes: list[int]
+    results: Mapping[str, Mapping[str, Any]],
+    *,
+    machine: Mapping[str, Any],
+    sizes: list[int],
+    backends: Sequence[str] = ("embedded",),
 ) -> dict[str, Any]:
     scale = []
     for size in sizes:
-        mine = results.get(f"scale-videoroom-operator-{size}")
-        theirs = results.get(f"scale-videoroom-naive-{size}")
-        scale.append(
-            {
-                "rooms": size,
+        by_backend = {}
+        for kube in backends:
+            mine = results.get(scale_name("operator", size, kube))
+            theirs = results.get(scale_name("naive", size, kube))
+            by_backend[kube] = {
                 "operator_status": _status(mine),
                 "baseline_status": _status(theirs),
                 "figures": compare(mine, theirs),
@@ -93,7 +103,7 @@ def build_summary(
                     "baseline": _operations(theirs),
                 },
             }
-        )
+        scale.append({"rooms": size, "backends": by_backend})
     limits = {
         name: {
             "status": _status(result),
@@ -158,19 +168,23 @@ def render_markdown(summary: Mapping[str, Any]) -> str:
         "",
     ]
     for entry in summary["scale"]:
+        backends = entry["backends"]
+        lines += [f"## {entry['rooms']} VideoRooms", ""]
         lines += [
-            f"## {entry['rooms']} VideoRooms",
-            "",
-            f"operator: {entry['operator_status']}; baseline: {entry['baseline_status']}",
-            "",
-            "| figure | operator | baseline | ratio |",
-            "|---|---|---|---|",
+            f"{kube} Kubernetes API: operator {run['operator_status']}; baseline {run['baseline_status']}"
+            for kube, run in backends.items()
         ]
-        for name, row in entry["figures"].items():
+        columns = [f"{who} ({kube})" for kube in backends for who in ("operator", "baseline", "ratio")]
+        lines += ["", "| figure | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
+        first = next(iter(backends.values()))
+        for name, row in first["figures"].items():
             label = f"{name} ({row['unit']}, {'lower' if row['lower_is_better'] else 'higher'} is better)"
-            lines.append(
-                f"| {label} | {_cell(row['operator'])} | {_cell(row['baseline'])} | {_cell(row['ratio'])} |"
-            )
+            cells = [
+                _cell(run["figures"][name][key])
+                for run in backends.values()
+                for key in ("operator", "baseline", "ratio")
+            ]
+            lines.append(f"| {label} | " + " | ".join(cells) + " |")
         lines.append("")
     if summary["limits"]:
         lines += [

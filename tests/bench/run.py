@@ -1,10 +1,16 @@
 """``make bench``: scale benchmarks of the operator against a naive baseline, on 127.0.0.1 only.
 
     python tests/bench/run.py [--sizes 100,1000] [--with-10k] [--idle-seconds 60] [--output bench-results]
+                              [--kube embedded|real|both]
 
 Writes one JSON file per scenario, ``summary.json`` and ``SUMMARY.md`` under the output directory. Nothing
 here asserts on timing: the figures are recorded, compared with the baseline and left to a reader. The exit
 code is 1 only when a scenario crashed (an exception, not a slow result).
+
+The VideoRoom scale scenarios run on the embedded Kubernetes API, on the real kube-apiserver of
+``tests/real_kube.py`` (a server of their own per scenario), or on both, side by side (``--kube``; the
+default is ``both`` where the real server can be had, else ``embedded``). The other scenarios run on the
+embedded API.
 """
 
 from __future__ import annotations
@@ -20,16 +26,20 @@ import sys
 import time
 import traceback
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # tests/: the real Kubernetes tier
 
 from operator_stack import REPO_ROOT, Flavor
-from report import build_summary, render_markdown
+from report import build_summary, render_markdown, scale_name
 from scenarios import BenchOptions, run_script, scale_compositions, scale_rooms, twilio_limits
+
+from real_kube import TierUnavailable, locate_binary
 
 BENCH_DIR = Path(__file__).resolve().parent
 OTHER_SCRIPTS = ("emulator_throughput.py", "bench_tokens.py", "bench_delivery.py")
@@ -66,6 +76,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="most seconds the naive operator gets to converge (default 300)",
     )
     parser.add_argument("--no-scripts", action="store_true", help=f"skip {', '.join(OTHER_SCRIPTS)}")
+    parser.add_argument(
+        "--kube",
+        choices=("embedded", "real", "both"),
+        default=None,
+        help="Kubernetes API of the VideoRoom scale scenarios (default: both if the real one can be had)",
+    )
     args = parser.parse_args(argv)
     args.size_list = [int(size) for size in args.sizes.split(",") if size.strip()]
     if args.with_10k and 10_000 not in args.size_list:
@@ -129,11 +145,12 @@ async def main_async(args: argparse.Namespace) -> int:
     )
     recorder = Recorder(output)
     flavors: list[Flavor] = ["operator"] if args.no_baseline else ["operator", "naive"]
+    backends, real_binary = kube_backends(args.kube)
     for size in args.size_list:
-        for flavor in flavors:
-            await recorder.run(
-                f"scale-videoroom-{flavor}-{size}", partial(scale_rooms, flavor, size, options)
-            )
+        for kube in backends:
+            on = replace(options, kube=kube, kube_apiserver=real_binary)
+            for flavor in flavors:
+                await recorder.run(scale_name(flavor, size, kube), partial(scale_rooms, flavor, size, on))
     if args.limits_size > 0:
         for flavor in flavors:
             limits = partial(
@@ -162,13 +179,27 @@ async def main_async(args: argparse.Namespace) -> int:
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "command": "python tests/bench/run.py " + " ".join(sys.argv[1:]),
     }
-    summary = build_summary(recorder.results, machine=machine, sizes=args.size_list)
+    summary = build_summary(recorder.results, machine=machine, sizes=args.size_list, backends=backends)
     (output / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     (output / "SUMMARY.md").write_text(render_markdown(summary), encoding="utf-8")
     if not recorder.crashed:  # the processes' logs are kept only to investigate a crash
         shutil.rmtree(output / "work", ignore_errors=True)
     print(f"[bench] results in {output}/ (SUMMARY.md, summary.json)", flush=True)
     return 1 if recorder.crashed else 0
+
+
+def kube_backends(choice: str | None) -> tuple[list[str], Path | None]:
+    """The backends to run the scale scenarios on, and the real server's binary if one of them is real."""
+    if choice == "embedded":
+        return ["embedded"], None
+    try:
+        binary = locate_binary()
+    except TierUnavailable as exc:
+        if choice is not None:  # asked for explicitly
+            raise SystemExit(f"--kube {choice}: the real Kubernetes API cannot be had: {exc}") from None
+        print(f"[bench] the real Kubernetes API cannot be had, the embedded one only: {exc}", flush=True)
+        return ["embedded"], None
+    return (["real"] if choice == "real" else ["embedded", "real"]), binary
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,10 +12,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from audited_real_kube import AuditedRealKube
 from measure import measure_completion, measure_convergence, measure_idle, metric_sum, scrape_metrics
 from operator_stack import REPO_ROOT, Flavor, OperatorProcess, Stack
+from report import scale_name
 from twilio_setup import recorded_rooms, ticking_clock
 from workloads import composition_workload, room_workload
+
+from kube_backends import KubeBackend
 
 HANDLERS_DIR = REPO_ROOT / "operator" / "twilio_video_operator" / "handlers"
 NAMESPACE = "bench"
@@ -30,6 +34,19 @@ class BenchOptions:
     """The naive baseline may never converge (at 10,000 rooms its pollers starve its creates): its wait is
     capped, and the figure says how many rooms it got done by then."""
     work_dir: Path = field(default_factory=lambda: Path("bench-results") / "work")
+    kube: str = "embedded"
+    """The Kubernetes API of the VideoRoom scale scenario: ``embedded`` or ``real``."""
+    kube_apiserver: Path | None = None
+    """The real server's binary (``tests/real_kube.py``), for ``kube="real"``."""
+
+    def backend(self, work_dir: Path) -> KubeBackend | None:
+        """The scenario's Kubernetes API: None for the stack's own embedded one, else a real server of its
+        own that counts the operator's requests in its audit log."""
+        if self.kube == "embedded":
+            return None
+        if self.kube_apiserver is None:
+            raise ValueError("the real Kubernetes API needs the kube-apiserver binary")
+        return AuditedRealKube(self.kube_apiserver, work_dir / "kube-apiserver")
 
     def timeout_for(self, count: int) -> float:
         """How long convergence may take before the scenario gives up (generous, but bounded)."""
@@ -60,12 +77,19 @@ def _settings(flavor: Flavor, options: BenchOptions, env: dict[str, str]) -> dic
 
 async def scale_rooms(flavor: Flavor, count: int, options: BenchOptions) -> dict[str, Any]:
     """``count`` VideoRooms applied at once, then an idle window."""
-    result: dict[str, Any] = {"scenario": "scale", "kind": "VideoRoom", "flavor": flavor, "objects": count}
+    result: dict[str, Any] = {
+        "scenario": "scale",
+        "kind": "VideoRoom",
+        "flavor": flavor,
+        "objects": count,
+        "kube": options.kube,
+    }
     if flavor == "operator" and (reason := handler_available("videoroom")):
         return {**result, "available": False, "reason": reason}
     env = operator_env(options)
-    work_dir = options.work_dir / f"scale-videoroom-{flavor}-{count}"
-    async with Stack(work_dir, namespaces=(NAMESPACE,), separate_emulator=True) as stack:
+    work_dir = options.work_dir / scale_name(flavor, count, options.kube)
+    backend = options.backend(work_dir)
+    async with Stack(work_dir, namespaces=(NAMESPACE,), separate_emulator=True, backend=backend) as stack:
         operator = stack.new_operator(flavor, env=env)
         await operator.start()
         workload = room_workload(NAMESPACE, count, naive=flavor == "naive")

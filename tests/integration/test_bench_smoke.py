@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from real_kube import TierUnavailable, locate_binary, unavailable
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BENCH_DIR = REPO_ROOT / "tests" / "bench"
 RUN = BENCH_DIR / "run.py"
@@ -35,6 +37,7 @@ def test_every_scenario_runs_converges_and_is_summarised(tmp_path: Path) -> None
         "--latency-ms=20",
         "--baseline-timeout=15",  # the naive operator never converges under a limit
         "--no-scripts",
+        "--kube=embedded",
         f"--output={output}",
     ]
     finished = subprocess.run(argv, cwd=REPO_ROOT, capture_output=True, text=True, timeout=600, check=False)
@@ -59,6 +62,42 @@ def test_every_scenario_runs_converges_and_is_summarised(tmp_path: Path) -> None
     assert set(summary["limits"]) == {"limits-operator-8", "limits-naive-8"}
     assert set(summary["compositions"]) == {"scale-composition-operator-3"}
     assert (output / "SUMMARY.md").read_text(encoding="utf-8").strip()
+
+
+def test_the_scale_scenario_runs_on_the_real_kube_apiserver(tmp_path: Path) -> None:
+    """``--kube real``: a server of the scenario's own whose audit log counts the operator's requests, not
+    the benchmark's (which creates the rooms)."""
+    try:
+        locate_binary()
+    except TierUnavailable as exc:
+        unavailable(str(exc))
+    output = tmp_path / "bench-results"
+    argv = [
+        sys.executable,
+        str(RUN),
+        "--kube=real",
+        "--sizes=4",
+        "--idle-seconds=1",
+        "--no-baseline",
+        "--compositions=0",
+        "--limits-size=0",
+        "--no-scripts",
+        f"--output={output}",
+    ]
+    finished = subprocess.run(argv, cwd=REPO_ROOT, capture_output=True, text=True, timeout=600, check=False)
+    assert finished.returncode == 0, finished.stdout[-3000:] + finished.stderr[-3000:]
+
+    result = json.loads((output / "scale-videoroom-operator-4-real.json").read_text(encoding="utf-8"))
+    assert "error" not in result, (result.get("error"), result.get("traceback"))
+    assert result["kube"] == "real" and result["converged"] is True and result["done"] == 4
+    assert result["lifecycle"]["twilio_calls_per_room"] == 2.0
+    requests = result["kube_requests"]["by_request"]
+    assert requests["patch videorooms.video.openclaw.io/status"] >= 4
+    assert requests["watch videorooms.video.openclaw.io"] >= 1
+    assert "create videorooms.video.openclaw.io" not in requests  # the benchmark's own creates
+    summary = json.loads((output / "summary.json").read_text(encoding="utf-8"))
+    assert list(summary["scale"][0]["backends"]) == ["real"]
+    assert "operator (real)" in (output / "SUMMARY.md").read_text(encoding="utf-8")
 
 
 def test_a_scripts_result_is_its_last_json_object_on_one_line_or_indented() -> None:
