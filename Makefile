@@ -79,7 +79,22 @@ GO ?= go
 KUBE_APISERVER_SRC := tests/kube-apiserver
 KUBE_APISERVER := .cache/kube-apiserver/kube-apiserver
 
-kube-apiserver: $(KUBE_APISERVER)
+# The Prometheus Operator's CRDs (ServiceMonitor, PrometheusRule), so that the chart's monitoring objects
+# are applied to the real server as they would be to a cluster running it. They come from the project's
+# module on the Go module proxy, which serves its v0.85.0 (newer versions answer 403 "not available").
+PROMETHEUS_OPERATOR := github.com/prometheus-operator/prometheus-operator@v0.85.0
+MONITORING_CRDS := .cache/kube-apiserver/crds
+MONITORING_CRDS_STAMP := $(MONITORING_CRDS)/.$(notdir $(PROMETHEUS_OPERATOR))
+
+kube-apiserver: $(KUBE_APISERVER) $(MONITORING_CRDS_STAMP)
+
+$(MONITORING_CRDS_STAMP):
+	@mkdir -p $(@D)
+	$(GO) mod download $(PROMETHEUS_OPERATOR)
+	src=$$($(GO) env GOMODCACHE)/$(PROMETHEUS_OPERATOR)/example/prometheus-operator-crd && \
+	  install -m 644 $$src/monitoring.coreos.com_servicemonitors.yaml \
+	    $$src/monitoring.coreos.com_prometheusrules.yaml $(@D)/
+	touch $@
 
 $(KUBE_APISERVER): $(KUBE_APISERVER_SRC)/go.mod $(KUBE_APISERVER_SRC)/go.sum $(wildcard $(KUBE_APISERVER_SRC)/*.go)
 	@mkdir -p $(@D)

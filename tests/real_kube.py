@@ -5,7 +5,8 @@ tests of ``tests/realkube/``. ``docs/real-kubernetes.md`` describes the tier.
 :func:`locate_binary` finds the binary (building it with ``make kube-apiserver`` when ``go`` is on PATH),
 :func:`running` starts it and yields a :class:`RealKube` (admin kubeconfig, server URL) until the ``with``
 block ends, then stops it with SIGTERM. :func:`unavailable` is the skip rule: a tier that cannot be had is
-skipped, except under ``CI=true``, where it fails.
+skipped, except under ``CI=true``, where it fails. The server audits the requests of ServiceAccounts
+(:func:`service_account_requests`), so a test can see what real RBAC answered an operator.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ import yaml
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CACHE_DIR = REPO_ROOT / ".cache" / "kube-apiserver"
 BINARY = CACHE_DIR / "kube-apiserver"
+# The Prometheus Operator's CRDs (ServiceMonitor, PrometheusRule), fetched by `make kube-apiserver` too.
+MONITORING_CRDS = CACHE_DIR / "crds"
 # A binary built elsewhere (a machine without Go can be handed one); it is used as it is, never rebuilt.
 BINARY_ENV = "KUBE_APISERVER_BINARY"
 KUBECTL = Path(sys.executable).parent / "kubectl"
@@ -41,6 +44,16 @@ KUBECTL = Path(sys.executable).parent / "kubectl"
 BUILD_TIMEOUT = 3600.0
 START_TIMEOUT = 300.0
 STOP_TIMEOUT = 90.0
+
+
+# What the server audits: the requests of ServiceAccounts (operators run as the chart's, so that real RBAC
+# decides their calls) at the Metadata level (user, verb, URI, response code), once each, when answered.
+AUDIT_POLICY: dict[str, Any] = {
+    "apiVersion": "audit.k8s.io/v1",
+    "kind": "Policy",
+    "omitStages": ["RequestReceived", "ResponseStarted"],
+    "rules": [{"level": "Metadata", "userGroups": ["system:serviceaccounts"]}, {"level": "None"}],
+}
 
 
 class TierUnavailable(Exception):
@@ -104,6 +117,9 @@ class RealKube:
     ca_file: Path
     cert_file: Path
     key_file: Path
+    audit_log: Path
+    """JSON lines of the audit log: by default every request of a ServiceAccount (``system:serviceaccounts``)
+    with its user and response code (:func:`service_account_requests`), nobody else's."""
 
     def kubectl(
         self, *args: str, input: str | None = None, check: bool = True
@@ -151,9 +167,9 @@ def running(binary: Path, workdir: Path, *extra_args: str) -> Iterator[RealKube]
     workdir.mkdir(parents=True, exist_ok=True)
     kubeconfig = workdir / "admin.kubeconfig"
     log = workdir / "kube-apiserver.log"
+    audit_log, audit_args = _audit(workdir, extra_args)
     command = [str(binary), "--kubeconfig", str(kubeconfig), "--exit-on-stdin-eof"]
-    if extra_args:
-        command += ["--", *extra_args]
+    command += ["--", *audit_args, *extra_args]
     with log.open("w") as stderr:
         # stdin stays open for the process's lifetime: if this Python process dies without stopping
         # it, the pipe closes and the server stops by itself (--exit-on-stdin-eof).
@@ -172,10 +188,36 @@ def running(binary: Path, workdir: Path, *extra_args: str) -> Iterator[RealKube]
             kubeconfig=Path(ready["kubeconfig"]),
             server=ready["server"],
             log=log,
+            audit_log=audit_log,
             **_credential_files(Path(ready["kubeconfig"]), workdir),
         )
     finally:
         _stop(process)
+
+
+def _audit(workdir: Path, extra_args: tuple[str, ...]) -> tuple[Path, tuple[str, ...]]:
+    """The audit log and the flags that write it: :data:`AUDIT_POLICY`'s, unless the caller audits in its
+    own way (``--audit-log-path`` among ``extra_args``)."""
+    for arg in extra_args:
+        if arg.startswith("--audit-log-path="):
+            return Path(arg.partition("=")[2]), ()
+    policy = workdir / "audit-policy.yaml"
+    policy.write_text(yaml.safe_dump(AUDIT_POLICY), encoding="utf-8")
+    log = workdir / "audit.log"
+    return log, (f"--audit-policy-file={policy}", f"--audit-log-path={log}", "--audit-log-format=json")
+
+
+def service_account_requests(kube: RealKube, user: str) -> list[dict[str, Any]]:
+    """The audit events of the requests ``user`` (``system:serviceaccount:NAMESPACE:NAME``) made so far,
+    as the server logs them: ``verb``, ``requestURI``, ``objectRef``, ``responseStatus`` ({"code": ...})..."""
+    if not kube.audit_log.exists():
+        return []
+    events = []
+    for line in kube.audit_log.read_text(encoding="utf-8").splitlines():
+        event = json.loads(line)
+        if event.get("user", {}).get("username") == user:
+            events.append(event)
+    return events
 
 
 def _first_line(process: subprocess.Popen[str], timeout: float) -> str:

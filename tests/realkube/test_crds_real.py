@@ -341,3 +341,28 @@ def test_composition_spec_is_immutable_on_the_real_server(real_kube: RealKube, c
     assert causes(changed[1]) == [
         ("spec", "Invalid value: spec is immutable; create a new Composition instead")
     ]
+
+
+def test_kubectl_diff_shows_only_what_would_change(real_kube: RealKube, crds: dict[str, Any]) -> None:
+    manifest = room("diffed", type="group", maxParticipants=12)
+    manifest["metadata"]["namespace"] = NAMESPACE
+    real_kube.kubectl("apply", "--filename=-", input=yaml.safe_dump(manifest))
+
+    same = real_kube.kubectl("diff", "--filename=-", input=yaml.safe_dump(manifest), check=False)
+    manifest["spec"]["maxParticipants"] = 13
+    changed = real_kube.kubectl("diff", "--filename=-", input=yaml.safe_dump(manifest), check=False)
+
+    # kubectl diff asks the server for a dry-run apply: exit 0 and no output when nothing would change.
+    assert (same.returncode, same.stdout, same.stderr) == (0, "", "")
+    assert changed.returncode == 1, changed.stderr
+    removed = [line for line in changed.stdout.splitlines() if line.startswith("-  ")]
+    added = [line for line in changed.stdout.splitlines() if line.startswith("+  ")]
+    # The spec change, and the generation the server would bump for it.
+    assert [line.split() for line in removed] == [
+        ["-", "generation:", "1"],
+        ["-", "maxParticipants:", "12"],
+    ], changed.stdout
+    assert [line.split() for line in added] == [
+        ["+", "generation:", "2"],
+        ["+", "maxParticipants:", "13"],
+    ], changed.stdout

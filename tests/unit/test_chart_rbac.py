@@ -31,6 +31,9 @@ CLUSTER_ONLY_RULES: list[Rule] = [
     (("authorization.k8s.io",), ("subjectaccessreviews",), ("create",)),
 ]
 
+# Watching some namespaces (a list or a selector), not the whole cluster.
+NAMESPACE_READS: list[Rule] = [(("",), ("namespaces",), ("list", "watch"))]
+
 VIEWER_RULES: list[Rule] = [(("video.openclaw.io",), CRS, ("get", "list", "watch"))]
 EDITOR_RULES: list[Rule] = [
     (("video.openclaw.io",), CRS, ("create", "update", "patch", "delete", "deletecollection")),
@@ -104,10 +107,10 @@ def test_leases_only_in_the_release_namespace(chart: Any) -> None:
     assert not [rule for rule in cluster_rules if "leases" in rule["resources"]]
 
 
-def test_a_namespace_selector_may_list_namespaces_and_nothing_more(chart: Any) -> None:
+def test_a_namespace_selector_may_list_and_watch_namespaces_and_nothing_more(chart: Any) -> None:
     found = objects(chart, {**REQUIRED, "watchNamespaceSelector": "video.openclaw.io/shard=a"})
     rules = rules_of(named(found, "ClusterRole", FULLNAME))
-    assert canonical([([""], ["namespaces"], ["list"])])[0] in rules
+    assert canonical(NAMESPACE_READS)[0] in rules
     (deployment,) = [obj for obj in found if obj["kind"] == "Deployment"]
     env = {
         item["name"]: item.get("value")
@@ -115,9 +118,7 @@ def test_a_namespace_selector_may_list_namespaces_and_nothing_more(chart: Any) -
     }
     assert env["WATCH_NAMESPACE_SELECTOR"] == "video.openclaw.io/shard=a"
     cluster_wide = rules_of(named(objects(chart, REQUIRED), "ClusterRole", FULLNAME))
-    assert [rule for rule in rules if rule not in cluster_wide] == canonical(
-        [([""], ["namespaces"], ["list"])]
-    )
+    assert [rule for rule in rules if rule not in cluster_wide] == canonical(NAMESPACE_READS)
 
 
 def test_cluster_mode_binds_the_service_account(chart: Any) -> None:
@@ -147,9 +148,22 @@ def test_namespaced_mode_has_a_role_per_watched_namespace(chart: Any) -> None:
 
 def test_namespaced_mode_keeps_only_cluster_scoped_needs_cluster_wide(chart: Any) -> None:
     found = objects(chart, {**REQUIRED, "watchNamespaces": ["team-a", "team-b"]})
-    assert rules_of(named(found, "ClusterRole", FULLNAME)) == canonical(CLUSTER_ONLY_RULES)
+    # kopf follows the watched namespaces through list and watch on namespaces (tests/realkube proves that
+    # without them it meets 403s); nothing else about namespaces is granted.
+    assert rules_of(named(found, "ClusterRole", FULLNAME)) == canonical(
+        [*CLUSTER_ONLY_RULES, *NAMESPACE_READS]
+    )
     named(found, "ClusterRoleBinding", FULLNAME)
     every_rule = [rule for obj in found if obj["kind"] in {"Role", "ClusterRole"} for rule in obj["rules"]]
+    assert [rule for rule in every_rule if "namespaces" in rule["resources"]] == [
+        {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["list", "watch"]}
+    ]
+
+
+def test_cluster_mode_grants_nothing_on_namespaces(chart: Any) -> None:
+    every_rule = [
+        rule for obj in objects(chart, REQUIRED) if obj["kind"] == "ClusterRole" for rule in obj["rules"]
+    ]
     assert not [rule for rule in every_rule if "namespaces" in rule["resources"]]
 
 

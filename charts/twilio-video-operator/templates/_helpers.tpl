@@ -114,10 +114,12 @@ watched namespace's Role (namespaced mode).
 - apiGroups: ["authorization.k8s.io"]
   resources: ["subjectaccessreviews"]
   verbs: ["create"]
-{{- if .Values.watchNamespaceSelector }}
-# A shard: the namespaces that match watchNamespaceSelector are listed to find the ones to reconcile.
+{{- if or (include "twilio-video-operator.namespaced" .) .Values.watchNamespaceSelector }}
+# Watching a set of namespaces rather than the whole cluster, kopf lists and watches namespaces to follow
+# the watched ones as they are created and deleted (refused, it assumes they exist and logs the 403). A
+# shard also lists the namespaces that match watchNamespaceSelector to find the ones to reconcile.
 - apiGroups: [""]
   resources: ["namespaces"]
-  verbs: ["list"]
+  verbs: ["list", "watch"]
 {{- end }}
 {{- end }}
