@@ -2,6 +2,7 @@
 the counters a quiet install leaves empty: tokens minted and denied, participant-minutes, Twilio throttling
 and retries (the emulator's fault injection), rejected callbacks, media deliveries (one into a real S3
 bucket of SeaweedFS, one to an endpoint that refuses connections, whose failures are retried and counted),
+the recording's notifications (sent, refused, looked up after a lost answer, reported undelivered),
 room-ended confirmations and late callbacks. Built on the demo's clients
 (:mod:`twilio_video_operator.dev.demo`).
 
@@ -41,6 +42,15 @@ SCRAPES_TO_SETTLE = 2.5
 RECORDED_ROOM = "board-meeting"  # examples/recording/videoroom.yaml, delivered into SeaweedFS
 UNREACHABLE_ROOM = "board-meeting-unreachable"  # the same room, delivering to a closed port
 S3_SECRET = "recordings-s3"
+PHONE = "+15551230301"
+UNDELIVERED_PHONE = "+15551230302"  # the emulator reports messages to it undelivered
+STUDIO_CONTACT = "+15551230303"
+NOTIFICATION_COUNTERS = (
+    "twilio_video_operator_notifications_sent_total",
+    "twilio_video_operator_notifications_failed_total",
+    "twilio_video_operator_notification_lookups_total",
+    "twilio_video_operator_notification_delivery_failures_total",
+)
 SIGNING_KEYS = "video-keys"  # examples/signingkeyrotation.yaml: it signs standup's tokens
 
 #: One series of a scrape: its sample name and labels.
@@ -214,7 +224,8 @@ class Story:
     async def deliveries(self) -> None:
         """The recorded example room twice: one copy delivers into a bucket of the S3 server, the other
         to an endpoint where nothing listens, which fails and is retried. The delivered object in the
-        bucket has the size and checksum the Composition's status reports."""
+        bucket has the size and checksum the Composition's status reports. The delivered recording is
+        announced (:meth:`notifications`) while Twilio loses the answers of successful POSTs."""
         bucket = await asyncio.to_thread(self.s3.create_bucket, "recordings")
         await self._s3_credentials()
         rooms = {
@@ -223,6 +234,7 @@ class Story:
                 UNREACHABLE_ROOM, bucket, f"http://127.0.0.1:{closed_port()}"
             ),
         }
+        rooms[RECORDED_ROOM]["spec"]["notifications"] = await self._notifications()
         applier = ManifestApplier(self.playground.client)
         for manifest in rooms.values():
             await applier.apply(manifest)
@@ -234,6 +246,9 @@ class Story:
         for name in rooms:
             await self.playground.client.patch(VIDEOROOMS, NAMESPACE, name, {"spec": {"state": "Completed"}})
             await until(f"{name} to complete", partial(self._status_is, name, "completed"))
+            await until(
+                f"{name}'s composition at Twilio", partial(self._composition_sid, f"{name}-recording")
+            )
 
         async def composed_and_delivered() -> bool:
             await advance_clock(self.demo, 10)
@@ -242,10 +257,49 @@ class Story:
                 deliveries, outcome="StorageUnavailable"
             )
 
-        await until("a delivery and a failed one", composed_and_delivered, wait=60)
+        # From here on the operator's only Twilio POSTs are the notifications' (the compositions exist).
+        await self.control("POST", "faults", {"rateLostResponse": 1.0, "lostResponseMode": "5xx"})
+        try:
+            await until("a delivery and a failed one", composed_and_delivered, wait=60)
+            await until("messages sent with their answers lost", self._messages_pending)
+        finally:
+            await self.control("POST", "faults", {})
         await self._check_delivered_object(bucket, f"{RECORDED_ROOM}-recording")
         # The failed delivery is retried after a backoff: its outcome counts again.
         await self.counts_again("twilio_video_operator_deliveries_total")
+        for counter in NOTIFICATION_COUNTERS:
+            await until(counter, partial(self.metric_moved, counter))
+
+    async def _notifications(self) -> dict[str, Any]:
+        """The recording's link for two phones and a Studio contact: a Messaging Service of the account
+        sends to the phones, one of which Twilio reports undelivered; the Studio Flow does not exist, so
+        Twilio refuses that notification for good. Both messages are sent while their answers get lost,
+        so the operator looks them up before sending again (and finds them)."""
+        credentials = self.playground.credentials
+        auth = aiohttp.encode_basic_auth(credentials["api_key"], credentials["api_secret"])
+        url = f"{self.emulator}/v1/Services"
+        async with self.http.post(
+            url, data={"FriendlyName": "story"}, headers={"Authorization": auth}
+        ) as answer:
+            assert answer.status == 201, await answer.text()
+            service = await answer.json()
+        await self.control("POST", "messages/failures", {"to": UNDELIVERED_PHONE, "status": "undelivered"})
+        return {
+            "title": "Board meeting",
+            "events": ["recordingAvailable"],
+            "messaging": {"serviceSid": service["sid"]},
+            "studio": {"flowSid": "FW" + "0" * 32, "from": "+15005550006"},
+            "recipients": [{"phone": PHONE}, {"phone": UNDELIVERED_PHONE}, {"studio": STUDIO_CONTACT}],
+        }
+
+    async def _messages_pending(self) -> bool:
+        """Both text messages recorded Pending after an attempt whose answer was lost."""
+        body = await self.playground.client.get(COMPOSITIONS, NAMESPACE, f"{RECORDED_ROOM}-recording") or {}
+        records = (((body.get("status") or {}).get("notifications") or {}).get("records") or {}).values()
+        texts = [record for record in records if record.get("channel") == "sms"]
+        return len(texts) == 2 and all(
+            record.get("state") == "Pending" and (record.get("attempts") or 0) >= 1 for record in texts
+        )
 
     async def room_ended_at_twilio(self) -> None:
         """Someone completes standup in the Twilio Console: the operator confirms the room-ended callback."""
@@ -340,6 +394,10 @@ class Story:
     async def _active_signing_key(self) -> bool:
         body = await self.playground.client.get(SIGNINGKEYROTATIONS, NAMESPACE, SIGNING_KEYS) or {}
         return bool((body.get("status") or {}).get("activeKeySid"))
+
+    async def _composition_sid(self, name: str) -> bool:
+        body = await self.playground.client.get(COMPOSITIONS, NAMESPACE, name) or {}
+        return bool((body.get("status") or {}).get("sid"))
 
     async def _in_progress(self, name: str) -> bool:
         return await self._status_is(name, "in-progress")

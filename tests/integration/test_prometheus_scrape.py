@@ -225,7 +225,7 @@ def single_value(result: list[dict[str, Any]]) -> float | None:
     return float(result[0]["value"][1])
 
 
-async def scraped(prometheus: PrometheusServer, http: aiohttp.ClientSession) -> bool:
+async def operator_scraped(prometheus: PrometheusServer, http: aiohttp.ClientSession) -> bool:
     """Whether Prometheus has scraped the operator (its first scrape comes a few seconds after start)."""
     release = f'job="{JOB}", namespace="{NAMESPACE}"'
     return single_value(await prometheus.query(http, f"up{{{release}}}")) == 1.0
@@ -277,7 +277,7 @@ async def test_prometheus_evaluates_the_charts_alert_rules_against_the_operator(
         ):
 
             async def target_up() -> bool:
-                return await scraped(prometheus, http)
+                return await operator_scraped(prometheus, http)
 
             async def twilio_requests_counted() -> bool:
                 query = f"sum(twilio_outbound_api_requests_total{{{release}}})"
@@ -413,7 +413,9 @@ async def test_every_dashboard_expression_returns_data_after_a_scripted_story(
             running_prometheus(binary, target, tmp_path / "prometheus", http, groups=[]) as prometheus,
         ):
             # The story relies on Prometheus scraping every interval from its first step on.
-            await wait_for("the operator target to be up", lambda: scraped(prometheus, http), prometheus)
+            await wait_for(
+                "the operator target to be up", lambda: operator_scraped(prometheus, http), prometheus
+            )
             began = time.time()
             story = Story(
                 playground,
