@@ -7,8 +7,8 @@ from typing import Literal
 
 OpType = Literal["create", "read", "list", "update", "delete"]
 Service = str
-"""The Twilio product host label: ``video`` (video.twilio.com), ``api`` (api.twilio.com) or ``verify``
-(verify.twilio.com)."""
+"""The product host label: ``video`` (video.twilio.com), ``api`` (api.twilio.com), ``studio``
+(studio.twilio.com), ``verify`` (verify.twilio.com) or ``sendgrid`` (SendGrid's v3 API)."""
 
 
 @dataclass(frozen=True)
@@ -53,6 +53,16 @@ CREATE_NEW_KEY = _op("CreateNewKey", "api", "create")
 LIST_KEY = _op("ListKey", "api", "list")
 FETCH_KEY = _op("FetchKey", "api", "read")
 DELETE_KEY = _op("DeleteKey", "api", "delete")
+# Session notifications: Programmable Messaging (api v2010) and Studio v2.
+CREATE_MESSAGE = _op("CreateMessage", "api", "create")
+LIST_MESSAGE = _op("ListMessage", "api", "list")
+CREATE_EXECUTION = _op("CreateExecution", "studio", "create")
+LIST_EXECUTION = _op("ListExecution", "studio", "list")
+FETCH_EXECUTION_CONTEXT = _op("FetchExecutionContext", "studio", "read")
+# SendGrid v3 has no operationIds of Twilio's: named after its API reference, prefixed.
+SENDGRID_MAIL_SEND = _op("SendGrid.MailSend", "sendgrid", "create")
+SENDGRID_LIST_MESSAGES = _op("SendGrid.ListMessages", "sendgrid", "list")
+# Verified joins: Verify v2.
 CREATE_VERIFICATION_CHECK = _op("CreateVerificationCheck", "verify", "create")
 
 ALL_OPERATIONS: tuple[Operation, ...] = (
@@ -73,5 +83,12 @@ ALL_OPERATIONS: tuple[Operation, ...] = (
     LIST_KEY,
     FETCH_KEY,
     DELETE_KEY,
+    CREATE_MESSAGE,
+    LIST_MESSAGE,
+    CREATE_EXECUTION,
+    LIST_EXECUTION,
+    FETCH_EXECUTION_CONTEXT,
+    SENDGRID_MAIL_SEND,
+    SENDGRID_LIST_MESSAGES,
     CREATE_VERIFICATION_CHECK,
 )

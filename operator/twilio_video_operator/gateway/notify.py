@@ -14,17 +14,17 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from twilio_video_operator.gateway.bound import BoundOperations, SdkClient, sdk_params
-from twilio_video_operator.gateway.catalog import Operation
+from twilio_video_operator.gateway.catalog import (
+    CREATE_EXECUTION,
+    CREATE_MESSAGE,
+    FETCH_EXECUTION_CONTEXT,
+    LIST_EXECUTION,
+    LIST_MESSAGE,
+    Operation,
+)
 from twilio_video_operator.gateway.errors import NotFoundError
 
 T = TypeVar("T")
-
-CREATE_MESSAGE = Operation("CreateMessage", "api", "create")
-LIST_MESSAGE = Operation("ListMessage", "api", "list")
-CREATE_EXECUTION = Operation("CreateExecution", "studio", "create")
-LIST_EXECUTION = Operation("ListExecution", "studio", "list")
-FETCH_EXECUTION_CONTEXT = Operation("FetchExecutionContext", "studio", "read")
-NOTIFY_OPERATIONS = (CREATE_MESSAGE, LIST_MESSAGE, CREATE_EXECUTION, LIST_EXECUTION, FETCH_EXECUTION_CONTEXT)
 
 #: Messages to one recipient looked through when searching for one whose answer was lost (newest first).
 MESSAGES_SEARCHED = 100

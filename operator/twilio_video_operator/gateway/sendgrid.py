@@ -16,6 +16,8 @@ from urllib.parse import urlencode
 
 from twilio.http.response import Response
 
+from twilio_video_operator.gateway.catalog import SENDGRID_LIST_MESSAGES as LIST_MESSAGES
+from twilio_video_operator.gateway.catalog import SENDGRID_MAIL_SEND as MAIL_SEND
 from twilio_video_operator.gateway.catalog import Operation
 from twilio_video_operator.gateway.classify import error_from_status
 from twilio_video_operator.gateway.errors import GatewayError, TerminalError
@@ -25,9 +27,6 @@ from twilio_video_operator.gateway.retry import parse_retry_after
 from twilio_video_operator.gateway.transport import RETRY_AFTER_HEADER, InstrumentedHttpClient, header
 
 SENDGRID_BASE_URL = "https://api.sendgrid.com"
-MAIL_SEND = Operation("SendGrid.MailSend", "sendgrid", "create")
-LIST_MESSAGES = Operation("SendGrid.ListMessages", "sendgrid", "list")
-SENDGRID_OPERATIONS = (MAIL_SEND, LIST_MESSAGES)
 MESSAGE_ID_HEADER = "X-Message-Id"
 _MAX_MESSAGE = 300
 
