@@ -154,7 +154,6 @@ class CompositionController:
         self.queue: WorkQueue[Key] = WorkQueue(self._ticked, name="composition")
         self.memories: dict[str, Memory] = {}
         self.by_sid: dict[str, Key] = {}
-        self.tasks: set[asyncio.Task[None]] = set()
         self.backlog: dict[Key, list[CompositionEvent]] = {}
         self.draining: set[Key] = set()
         self.drains: set[asyncio.Task[None]] = set()
@@ -288,20 +287,9 @@ class CompositionController:
             await asyncio.gather(*self.drains, return_exceptions=True)
 
     def reconcile_soon(self, namespace: str, name: str) -> None:
-        """Reconcile in the background (after a callback that makes delivery possible)."""
-
-        async def run() -> None:
-            outcome = await self.reconcile(namespace, name)
-            if outcome.verdict is Verdict.RETRY:
-                logger.warning(
-                    "reconcile after a callback failed: %s",
-                    outcome.message,
-                    extra=_log_fields(namespace, name),
-                )
-
-        task = asyncio.get_running_loop().create_task(run(), name=f"composition {namespace}/{name}")
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
+        """Reconcile on the work queue now (after a callback that makes delivery possible): never beside
+        another reconcile of the object, and retried like any queued one."""
+        self.queue.request((namespace, name))
 
     # -- callbacks --------------------------------------------------------------------------------------
 
@@ -505,5 +493,5 @@ class CompositionController:
 
     async def close(self) -> None:
         """Stop this kind's work; the shared Kubernetes client and gateway are released by the caller."""
-        await self.queue.stop(also=(*self.tasks, *self.drains))
+        await self.queue.stop(also=tuple(self.drains))
         await self.deliverer.close()
