@@ -375,7 +375,7 @@ TWILIO_FENCED_REQUESTS = Counter(
 
 LEADER = Gauge(
     "twilio_video_operator_leader",
-    "1 while this replica holds the leader Lease and reconciles, else 0.",
+    "1 while this replica reconciles (holds the leader Lease, or runs without leader election), else 0.",
 )
 
 LEADER_TRANSITIONS = Counter(

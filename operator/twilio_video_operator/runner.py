@@ -22,7 +22,7 @@ from typing import Any
 
 import kopf
 
-from twilio_video_operator import API_GROUP
+from twilio_video_operator import API_GROUP, metrics
 from twilio_video_operator.context import OperatorContext, build_context
 from twilio_video_operator.handlers import build_registry
 from twilio_video_operator.http_server import HttpServer, RouteInstaller
@@ -287,6 +287,7 @@ async def run_operator(
             tasks.append(asyncio.create_task(elector.run(stop_elector), name="leader election"))
             await _wait_known_leader(elector, leadership, replica, stop_flag)
         else:
+            metrics.LEADER.set(1)  # the only replica reconciles: it leads, as dashboards and alerts expect
             await replica.start_leading()
         if settings.WATCH_NAMESPACE_SELECTOR:
             tasks.append(asyncio.create_task(replica.watch_shard(stop_elector), name="shard"))
@@ -342,6 +343,7 @@ async def _shut_down(
     if elector is None:
         context.leadership.revoke()
         await replica.reconciler.stop()
+        metrics.LEADER.set(0)
     for task in tasks:
         if task.get_name() == "leader election":
             with contextlib.suppress(Exception):

@@ -25,6 +25,7 @@ from typing import Any
 
 import aiohttp
 from chaos_support import NAMESPACE, by_level, create_rooms, room_in_progress, room_names, wait_objects
+from measure import metric_sum, scrape_metrics
 from operator_stack import OperatorProcess, Stack, count_requests
 from twilio.jwt.access_token import AccessToken
 from twilio.jwt.access_token.grants import VideoGrant
@@ -273,3 +274,12 @@ async def test_callbacks_on_the_follower_take_effect_and_a_blocked_joiner_is_dis
             assert time.monotonic() < deadline, participants(stack, sid, "mallory")
             await asyncio.sleep(0.1)
     print(f"\nHA callbacks: a callback on the follower took effect in {took:.2f}s")
+
+
+async def test_a_replica_without_leader_election_reports_that_it_leads(stack: Stack) -> None:
+    """Without an election the one replica reconciles from start to stop, so the leader gauge says 1 and
+    ``sum(twilio_video_operator_leader)`` is 1 in a healthy release either way."""
+    operator = stack.new_operator("operator", env={"LEADER_ELECTION": "false"})
+    await operator.start()
+    samples = await scrape_metrics(operator.http_url)
+    assert metric_sum(samples, "twilio_video_operator_leader") == 1.0, sorted(samples)[:5]
