@@ -24,6 +24,7 @@ from typing import Any
 
 from twilio_video_operator import metrics
 from twilio_video_operator.controllers.composition_observe import CompositionObserver
+from twilio_video_operator.controllers.keyed_locks import KeyedLocks
 from twilio_video_operator.controllers.outcome import Outcome, Verdict, kube_failed
 from twilio_video_operator.controllers.work_queue import WorkQueue
 from twilio_video_operator.delivery import S3Deliverer
@@ -57,7 +58,6 @@ from twilio_video_operator.reconcilers.composition_plan import (
     is_ours,
 )
 from twilio_video_operator.reconcilers.credentials import CredentialsConnector
-from twilio_video_operator.reconcilers.keyed_locks import KeyedLocks
 from twilio_video_operator.reconcilers.notification_executor import Notifier
 from twilio_video_operator.reconcilers.notification_subjects import notifications_pending, notify_composition
 from twilio_video_operator.reconcilers.reconcile_tracking import (

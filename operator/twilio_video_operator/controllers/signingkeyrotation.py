@@ -21,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from twilio_video_operator import metrics
+from twilio_video_operator.controllers.keyed_locks import KeyedLocks
 from twilio_video_operator.controllers.outcome import Outcome, Verdict, kube_failed
 from twilio_video_operator.controllers.work_queue import WorkQueue
 from twilio_video_operator.gateway import AuthError, GatewayError, TwilioGateway
@@ -37,7 +38,6 @@ from twilio_video_operator.models.signingkeyrotation import (
     validate_signingkeyrotation_spec,
 )
 from twilio_video_operator.reconcilers.credentials import Connection, CredentialsConnector
-from twilio_video_operator.reconcilers.keyed_locks import KeyedLocks
 from twilio_video_operator.reconcilers.reconcile_tracking import ReconcileProgress, Result, track_reconcile
 from twilio_video_operator.reconcilers.signingkeyrotation import (
     EventType,

@@ -25,6 +25,7 @@ from typing import Any, Protocol
 from pydantic import ValidationError
 
 from twilio_video_operator import metrics
+from twilio_video_operator.controllers.keyed_locks import KeyedLocks
 from twilio_video_operator.controllers.work_queue import WorkQueue
 from twilio_video_operator.gateway.credentials import CredentialSet
 from twilio_video_operator.gateway.errors import GatewayError
@@ -35,7 +36,6 @@ from twilio_video_operator.reconcilers.credentials import (
     Connection,
     CredentialsConnector,
 )
-from twilio_video_operator.reconcilers.keyed_locks import KeyedLocks
 from twilio_video_operator.reconcilers.notification_executor import Notifier
 from twilio_video_operator.reconcilers.notification_subjects import notify_room
 from twilio_video_operator.reconcilers.reconcile_tracking import ReconcileProgress, Result, track_reconcile

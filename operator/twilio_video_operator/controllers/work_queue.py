@@ -1,6 +1,6 @@
 """The one queue and timer engine of the controllers: per-object due times and a loop that runs them.
 
-Each object has at most two timers (:class:`~twilio_video_operator.reconcilers.due_timers.DueTimers`): a
+Each object has at most two timers (:class:`~twilio_video_operator.controllers.due_timers.DueTimers`): a
 periodic one (a resync or a tick) and a wake-up (a schedule, a retry, a request; an earlier one wins). The
 loop sleeps until the next one is due, starts the object's work, and never runs two pieces of work for one
 object at once: work that falls due while the object is busy runs again once it is free. At most
@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable, Hashable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any, Generic, TypeVar
 
-from twilio_video_operator.reconcilers.due_timers import DueTimers
+from twilio_video_operator.controllers.due_timers import DueTimers
 
 logger = logging.getLogger(__name__)
 

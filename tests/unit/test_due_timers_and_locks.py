@@ -1,12 +1,12 @@
-"""Per-object due timers and per-object locks used by the VideoRoom controller."""
+"""The work queue's due timers and the per-object locks every controller uses."""
 
 from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
 
-from twilio_video_operator.reconcilers.due_timers import DueTimers
-from twilio_video_operator.reconcilers.keyed_locks import KeyedLocks
+from twilio_video_operator.controllers.due_timers import DueTimers
+from twilio_video_operator.controllers.keyed_locks import KeyedLocks
 
 T0 = datetime(2026, 3, 2, 12, tzinfo=UTC)
 
