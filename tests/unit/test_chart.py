@@ -334,6 +334,7 @@ def test_deployment_environment_defaults(chart: Any) -> None:
         "HTTP_HOST": "0.0.0.0",
         "HTTP_PORT": "8080",
         "PUBLIC_BASE_URL": "https://video.example.com",
+        "SENDGRID_BASE_URL": "https://api.sendgrid.com",
         "TWILIO_MAX_CONCURRENCY": "10",
         "VIDEO_ROOM_TYPE": "group",
         "VIDEO_MAX_PARTICIPANTS": "25",
@@ -601,6 +602,27 @@ def test_tenancy_and_delivery_limits_reach_the_pod(chart: Any, monkeypatch: pyte
     )
     assert loaded.TENANT_NAME_PREFIXES == {"team-a": ["shared-", "legacy:"]}
     assert loaded.delivery_allowed_endpoints == ("https://s3.example.com", "https://*.r2.example.net")
+
+
+def test_sendgrid_base_url_reaches_the_pod_as_the_operators_setting(
+    chart: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SendGrid's own URL unless the value points email notifications somewhere else (an emulator)."""
+    for values, expected in (
+        (REQUIRED, "https://api.sendgrid.com"),
+        (
+            {**REQUIRED, "sendgrid": {"baseUrl": "http://sendgrid-emulator:8080/"}},
+            "http://sendgrid-emulator:8080",
+        ),
+    ):
+        env = env_of(objects(chart, values))
+        monkeypatch.setenv("SENDGRID_BASE_URL", env["SENDGRID_BASE_URL"]["value"])
+        loaded = load_settings(
+            TWILIO_ACCOUNT_SID="AC" + "0" * 32, TWILIO_AUTH_TOKEN="t", PUBLIC_BASE_URL="https://x"
+        )
+        assert expected == loaded.SENDGRID_BASE_URL
+    with pytest.raises(Exception, match="baseUrl"):
+        chart.validate_schema({**REQUIRED, "sendgrid": {"baseUrl": "api.sendgrid.com"}})
 
 
 def test_schema_refuses_a_delivery_endpoint_with_a_path(chart: Any) -> None:
