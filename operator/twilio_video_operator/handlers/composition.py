@@ -22,9 +22,9 @@ from twilio_video_operator.controllers.composition import (
     CompositionController,
     utc_now,
 )
+from twilio_video_operator.controllers.notifications import build_notifier
 from twilio_video_operator.delivery import S3Deliverer
 from twilio_video_operator.handlers._outcomes import settle
-from twilio_video_operator.handlers.notifications import build_notifier
 from twilio_video_operator.kube.composition_objects import CompositionObjects
 from twilio_video_operator.reconcilers.composition_plan import Timing
 from twilio_video_operator.webhooks.composition_events import CHANNEL

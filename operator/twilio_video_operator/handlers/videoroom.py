@@ -31,6 +31,7 @@ import kopf
 from twilio_video_operator import API_GROUP, API_VERSION
 from twilio_video_operator.context import OperatorContext
 from twilio_video_operator.controllers import videoroom_triggers as rooms
+from twilio_video_operator.controllers.notifications import build_notifier
 from twilio_video_operator.controllers.videoroom import Trigger, VideoRoomController, utc_now
 from twilio_video_operator.controllers.videoroom_triggers import (
     VideoRoomRuntime,
@@ -42,7 +43,6 @@ from twilio_video_operator.controllers.videoroom_triggers import (
 )
 from twilio_video_operator.gateway.credentials import CredentialSet
 from twilio_video_operator.handlers._outcomes import settle
-from twilio_video_operator.handlers.notifications import build_notifier
 from twilio_video_operator.kube.room_objects import KubeRoomObjects
 from twilio_video_operator.models.annotations import CREDENTIALS_LABEL
 from twilio_video_operator.reconcilers.videoroom_executor import RoomApi
