@@ -51,6 +51,13 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_argument(
         "--crds", type=Path, metavar="DIR", help="CRD manifests to load (default: the project's)"
     )
+    dev.add_argument(
+        "--kube",
+        choices=("embedded", "real"),
+        default="embedded",
+        help="the Kubernetes API: the embedded one (default), or a real kube-apiserver and etcd built by "
+        "`make kube-apiserver` (docs/real-kubernetes.md)",
+    )
 
     emulator = commands.add_parser("emulator", help="run the Twilio Video emulator alone")
     emulator.add_argument("--host", default="127.0.0.1")
@@ -108,6 +115,7 @@ def _dev(args: argparse.Namespace) -> int:
             http_port=args.http_port,
             crd_dir=args.crds,
             replicas=args.replicas,
+            kube=args.kube,
         )
     )
 

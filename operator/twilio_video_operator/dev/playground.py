@@ -1,4 +1,9 @@
-"""The local playground: an embedded Kubernetes API, the Twilio emulator and the operator, all on 127.0.0.1.
+"""The local playground: a Kubernetes API, the Twilio emulator and the operator, all on 127.0.0.1.
+
+The Kubernetes API is the embedded one (``kube="embedded"``, the default, which needs nothing but Python),
+or a real kube-apiserver with etcd (``kube="real"``, ``dev --kube real``, see
+:mod:`~twilio_video_operator.dev.real_kube`) with the project's CRDs installed; everything else is the
+same, state files included.
 
 Into the state directory it writes, each file only once that part is ready (write, then rename):
 
@@ -31,6 +36,8 @@ import yaml
 from twilio_video_operator.crdgen import build_crds
 from twilio_video_operator.dev.balancer import Balancer
 from twilio_video_operator.dev.kube import EmbeddedKubernetes
+from twilio_video_operator.dev.kube.server import load_crd_manifests
+from twilio_video_operator.dev.real_kube import RealKubeApiServer, RealKubeUnavailable, locate_binary
 from twilio_video_operator.dev.replicas import ReplicaSet
 from twilio_video_operator.emulator.server import Emulator, start_emulator
 from twilio_video_operator.kube import KubeApiError, KubeClient, Resource
@@ -47,6 +54,9 @@ OPERATOR_FILE = "operator.json"
 OPERATOR_START_TIMEOUT = 30.0
 OPERATOR_STOP_TIMEOUT = 15.0
 NAMESPACES = Resource(group="", version="v1", plural="namespaces", namespaced=False)
+CRDS = Resource("apiextensions.k8s.io", "v1", "customresourcedefinitions", namespaced=False)
+KUBE_BACKENDS = ("embedded", "real")
+CRD_ESTABLISH_TIMEOUT = 60.0
 
 
 def default_crd_dir() -> Path | None:
@@ -54,6 +64,11 @@ def default_crd_dir() -> Path | None:
     (otherwise the playground generates the CRDs from the models)."""
     candidate = Path(__file__).resolve().parents[3] / "crds"
     return candidate if any(candidate.glob("*.yaml")) else None
+
+
+def _established(crd: dict[str, Any] | None) -> bool:
+    conditions = ((crd or {}).get("status") or {}).get("conditions") or []
+    return any(c.get("type") == "Established" and c.get("status") == "True" for c in conditions)
 
 
 def write_atomically(path: Path, text: str) -> None:
@@ -186,9 +201,13 @@ class Playground:
         http_port: int = 0,
         registry: kopf.OperatorRegistry | None = None,
         replicas: int = 1,
+        kube: str = "embedded",
     ) -> None:
         if replicas < 1:
             raise ValueError("replicas must be at least 1")
+        if kube not in KUBE_BACKENDS:
+            raise ValueError(f"kube must be one of {', '.join(KUBE_BACKENDS)}")
+        self.kube_backend = kube
         if replicas > 1 and registry is not None:
             raise ValueError("replica processes run the operator's own handlers; no registry can be given")
         self.replica_count = replicas
@@ -204,6 +223,7 @@ class Playground:
         self.operator_url: str | None = None
         self.credentials: dict[str, str] = {}
         self._kube: EmbeddedKubernetes | None = None
+        self._real_kube: RealKubeApiServer | None = None
         self._emulator: Emulator | None = None
         self._client: KubeClient | None = None
         self._stop_operator = asyncio.Event()
@@ -232,7 +252,7 @@ class Playground:
         """The embedded Kubernetes API, e.g. to accept bearer tokens (``kube.allow_tokens``) and grant
         access (``kube.rbac_rules``) for TokenReview and SubjectAccessReview."""
         if self._kube is None:
-            raise RuntimeError("the playground is not started")
+            raise RuntimeError(f"the playground runs no embedded Kubernetes API (kube={self.kube_backend})")
         return self._kube
 
     @property
@@ -249,6 +269,9 @@ class Playground:
         await self._start_operator()
 
     async def _start_kube(self) -> None:
+        if self.kube_backend == "real":
+            await self._start_real_kube()
+            return
         self._kube = EmbeddedKubernetes(self.crd_dir)
         if self.crd_dir is None:  # an installed package without the repository: generate the CRDs
             for crd in build_crds():
@@ -266,6 +289,29 @@ class Playground:
         staging.chmod(0o600)
         os.replace(staging, self.kubeconfig_path)
         logger.info("embedded Kubernetes API is ready", extra={"url": str(self._kube.url)})
+
+    async def _start_real_kube(self) -> None:
+        """kube-apiserver and etcd, then the CRDs, Established; the kubeconfig is the admin's."""
+        staging = self.state_dir / f".{KUBECONFIG_FILE}.staging"
+        self._real_kube = RealKubeApiServer(locate_binary(), staging, self.state_dir / "kube-apiserver.log")
+        await self._real_kube.start()
+        self._client = KubeClient(connection_from_kubeconfig(staging))
+        crds = load_crd_manifests(self.crd_dir) if self.crd_dir is not None else build_crds()
+        for crd in crds:
+            await self._client.create(CRDS, None, crd)
+        async with asyncio.timeout(CRD_ESTABLISH_TIMEOUT):
+            for crd in crds:
+                await self._wait_established(crd["metadata"]["name"])
+        staging.chmod(0o600)
+        os.replace(staging, self.kubeconfig_path)
+        logger.info("kube-apiserver is ready", extra={"url": str(self._real_kube.url)})
+
+    async def _wait_established(self, name: str) -> None:
+        """Poll the CRD until the server serves its kind (a fresh server needs well under a second)."""
+        while True:
+            if _established(await self.client.get(CRDS, None, name)):
+                return
+            await asyncio.sleep(0.1)
 
     async def _start_emulator(self) -> None:
         self._emulator = await start_emulator(host="127.0.0.1", port=0, state_file=None)
@@ -399,6 +445,9 @@ class Playground:
         if self._kube is not None:
             await self._kube.stop()
             self._kube = None
+        if self._real_kube is not None:
+            await self._real_kube.stop()
+            self._real_kube = None
 
     def _remove_state_files(self) -> None:
         for path in (self.operator_path, self.emulator_path, self.kubeconfig_path):
@@ -430,6 +479,7 @@ async def run_playground(
     http_port: int = 0,
     crd_dir: Path | None = None,
     replicas: int = 1,
+    kube: str = "embedded",
 ) -> int:
     """``twilio-video-operator dev``: run the playground until SIGINT/SIGTERM; the process exit code."""
     setup_logging(os.environ.get("LOG_LEVEL", "INFO"))
@@ -439,7 +489,7 @@ async def run_playground(
         loop.add_signal_handler(signum, stop.set)
     try:
         async with Playground(
-            state_dir, crd_dir=crd_dir, http_port=http_port, replicas=replicas
+            state_dir, crd_dir=crd_dir, http_port=http_port, replicas=replicas, kube=kube
         ) as playground:
             if apply_dir is not None:
                 for applied in await playground.apply(apply_dir):
@@ -455,7 +505,7 @@ async def run_playground(
             task = playground.operator_task
             crashed = task.done() and not task.cancelled() and task.exception() is not None
             print("Stopping the playground.", flush=True)
-    except SettingsError as exc:
+    except (SettingsError, RealKubeUnavailable) as exc:
         print(exc, file=sys.stderr)
         return 2
     except ManifestError as exc:

@@ -25,6 +25,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--timeout", type=float, default=DEFAULT_TIMEOUT, help="seconds each wait of a step may take"
     )
+    parser.add_argument(
+        "--kube",
+        choices=("embedded", "real"),
+        default="embedded",
+        help="the Kubernetes API: embedded (default) or a real kube-apiserver (`make kube-apiserver`)",
+    )
     args = parser.parse_args(argv)
     setup_logging(os.environ.get("LOG_LEVEL", "WARNING"))
-    return asyncio.run(run_demo(args.examples, wait_seconds=args.timeout))
+    return asyncio.run(run_demo(args.examples, wait_seconds=args.timeout, kube=args.kube))

@@ -4,18 +4,21 @@ Token, and its user joins the room with it (the emulator verifies the token as T
 from __future__ import annotations
 
 import secrets
+from typing import Any
 
 from twilio_video_operator import API_GROUP
 from twilio_video_operator.dev.demo.clients import join_or_fail, mint
 from twilio_video_operator.dev.demo.context import Demo
 from twilio_video_operator.dev.demo.objects import NAMESPACE, Body, status_of, wait_object
 from twilio_video_operator.dev.kube import AccessRule
-from twilio_video_operator.kube import VIDEOROOMS
+from twilio_video_operator.dev.playground import ManifestApplier
+from twilio_video_operator.kube import VIDEOROOMS, Resource
 from twilio_video_operator.logs import register_secret
 
 ROOM = "standup"  # examples/videoroom.yaml
 IDENTITY = "alice"
 SERVICE_ACCOUNT = "video-app"  # as in examples/rbac/token-role.yaml
+SERVICE_ACCOUNTS = Resource("", "v1", "serviceaccounts")
 
 
 def grant_token_access(demo: Demo) -> str:
@@ -42,8 +45,48 @@ def grant_token_access(demo: Demo) -> str:
     return username
 
 
+async def grant_through_rbac(demo: Demo) -> str:
+    """On a real API server: the ServiceAccount, a Role letting it create ``videorooms/token`` in the
+    namespace and its RoleBinding (as ``examples/rbac/token-role.yaml``, for every room), and a token of
+    the ServiceAccount from the TokenRequest API; the user name."""
+    rbac = "rbac.authorization.k8s.io/v1"
+    subject = {"kind": "ServiceAccount", "name": SERVICE_ACCOUNT, "namespace": NAMESPACE}
+    manifests: list[dict[str, Any]] = [
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": SERVICE_ACCOUNT}},
+        {
+            "apiVersion": rbac,
+            "kind": "Role",
+            "metadata": {"name": "video-token-minter"},
+            "rules": [{"apiGroups": [API_GROUP], "resources": ["videorooms/token"], "verbs": ["create"]}],
+        },
+        {
+            "apiVersion": rbac,
+            "kind": "RoleBinding",
+            "metadata": {"name": f"{SERVICE_ACCOUNT}-token-minter"},
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "Role",
+                "name": "video-token-minter",
+            },
+            "subjects": [subject],
+        },
+    ]
+    applier = ManifestApplier(demo.playground.client)
+    for manifest in manifests:
+        await applier.apply(manifest, default_namespace=NAMESPACE)
+    request = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": {}}
+    path = SERVICE_ACCOUNTS.path(NAMESPACE, SERVICE_ACCOUNT, "token")
+    answer = await demo.playground.client.request("POST", path, body=request)
+    demo.bearer = str(answer["status"]["token"])
+    register_secret(demo.bearer)
+    return f"system:serviceaccount:{NAMESPACE}:{SERVICE_ACCOUNT}"
+
+
 async def participant_joins(demo: Demo) -> None:
-    username = grant_token_access(demo)
+    if demo.playground.kube_backend == "real":
+        username = await grant_through_rbac(demo)
+    else:
+        username = grant_token_access(demo)
     print(f"The app authenticates as {username} (a bearer token of {len(demo.bearer)} characters);")
     print(f"  RBAC lets it create videorooms/token in namespace {NAMESPACE}")
     minted = await mint(demo, ROOM, IDENTITY)
