@@ -34,6 +34,7 @@ from twilio_video_operator.models.videoroom import (
 from twilio_video_operator.models.videoroom import spec_for_deletion as room_for_deletion
 from twilio_video_operator.reconcilers import composition_plan
 from twilio_video_operator.reconcilers import signingkeyrotation as rotation
+from twilio_video_operator.reconcilers import signingkeyrotation_plan as rotation_plan
 from twilio_video_operator.reconcilers.videoroom import CredentialsCheck, PlanInput, Working, plan
 from twilio_video_operator.reconcilers.videoroom_desired import Defaults, window_of
 
@@ -268,7 +269,7 @@ def test_signing_key_rotation(
     problems = tuple(validate_signingkeyrotation_spec(raw))
     parsed = None if problems else SigningKeyRotationSpec.model_validate(raw)
     sids = {"active": status.active_key_sid} if stored and status.active_key_sid else {}
-    facts = rotation.RotationFacts(
+    facts = rotation_plan.RotationFacts(
         namespace="ns",
         name="keys",
         uid="uid",
@@ -284,13 +285,13 @@ def test_signing_key_rotation(
         now=now,
     )
 
-    step = rotation.plan_step(facts)
-    outcome = rotation.Outcome(stall=step if isinstance(step, rotation.Stall) else None)
+    step = rotation_plan.plan_step(facts)
+    outcome = rotation.RotationReport(stall=step if isinstance(step, rotation_plan.Stall) else None)
     summary = rotation.summarize(status, outcome, generation=1, spec=parsed, stored_active=stored, now=now)
 
     rotation_for_deletion(spec)
     if parsed is None:
-        assert step == rotation.Stall("InvalidSpec", "; ".join(problems))
+        assert step == rotation_plan.Stall("InvalidSpec", "; ".join(problems))
         assert stall_reason(summary) == "InvalidSpec"
 
 
