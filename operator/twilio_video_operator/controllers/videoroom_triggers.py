@@ -10,7 +10,7 @@ reports a reconcile in the executor's terms (retry, Retry-After, the error's rea
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,6 +37,26 @@ async def reconcile(controller: VideoRoomController, namespace: str, name: str, 
         return Outcome.done()
     why = f"{outcome.error_reason}: {outcome.error}" if outcome.error else "not settled yet"
     return Outcome.retry(f"will be retried ({why})", controller.retry_delay(namespace, name, outcome))
+
+
+def callback_sink(
+    controller: VideoRoomController, indexed_owners: Callable[[str], Iterable[tuple[str, str]]]
+) -> Callable[[CallbackEvent], Awaitable[None]]:
+    """What the room-events channel hands each verified callback to.
+
+    A room this replica has not reconciled since it took the lead (its callbacks queued while another led)
+    is verified first, for every object the kopf index says names it, so that the callback is matched, not
+    dropped.
+    """
+
+    async def process(event: CallbackEvent) -> None:
+        sid = event.params.get("RoomSid", "")
+        if sid and not controller.knows_room(sid):
+            for namespace, name in indexed_owners(sid):
+                await controller.reconcile(namespace, name, Trigger.RESUME)
+        await controller.handle_callback(event.account_sid, event.params)
+
+    return process
 
 
 async def finalize(

@@ -46,7 +46,6 @@ from twilio_video_operator.handlers._outcomes import settle
 from twilio_video_operator.kube.room_objects import KubeRoomObjects
 from twilio_video_operator.models.annotations import CREDENTIALS_LABEL
 from twilio_video_operator.reconcilers.videoroom_executor import RoomApi
-from twilio_video_operator.webhooks.channel import CallbackEvent
 from twilio_video_operator.webhooks.room_events import CHANNEL
 
 logger = logging.getLogger(__name__)
@@ -116,16 +115,8 @@ def register_handlers(
         controller.start()
         channel = hub.channel(CHANNEL)
 
-        async def process(event: CallbackEvent) -> None:
-            sid = event.params.get("RoomSid", "")
-            if sid and not controller.knows_room(sid):
-                # A room this replica has not reconciled since it took the lead (its callbacks queued while
-                # another led): verify it first, so that the callback is matched, not dropped.
-                for namespace, name in indexed_owners(sid):
-                    await controller.reconcile(namespace, name, Trigger.RESUME)
-            await controller.handle_callback(event.account_sid, event.params)
-
-        memo.videorooms = VideoRoomRuntime(controller, kube, gateway, channel, process)
+        sink = rooms.callback_sink(controller, indexed_owners)
+        memo.videorooms = VideoRoomRuntime(controller, kube, gateway, channel, sink)
         if on_start is not None:
             on_start(controller)
 
