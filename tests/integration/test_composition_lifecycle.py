@@ -264,6 +264,11 @@ async def test_stuck_processing_is_stalled_with_an_event_and_a_metric(bed: Opera
     assert ("Warning", "ProcessingTimeout") in [
         (kind, reason) for kind, reason, _ in await events(bed, ns, "c1")
     ]
+    # The gauge is exported just after the status write, on the operator's own thread: wait for it.
+    for _ in range(200):
+        if (REGISTRY.get_sample_value("twilio_video_operator_composition_stalled") or 0) >= 1:
+            break
+        await asyncio.sleep(0.05)
     assert (REGISTRY.get_sample_value("twilio_video_operator_composition_stalled") or 0) >= 1
 
 
