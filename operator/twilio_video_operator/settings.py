@@ -4,9 +4,18 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from twilio_video_operator.models.duration import parse_duration
@@ -15,6 +24,26 @@ ACCOUNT_SID_PATTERN = r"^AC[0-9a-fA-F]{32}$"
 API_KEY_PATTERN = r"^SK[0-9a-fA-F]{32}$"
 
 RoomType = Literal["group", "group-small", "peer-to-peer", "go"]
+
+MessagingServiceGrant = Annotated[str, StringConstraints(pattern=r"^(\*|MG[0-9a-fA-F]{32})$")]
+StudioFlowGrant = Annotated[str, StringConstraints(pattern=r"^(\*|FW[0-9a-fA-F]{32})$")]
+VerifyServiceGrant = Annotated[str, StringConstraints(pattern=r"^(\*|VA[0-9a-fA-F]{32})$")]
+
+
+class TenantServices(BaseModel):
+    """The Twilio services one namespace (or ``"*"``: every other) may use on the operator's account."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    messagingServices: list[MessagingServiceGrant] = Field(  # the setting's JSON keys, as written
+        default_factory=list, description="Messaging Service SIDs (MG...), or * for any"
+    )
+    studioFlows: list[StudioFlowGrant] = Field(
+        default_factory=list, description="Studio Flow SIDs (FW...), or * for any"
+    )
+    verifyServices: list[VerifyServiceGrant] = Field(
+        default_factory=list, description="Verify Service SIDs (VA...), or * for any"
+    )
 
 
 class SettingsError(Exception):
@@ -106,6 +135,15 @@ class Settings(BaseSettings):
         ),
     )
 
+    TENANT_TWILIO_SERVICES: dict[str, TenantServices] = Field(
+        default_factory=dict,
+        description=(
+            "JSON object granting namespaces Messaging Services, Studio Flows and Verify Services of the "
+            'operator\'s account, e.g. {"*": {"verifyServices": ["VA..."]}, "team-a": {"messagingServices": '
+            '["MG..."]}}; a namespace without an entry gets the "*" entry; none: nothing is granted'
+        ),
+    )
+
     @field_validator("LOG_LEVEL", mode="before")
     @classmethod
     def _upper_log_level(cls, value: object) -> object:
@@ -125,6 +163,14 @@ class Settings(BaseSettings):
         for namespace, prefixes in value.items():
             if not namespace or any(not prefix for prefix in prefixes):
                 raise ValueError("namespaces and prefixes must be non-empty strings")
+        return value
+
+    @field_validator("TENANT_TWILIO_SERVICES")
+    @classmethod
+    def _service_namespaces(cls, value: dict[str, TenantServices]) -> dict[str, TenantServices]:
+        for namespace in value:
+            if namespace != "*" and not re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", namespace):
+                raise ValueError(f"{namespace!r} is neither a namespace name nor *")
         return value
 
     @field_validator("PUBLIC_BASE_URL", "TWILIO_BASE_URL", "SENDGRID_BASE_URL")
@@ -161,6 +207,11 @@ class Settings(BaseSettings):
     @property
     def delivery_allowed_endpoints(self) -> tuple[str, ...]:
         return tuple(item.strip() for item in self.DELIVERY_ALLOWED_ENDPOINTS.split(",") if item.strip())
+
+    @property
+    def tenant_twilio_services(self) -> dict[str, dict[str, list[str]]]:
+        """``TENANT_TWILIO_SERVICES`` as plain lists, keyed like the setting."""
+        return {namespace: entry.model_dump() for namespace, entry in self.TENANT_TWILIO_SERVICES.items()}
 
     @property
     def watch_namespaces(self) -> list[str]:

@@ -412,6 +412,10 @@ class Stack:
             "TWILIO_API_SECRET": self.credentials["api_secret"],
             "TWILIO_BASE_URL": self.credentials["url"],
             "SENDGRID_BASE_URL": self.credentials["url"],
+            # The chaos runs send through services they create at the emulator at run time.
+            "TENANT_TWILIO_SERVICES": json.dumps(
+                {"*": {"messagingServices": ["*"], "studioFlows": ["*"], "verifyServices": ["*"]}}
+            ),
             "PUBLIC_BASE_URL": f"http://127.0.0.1:{http_port}",
             "HTTP_HOST": "127.0.0.1",
             "HTTP_PORT": str(http_port),

@@ -132,6 +132,11 @@ def _bind(port: int = 0) -> socket.socket:
     return sock
 
 
+#: Every namespace may use every Messaging Service, Studio Flow and Verify Service of the emulator's main
+#: account (tests create them at run time); tests of the restriction pass their own TENANT_TWILIO_SERVICES.
+EVERY_SERVICE = {"*": {"messagingServices": ["*"], "studioFlows": ["*"], "verifyServices": ["*"]}}
+
+
 class OperatorHarness:
     """Embedded Kubernetes API + Twilio emulator + operator. Start with ``async with``."""
 
@@ -222,6 +227,7 @@ class OperatorHarness:
                 "HTTP_PORT": port,
                 "LEADER_ELECTION_NAMESPACE": OPERATOR_NAMESPACE,
                 "POD_NAME": "operator-under-test",
+                "TENANT_TWILIO_SERVICES": EVERY_SERVICE,
                 **self.settings_overrides,
             }
         )

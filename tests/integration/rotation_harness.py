@@ -12,7 +12,7 @@ import asyncio
 import base64
 import contextlib
 import socket
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -342,6 +342,7 @@ async def running_operator(
     start: bool = True,
     tick_seconds: float = TICK_SECONDS,
     backend: KubeBackend | None = None,
+    settings_overrides: Mapping[str, Any] | None = None,
 ) -> AsyncIterator[Harness]:
     """A Kubernetes API (``backend``; by default a fresh embedded one with the CRDs of the current models),
     the emulator and, unless ``start`` is False (then call :meth:`Harness.start_operator`), the operator."""
@@ -369,6 +370,13 @@ async def running_operator(
             WATCH_NAMESPACES="",
             LEADER_ELECTION_NAMESPACE=NAMESPACE,
             POD_NAME="rotation-operator",
+            **{
+                # Verified joins use Verify Services the tests create at run time.
+                "TENANT_TWILIO_SERVICES": {
+                    "*": {"messagingServices": ["*"], "studioFlows": ["*"], "verifyServices": ["*"]}
+                },
+                **dict(settings_overrides or {}),
+            },
         )
         harness = Harness(
             backend=backend,

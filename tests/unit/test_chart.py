@@ -604,6 +604,36 @@ def test_tenancy_and_delivery_limits_reach_the_pod(chart: Any, monkeypatch: pyte
     assert loaded.delivery_allowed_endpoints == ("https://s3.example.com", "https://*.r2.example.net")
 
 
+def test_shared_account_services_reach_the_pod_as_the_operators_setting(
+    chart: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    granted = {
+        "*": {"verifyServices": ["VA" + "1" * 32]},
+        "team-a": {"messagingServices": ["MG" + "2" * 32, "*"], "studioFlows": ["FW" + "3" * 32]},
+    }
+    assert "TENANT_TWILIO_SERVICES" not in env_of(objects(chart, REQUIRED))  # none granted by default
+    env = env_of(objects(chart, {**REQUIRED, "tenantTwilioServices": granted}))
+    monkeypatch.setenv("TENANT_TWILIO_SERVICES", env["TENANT_TWILIO_SERVICES"]["value"])
+    loaded = load_settings(
+        TWILIO_ACCOUNT_SID="AC" + "0" * 32, TWILIO_AUTH_TOKEN="t", PUBLIC_BASE_URL="https://x"
+    )
+    assert loaded.tenant_twilio_services == {
+        "*": {"messagingServices": [], "studioFlows": [], "verifyServices": ["VA" + "1" * 32]},
+        "team-a": {
+            "messagingServices": ["MG" + "2" * 32, "*"],
+            "studioFlows": ["FW" + "3" * 32],
+            "verifyServices": [],
+        },
+    }
+    for wrong, named in (
+        ({"team-a": {"messagingServices": ["VA" + "1" * 32]}}, "messagingServices"),  # a Verify Service
+        ({"team-a": {"flows": []}}, "flows"),
+        ({"Team_A": {}}, "Team_A"),
+    ):
+        with pytest.raises(Exception, match=named):
+            chart.validate_schema({**REQUIRED, "tenantTwilioServices": wrong})
+
+
 def test_sendgrid_base_url_reaches_the_pod_as_the_operators_setting(
     chart: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -56,6 +56,12 @@ OPERATOR_STOP_TIMEOUT = 15.0
 NAMESPACES = Resource(group="", version="v1", plural="namespaces", namespaced=False)
 CRDS = Resource("apiextensions.k8s.io", "v1", "customresourcedefinitions", namespaced=False)
 KUBE_BACKENDS = ("embedded", "real")
+#: The services of the emulator's account the playground's own namespace may use (the demo and the
+#: examples send through services they create there at run time); any other namespace gets the operator's
+#: secure default, nothing. TENANT_TWILIO_SERVICES in the environment replaces it.
+PLAYGROUND_TENANT_SERVICES: dict[str, dict[str, list[str]]] = {
+    "default": {"messagingServices": ["*"], "studioFlows": ["*"], "verifyServices": ["*"]}
+}
 CRD_ESTABLISH_TIMEOUT = 60.0
 
 
@@ -187,6 +193,14 @@ def _bind_http_socket(port: int) -> socket.socket:
         raise
     sock.setblocking(False)
     return sock
+
+
+def tenant_services() -> dict[str, Any]:
+    """The playground's ``TENANT_TWILIO_SERVICES`` setting, unless the environment sets its own (which the
+    operator then reads, and refuses with one line when malformed)."""
+    if "TENANT_TWILIO_SERVICES" in os.environ:
+        return {}
+    return {"TENANT_TWILIO_SERVICES": PLAYGROUND_TENANT_SERVICES}
 
 
 class Playground:
@@ -333,6 +347,7 @@ class Playground:
             PUBLIC_BASE_URL=public_base_url,
             HTTP_HOST="127.0.0.1",
             HTTP_PORT=port,
+            **tenant_services(),
         )
 
     async def _start_replicas(self) -> None:
@@ -346,6 +361,7 @@ class Playground:
             "TWILIO_API_SECRET": self.credentials["api_secret"],
             "TWILIO_BASE_URL": self.credentials["url"],
             "SENDGRID_BASE_URL": self.credentials["url"],
+            **{name: json.dumps(value) for name, value in tenant_services().items()},
             "PUBLIC_BASE_URL": url,
             "KUBECONFIG": str(self.kubeconfig_path.resolve()),
             "SHUTDOWN_DRAIN_SECONDS": "1",

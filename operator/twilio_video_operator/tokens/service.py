@@ -21,6 +21,8 @@ code  error                   when
 403   IdentityBlocked         the identity is in ``moderation.blockedIdentities``
 403   IdentityNotAllowed      the identity matches no ``access.allowedIdentities`` pattern
 429   RateLimited             too many requests for this room, or for this identity in this room
+403   VerifyServiceNotAllowed ``access.verification.serviceSid`` is not a Verify Service of the
+                              operator's account the namespace may use (``TENANT_TWILIO_SERVICES``)
 403   Verification...         ``access.verification``: no valid Twilio Verify check (see
                               :mod:`.verification`); 503 VerificationUnavailable when Verify cannot be
                               asked
@@ -46,6 +48,7 @@ from aiohttp import web
 from twilio_video_operator import metrics
 from twilio_video_operator.http_server import RouteInstaller
 from twilio_video_operator.kube import KubeClient
+from twilio_video_operator.reconcilers.shared_services import shared_services
 from twilio_video_operator.settings import Settings
 from twilio_video_operator.tokens.auth import KubeAuthorizer
 from twilio_video_operator.tokens.connect_options import connect_options
@@ -164,6 +167,8 @@ class TokenService:
             name_prefixes=settings.TENANT_NAME_PREFIXES,
         )
         self.issuer = TokenIssuer(self.rooms, settings.VIDEO_TOKEN_TTL_SECONDS, clock)
+        self.services = shared_services(settings.TWILIO_ACCOUNT_SID, settings.tenant_twilio_services)
+        """Verify Services each namespace may use: Verify is always asked with the operator's account."""
         limits = self.limits
         self.by_source = KeyedLimiter(limits.per_source, clock, limits.max_keys)
         self.by_caller = KeyedLimiter(limits.per_caller, clock, limits.max_keys)
@@ -221,6 +226,9 @@ class TokenService:
         async def verify(context: RoomTokenContext) -> None:
             access = context.spec.access
             assert access is not None and access.verification is not None
+            service, services = access.verification.service_sid, self.services
+            if not services.allows(namespace, "verify", service, self.settings.TWILIO_ACCOUNT_SID):
+                raise forbidden("VerifyServiceNotAllowed", services.refusal(namespace, "verify", service))
             key = (namespace, room, identity)
             await self.verification.require(access.verification, key, code, verification_sid)
 
