@@ -340,15 +340,16 @@ NOTIFICATIONS_SENT = Counter(
 
 NOTIFICATIONS_FAILED = Counter(
     "twilio_video_operator_notifications_failed_total",
-    "Session notifications refused for good (a 4xx: bad address, unknown service or template), by channel "
-    "and event. Transient failures are retried and not counted here.",
+    "Session notifications refused for good (a 4xx: bad address, unknown service or template) or not sent "
+    "because the namespace may not use their sender on the operator's account, by channel and event. "
+    "Transient failures are retried and not counted here.",
     ["channel", "event"],
 )
 
 NOTIFICATION_LOOKUPS = Counter(
     "twilio_video_operator_notification_lookups_total",
     "Look-ups of notifications whose outcome was unknown (a lost answer, a restart), by channel and result: "
-    "found (it had been sent; not sent again) or not_found (sent now).",
+    "found (it had been sent; not sent again) or not_found (sent now, or cancelled when no longer due).",
     ["channel", "result"],
 )
 

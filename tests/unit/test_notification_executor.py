@@ -17,6 +17,7 @@ from twilio_video_operator.reconcilers.notification_callbacks import MessageStat
 from twilio_video_operator.reconcilers.notification_executor import Notifier, Target
 from twilio_video_operator.reconcilers.notification_plan import Occurrence, plan_notifications
 from twilio_video_operator.reconcilers.notification_render import Session
+from twilio_video_operator.reconcilers.shared_services import SharedServices, refused_senders
 
 NOW = datetime(2030, 5, 1, 14, 40, tzinfo=UTC)
 UID = "uid-1"
@@ -100,10 +101,10 @@ class World:
             raise RetryableError("lost", operation="CreateMessage", status=502, maybe_applied=True)
         return Sent(f"SM{len(self.messages):032d}", "accepted")
 
-    async def find_message(self, *, to: str, marker: str, since: datetime) -> Sent | None:
-        self.calls.append("find")
+    async def find_message(self, *, to: str | None, marker: str, since: datetime) -> Sent | None:
+        self.calls.append("find" if to is not None else "find-any")
         for number, (sent_to, body) in enumerate(self.messages, start=1):
-            if sent_to == to and marker in body:
+            if to in (None, sent_to) and marker in body:
                 return Sent(f"SM{number:032d}")
         return None
 
@@ -124,18 +125,32 @@ class World:
         return next(("msg-1" for mail in self.mail if mail.custom_args.get(arg_name) == arg_value), None)
 
 
-def notifier(world: World, clock: list[datetime]) -> Notifier:
-    return Notifier(world, lambda creds: world, lambda key: world, clock=lambda: clock[0])
+#: The operator's own account is another one: CREDS are a tenant's, which may use any sender.
+TENANT_ACCOUNT = SharedServices("AC" + "9" * 32, {})
 
 
-async def run(world: World, notes: Notifications, clock: list[datetime]) -> datetime | None:
+def notifier(world: World, clock: list[datetime], services: SharedServices = TENANT_ACCOUNT) -> Notifier:
+    return Notifier(world, lambda creds: world, lambda key: world, clock=lambda: clock[0], services=services)
+
+
+async def run(
+    world: World,
+    notes: Notifications | None,
+    clock: list[datetime],
+    services: SharedServices = TENANT_ACCOUNT,
+    occurrences: tuple[Occurrence, ...] = (OCCURRENCE,),
+) -> datetime | None:
+    """One pass as the controllers make it: plan from status (refusing what ``services`` refuses), run."""
     records, unreadable = recorded_notifications(world.status.get("notifications"))
-    plan = plan_notifications(notes, [OCCURRENCE], records, unreadable, uid=UID)
+    refused = refused_senders(services, "team", notes, CREDS.account_sid)
+    plan = plan_notifications(notes, list(occurrences), records, unreadable, uid=UID, refused=refused)
     target = Target("VideoRoom", "team", "webinar", UID, {"metadata": {"name": "webinar"}})
     session = Session("VideoRoom", "team", "webinar", "Webinar")
     retry_text = (world.status.get("notifications") or {}).get("retryAt")
     retry_at = datetime.fromisoformat(retry_text.replace("Z", "+00:00")) if retry_text else None
-    return await notifier(world, clock).run(target, notes, session, plan, creds=CREDS, retry_at=retry_at)
+    return await notifier(world, clock, services).run(
+        target, notes, session, plan, creds=CREDS, retry_at=retry_at
+    )
 
 
 def only_record(world: World) -> dict[str, Any]:
@@ -258,3 +273,106 @@ async def test_a_callback_of_another_account_or_message_changes_nothing() -> Non
         assert callback is not None and not await sink.apply(callback)
     assert "deliveryStatus" not in only_record(world)
     assert parse_message_callback(ACCOUNT, params, "/twilio/message-events") is None
+
+
+SERVICE = "MG" + "a" * 32
+#: CREDS are the operator's own account here, and namespace "team" is granted nothing on it.
+OPERATOR_ACCOUNT = SharedServices(ACCOUNT, {"*": {"messaging": ("*",)}, "team": {}})
+
+
+async def test_a_sender_the_namespace_may_not_use_on_the_operators_account_is_never_called() -> None:
+    world, clock = World(), [NOW]
+    notes = spec({"phone": PHONE}, {"email": EMAIL})
+    assert await run(world, notes, clock, OPERATOR_ACCOUNT) is None
+    assert world.messages == [] and "find" not in world.calls and "send" not in world.calls
+    records = world.status["notifications"]["records"].values()
+    by_channel = {record["channel"]: record for record in records}
+    assert by_channel["sms"]["state"] == "Failed" and by_channel["sms"]["reason"] == "SenderNotAllowed"
+    assert by_channel["email"]["state"] == "Sent"  # the tenant's own SendGrid key: not restricted
+    [refusal] = [event for event in world.events if event[0] == "Warning"]
+    assert refusal[1] == "SenderNotAllowed"
+    assert f"Messaging Service {SERVICE} is not one namespace team may use" in refusal[2]
+    assert "TENANT_TWILIO_SERVICES" in refusal[2] and PHONE not in refusal[2]
+
+    world.calls.clear()
+    world.events.clear()
+    assert await run(world, notes, clock, OPERATOR_ACCOUNT) is None
+    assert world.calls == [] and world.events == []  # refused once, not again at every reconcile
+
+    granted = SharedServices(ACCOUNT, {"team": {"messaging": (SERVICE,)}})
+    await run(world, notes, clock, granted)
+    assert len(world.messages) == 1 and world.calls.count("send") == 1
+    sms = next(r for r in world.status["notifications"]["records"].values() if r["channel"] == "sms")
+    assert sms["state"] == "Sent" and "reason" not in sms
+    await run(world, notes, clock, granted)
+    assert len(world.messages) == 1
+
+
+async def test_a_pending_notification_to_a_refused_sender_is_not_looked_up() -> None:
+    world, clock = World(), [NOW]
+    world.fail_next = RetryableError("down", operation="CreateMessage", status=None, maybe_applied=True)
+    await run(world, spec(), clock)
+    assert only_record(world)["state"] == "Pending"
+    world.calls.clear()
+    await run(world, spec(), clock, OPERATOR_ACCOUNT)
+    assert "find" not in world.calls and "send" not in world.calls
+    assert only_record(world)["state"] == "Failed" and only_record(world)["reason"] == "SenderNotAllowed"
+
+
+async def test_a_pending_notification_of_a_removed_recipient_is_looked_up_once_then_settled() -> None:
+    other = "+15551230009"
+    world, clock = World(), [NOW]
+    world.lose_next_answer = True  # the first recipient's message went out; its answer was lost
+    world.fail_next = None
+    both = spec({"phone": PHONE}, {"phone": other})
+    await run(world, both, clock)
+    states = {
+        record["recipient"]: record["state"] for record in world.status["notifications"]["records"].values()
+    }
+    assert states == {0: "Pending", 1: "Sent"} and len(world.messages) == 2
+
+    world.calls.clear()
+    clock[0] = NOW + timedelta(minutes=1)
+    only_other = spec({"phone": other})
+    assert await run(world, only_other, clock) is None
+    assert world.calls == ["find-any", "patch"]  # the address is gone: the account's messages
+    removed = next(r for r in world.status["notifications"]["records"].values() if r["recipient"] == 0)
+    assert removed["state"] == "Sent" and removed["sid"] == "SM" + "1".rjust(32, "0")
+    assert len(world.messages) == 2
+
+    world, clock = World(), [NOW]
+    world.fail_next = RetryableError("down", operation="CreateMessage", status=None, maybe_applied=True)
+    await run(world, spec({"phone": PHONE}), clock)
+    assert world.messages == [] and only_record(world)["state"] == "Pending"
+    world.calls.clear()
+    world.events.clear()
+    await run(world, spec({"email": EMAIL}), clock)  # the phone recipient replaced by an email one
+    sms = next(r for r in world.status["notifications"]["records"].values() if r["channel"] == "sms")
+    assert sms["state"] == "Cancelled" and sms["reason"] == "RecipientRemoved"
+    assert world.messages == [] and world.calls.count("find-any") == 1 and "send" not in world.calls
+    assert ("Normal", "NotificationCancelled") in {(event[0], event[1]) for event in world.events}
+    assert all(PHONE not in event[2] for event in world.events)
+    world.calls.clear()
+    await run(world, spec({"email": EMAIL}), clock)
+    assert "find-any" not in world.calls  # looked up once
+
+
+async def test_a_pending_reminder_whose_time_passed_is_cancelled_when_not_found() -> None:
+    world, clock = World(), [NOW]
+    world.fail_next = RetryableError("down", operation="CreateMessage", status=None, maybe_applied=True)
+    await run(world, spec(), clock)
+    world.calls.clear()
+    await run(world, spec(), clock, occurrences=())  # the session started: the reminder is no longer due
+    assert world.calls == ["find", "patch"]  # the recipient is still there: searched by its address
+    assert only_record(world)["state"] == "Cancelled" and only_record(world)["reason"] == "NoLongerDue"
+    assert world.messages == []
+
+
+async def test_pending_records_are_settled_without_a_call_when_the_section_is_gone() -> None:
+    world, clock = World(), [NOW]
+    world.fail_next = RetryableError("down", operation="CreateMessage", status=None, maybe_applied=True)
+    await run(world, spec(), clock)
+    world.calls.clear()
+    await run(world, None, clock)  # spec.notifications removed
+    assert world.calls == ["patch"]
+    assert only_record(world)["state"] == "Cancelled" and only_record(world)["reason"] == "RecipientRemoved"

@@ -251,3 +251,62 @@ def test_a_channel_without_its_section_is_refused() -> None:
         notes(recipients=[{"studio": "+15551230003"}])
     with pytest.raises(ValidationError, match="at most 50"):
         notes(recipients=[{"phone": f"+1555123{n:04d}"} for n in range(51)])
+
+
+REFUSED = {"sms": "Messaging Service MG... is not one namespace team may use", "whatsapp": "same"}
+
+
+def test_a_refused_sender_is_recorded_failed_and_sent_once_it_is_allowed() -> None:
+    spec = notes()
+    occurrence = Occurrence("reminder", "2030-05-01T15:00:00Z")
+    first = spec.recipients[0]
+    plan = plan_notifications(spec, [occurrence], {}, frozenset(), uid=UID, refused=REFUSED)
+    assert [due.index for due in plan.refusals] == [0, 1] and plan.sends == ()
+    assert plan.refused["sms"] == REFUSED["sms"]
+    pending = {reference(UID, occurrence, first): record(occurrence, 0, "Pending")}
+    plan = plan_notifications(spec, [occurrence], pending, frozenset(), uid=UID, refused=REFUSED)
+    assert [(due.index, due.record is not None) for due in plan.refusals] == [(0, True), (1, False)]
+    assert plan.recoveries == ()  # no look-up on behalf of a refused sender either
+    refused = {
+        reference(UID, occurrence, recipient): record(occurrence, index, "Failed", reason="SenderNotAllowed")
+        for index, recipient in enumerate(spec.recipients[:2])
+    }
+    assert plan_notifications(spec, [occurrence], refused, frozenset(), uid=UID, refused=REFUSED).idle
+    allowed = plan_notifications(spec, [occurrence], refused, frozenset(), uid=UID)
+    assert [(due.index, due.record) for due in allowed.sends] == [(0, None), (1, None)]
+    other_failure = {ref: rec.model_copy(update={"reason": None}) for ref, rec in refused.items()}
+    assert plan_notifications(spec, [occurrence], other_failure, frozenset(), uid=UID).idle
+
+
+def test_a_pending_record_of_a_removed_recipient_is_an_orphan() -> None:
+    spec = notes()
+    occurrence = Occurrence("reminder", "2030-05-01T15:00:00Z")
+    first, second = spec.recipients[0], spec.recipients[1]
+    records = {
+        reference(UID, occurrence, first): record(occurrence, 0, "Pending"),
+        reference(UID, occurrence, second): record(occurrence, 1, "Sent", sid="SM1"),
+    }
+    without_first = notes(recipients=[second.to_dict()])
+    plan = plan_notifications(without_first, [occurrence], records, frozenset(), uid=UID)
+    [orphan] = plan.orphans
+    assert orphan.reference == reference(UID, occurrence, first)
+    assert (orphan.reason, orphan.recipient, orphan.channel) == ("RecipientRemoved", None, "sms")
+    assert plan.sends == () and plan.recoveries == () and not plan.idle
+    gone = plan_notifications(None, [occurrence], records, frozenset(), uid=UID)
+    assert [(o.reason, o.recipient) for o in gone.orphans] == [("RecipientRemoved", None)]
+
+
+def test_a_pending_record_no_longer_due_is_an_orphan_that_keeps_its_recipient() -> None:
+    spec = notes()
+    old = Occurrence("reminder", "2030-05-01T15:00:00Z")
+    moved = Occurrence("reminder", "2030-05-01T16:00:00Z")
+    first = spec.recipients[0]
+    records = {reference(UID, old, first): record(old, 0, "Pending")}
+    plan = plan_notifications(spec, [moved], records, frozenset(), uid=UID)
+    [orphan] = plan.orphans
+    assert orphan.reason == "NoLongerDue" and orphan.recipient == first
+    assert [due.index for due in plan.sends] == [0, 1]  # the new start time's reminder
+    passed = plan_notifications(spec, [], records, frozenset(), uid=UID)
+    assert [o.reason for o in passed.orphans] == ["NoLongerDue"]
+    settled = {ref: rec.model_copy(update={"state": "Cancelled"}) for ref, rec in records.items()}
+    assert plan_notifications(spec, [], settled, frozenset(), uid=UID).idle

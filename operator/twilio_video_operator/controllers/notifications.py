@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from twilio_video_operator.kube.notification_objects import KubeNotificationPorts
 from twilio_video_operator.logs import register_secret
 from twilio_video_operator.reconcilers.notification_executor import MailApi, MessagingApi, Notifier, Target
+from twilio_video_operator.reconcilers.shared_services import shared_services
 from twilio_video_operator.webhooks.message_events import message_callback_url
 
 if TYPE_CHECKING:
@@ -20,7 +21,8 @@ if TYPE_CHECKING:
 
 def build_notifier(context: OperatorContext, clock: Callable[[], datetime]) -> Notifier:
     """A notifier over the operator's Kubernetes client and gateway."""
-    gateway, public = context.gateway, context.settings.PUBLIC_BASE_URL
+    gateway, settings = context.gateway, context.settings
+    public = settings.PUBLIC_BASE_URL
 
     def twilio_for(creds: Any) -> MessagingApi:
         return gateway.notify(creds)
@@ -36,6 +38,7 @@ def build_notifier(context: OperatorContext, clock: Callable[[], datetime]) -> N
         twilio_for,
         sendgrid_for,
         clock=clock,
+        services=shared_services(settings.TWILIO_ACCOUNT_SID, settings.tenant_twilio_services),
         callback_url=callback_url,
         verifiable=context.hub.accounts.verifiable,
         on_secret=register_secret,

@@ -8,7 +8,7 @@ executor as values to redact, so no error message or log record carries one.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
@@ -28,6 +28,9 @@ T = TypeVar("T")
 
 #: Messages to one recipient looked through when searching for one whose answer was lost (newest first).
 MESSAGES_SEARCHED = 100
+#: The account's messages looked through when the recipient's address is no longer known.
+MESSAGES_SEARCHED_ANY = 1000
+PAGE_SIZE = 100
 #: Executions of a flow looked through likewise.
 EXECUTIONS_SEARCHED = 50
 #: Twilio's error code for an execution already active for the contact (HTTP 409).
@@ -71,12 +74,18 @@ class NotifyOperations(BoundOperations):
 
         return await self._run(CREATE_MESSAGE, attempt, to, body)
 
-    async def find_message(self, *, to: str, marker: str, since: datetime) -> Sent | None:
-        """The newest message to ``to`` created at or after ``since`` whose body carries ``marker``."""
+    async def find_message(self, *, to: str | None, marker: str, since: datetime) -> Sent | None:
+        """The newest message to ``to`` created at or after ``since`` whose body carries ``marker``.
+
+        Without ``to`` (an address no longer known), the account's messages are searched, newest first,
+        page by page until one older than ``since`` (at most :data:`MESSAGES_SEARCHED_ANY`)."""
 
         async def attempt(client: SdkClient) -> Sent | None:
-            records = await client.messages.list_async(to=to, limit=MESSAGES_SEARCHED)
-            for record in records:
+            if to is not None:
+                records = await client.messages.list_async(to=to, limit=MESSAGES_SEARCHED)
+            else:
+                records = await client.messages.stream_async(limit=MESSAGES_SEARCHED_ANY, page_size=PAGE_SIZE)
+            async for record in _each(records):
                 created = record.date_created
                 if created is not None and created < since:
                     break  # newest first: the rest are older still
@@ -84,7 +93,7 @@ class NotifyOperations(BoundOperations):
                     return Sent(str(record.sid), str(record.status) if record.status is not None else None)
             return None
 
-        return await self._run(LIST_MESSAGE, attempt, to)
+        return await self._run(LIST_MESSAGE, attempt, *([to] if to is not None else []))
 
     async def start_execution(
         self, *, flow_sid: str, to: str, from_: str, parameters: dict[str, Any]
@@ -100,18 +109,19 @@ class NotifyOperations(BoundOperations):
         return await self._run(CREATE_EXECUTION, attempt, to, from_)
 
     async def find_execution(
-        self, *, flow_sid: str, to: str, marker_name: str, marker: str, since: datetime
+        self, *, flow_sid: str, to: str | None, marker_name: str, marker: str, since: datetime
     ) -> Sent | None:
         """The execution of ``flow_sid`` for ``to`` created since ``since`` whose parameters carry
-        ``marker_name: marker`` (read from each candidate's context)."""
+        ``marker_name: marker`` (read from each candidate's context; every candidate's without ``to``)."""
+        hidden = [to] if to is not None else []
 
         async def candidates(client: SdkClient) -> list[Any]:
             executions = client.studio.v2.flows(flow_sid).executions
             return list(await executions.list_async(date_created_from=since, limit=EXECUTIONS_SEARCHED))
 
-        listed = await self._run(LIST_EXECUTION, candidates, to)
+        listed = await self._run(LIST_EXECUTION, candidates, *hidden)
         for record in listed:
-            if str(record.contact_channel_address or "") != to:
+            if to is not None and str(record.contact_channel_address or "") != to:
                 continue
 
             async def context(client: SdkClient, sid: str = str(record.sid)) -> dict[str, Any]:
@@ -120,10 +130,20 @@ class NotifyOperations(BoundOperations):
                 return dict(fetched.context or {})
 
             try:
-                found = await self._run(FETCH_EXECUTION_CONTEXT, context, to)
+                found = await self._run(FETCH_EXECUTION_CONTEXT, context, *hidden)
             except NotFoundError:
                 continue
             data = (found.get("flow") or {}).get("data") or {}
             if isinstance(data, dict) and data.get(marker_name) == marker:
                 return Sent(str(record.sid), str(record.status) if record.status is not None else None)
         return None
+
+
+async def _each(records: list[Any] | AsyncIterator[Any]) -> AsyncIterator[Any]:
+    """The records of a list, or of a lazily paged stream (which stops paging when the caller stops)."""
+    if isinstance(records, list):
+        for record in records:
+            yield record
+        return
+    async for record in records:
+        yield record

@@ -10,6 +10,7 @@ it is sent and what came of it, keyed by a reference that carries no address.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Annotated, Literal
 
 from pydantic import ConfigDict, Field, StringConstraints, model_validator
@@ -79,7 +80,10 @@ class MessagingChannel(SpecModel):
         min_length=34,
         max_length=34,
         pattern=MESSAGING_SERVICE_SID_PATTERN,
-        description="Messaging Service SID (MG...) whose senders send the messages.",
+        description=(
+            "Messaging Service SID (MG...) whose senders send the messages; on the operator's account, one "
+            "the admin granted the namespace (TENANT_TWILIO_SERVICES)."
+        ),
     )
 
 
@@ -117,7 +121,10 @@ class StudioChannel(SpecModel):
         min_length=34,
         max_length=34,
         pattern=STUDIO_FLOW_SID_PATTERN,
-        description="Studio Flow SID (FW...) of the object's Twilio account.",
+        description=(
+            "Studio Flow SID (FW...) of the object's Twilio account; on the operator's account, one the "
+            "admin granted the namespace (TENANT_TWILIO_SERVICES)."
+        ),
     )
     from_: PhoneAddress = Field(
         alias="from",
@@ -254,7 +261,20 @@ class Notifications(SpecModel):
 
 # --------------------------------------------------------------------------------------------- status
 
-RecordState = Literal["Pending", "Sent", "Failed"]
+RecordState = Literal["Pending", "Sent", "Failed", "Cancelled"]
+
+
+class RecordReason(StrEnum):
+    """Why a record was not sent (its ``reason``); Twilio's or SendGrid's refusals carry ``errorCode``."""
+
+    SENDER_NOT_ALLOWED = "SenderNotAllowed"
+    """Failed, nothing sent: the Messaging Service or Studio Flow is not one the namespace may use on the
+    operator's account. Tried again when the spec or the admin's grants change."""
+    RECIPIENT_REMOVED = "RecipientRemoved"
+    """Cancelled: the recipient of a Pending record left the spec, and the look-up did not find it sent."""
+    NO_LONGER_DUE = "NoLongerDue"
+    """Cancelled: the event of a Pending record is no longer due (the start time moved or passed, the
+    event was taken off the recipient's list), and the look-up did not find it sent."""
 
 
 class NotificationRecord(StatusModel):
@@ -271,7 +291,14 @@ class NotificationRecord(StatusModel):
         description="First 16 hex digits of HMAC-SHA256(object uid, address): tells recipients apart."
     )
     state: RecordState = Field(
-        description="Pending (intent recorded, outcome not known yet), Sent or Failed."
+        description=(
+            "Pending (intent recorded, outcome not known yet), Sent, Failed, or Cancelled (no longer due "
+            "before it was known to be sent)."
+        )
+    )
+    reason: str | None = Field(
+        default=None,
+        description="Why Failed or Cancelled: SenderNotAllowed, RecipientRemoved or NoLongerDue.",
     )
     intent_at: datetime = Field(description="When the intent was recorded, just before the first send.")
     sent_at: datetime | None = Field(default=None, description="When Twilio or SendGrid accepted it.")

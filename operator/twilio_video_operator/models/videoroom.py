@@ -238,7 +238,10 @@ class AccessVerification(SpecModel):
         pattern=VERIFY_SERVICE_SID_PATTERN,
         min_length=34,
         max_length=34,
-        description="Verify Service SID (VA...) of the operator's Twilio account that sent the code.",
+        description=(
+            "Verify Service SID (VA...) of the operator's Twilio account that sent the code; one the admin "
+            "granted the namespace (TENANT_TWILIO_SERVICES)."
+        ),
     )
     ttl: Annotated[str, DurationLimit(VERIFICATION_TTL_MAX)] = Field(
         default="10m",

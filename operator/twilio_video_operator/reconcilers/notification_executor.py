@@ -8,7 +8,13 @@ Exactly once per notification, across retries, restarts, leader changes and lost
    refused it for good; a transient failure leaves it ``Pending``;
 3. a ``Pending`` record found later (a crash, a lost answer, a new leader) is looked up first (the
    recipient's messages for the reference in their body, Email Activity for the reference in
-   ``custom_args``, the flow's executions for it in their parameters) and sent only when it is not found.
+   ``custom_args``, the flow's executions for it in their parameters) and sent only when it is not found;
+4. a ``Pending`` record the spec no longer asks for (an orphan: its recipient was removed, its occurrence
+   passed) is looked up the same way (the account's newest messages, or every execution of the flow
+   since the intent, when the address is no longer known) and recorded ``Sent`` or ``Cancelled``.
+
+A notification whose Messaging Service or Studio Flow the namespace may not use on the operator's account
+(:mod:`.shared_services`) is recorded ``Failed``/``SenderNotAllowed`` without any Twilio call.
 
 Logs and Events name recipients by index and channel only; the gateway redacts addresses and bodies from
 its errors.
@@ -28,15 +34,16 @@ from twilio_video_operator.gateway.credentials import CredentialSet
 from twilio_video_operator.gateway.errors import GatewayError, TransientError
 from twilio_video_operator.gateway.notify import CODE_EXECUTION_ACTIVE, Sent
 from twilio_video_operator.gateway.sendgrid import Mail
-from twilio_video_operator.models.notifications import EmailChannel, Notifications
+from twilio_video_operator.models.notifications import EmailChannel, Notifications, RecordReason
 from twilio_video_operator.reconcilers.credentials import SecretData
-from twilio_video_operator.reconcilers.notification_plan import Due, Plan, retry_delay
+from twilio_video_operator.reconcilers.notification_plan import Due, Orphan, Plan, retry_delay
 from twilio_video_operator.reconcilers.notification_render import (
     REFERENCE_FIELD,
     Session,
     message_body,
     template_data,
 )
+from twilio_video_operator.reconcilers.shared_services import SharedServices
 
 logger = logging.getLogger(__name__)
 
@@ -50,14 +57,14 @@ class MessagingApi(Protocol):
         self, *, to: str, service_sid: str, body: str, status_callback: str | None = None
     ) -> Sent: ...
 
-    async def find_message(self, *, to: str, marker: str, since: datetime) -> Sent | None: ...
+    async def find_message(self, *, to: str | None, marker: str, since: datetime) -> Sent | None: ...
 
     async def start_execution(
         self, *, flow_sid: str, to: str, from_: str, parameters: dict[str, Any]
     ) -> Sent: ...
 
     async def find_execution(
-        self, *, flow_sid: str, to: str, marker_name: str, marker: str, since: datetime
+        self, *, flow_sid: str, to: str | None, marker_name: str, marker: str, since: datetime
     ) -> Sent | None: ...
 
 
@@ -105,6 +112,8 @@ class _Pass:
     updates: dict[str, dict[str, Any] | None] = field(default_factory=dict)
     sent: Counter[tuple[str, str, str]] = field(default_factory=Counter)
     """(event, occurrence, channel) -> notifications sent."""
+    cancelled: Counter[tuple[str, str, str]] = field(default_factory=Counter)
+    """(event, reason, channel) -> orphans cancelled."""
     retry: bool = False
     attempts: int = 0
 
@@ -119,11 +128,14 @@ class Notifier:
         sendgrid_for: Callable[[str], MailApi],
         *,
         clock: Callable[[], datetime],
+        services: SharedServices,
         callback_url: CallbackUrl | None = None,
         verifiable: Callable[[str], bool] | None = None,
         on_secret: Callable[[str], None] | None = None,
     ) -> None:
         self._ports = ports
+        self.services = services
+        """The senders each namespace may use on the operator's account."""
         self._twilio_for = twilio_for
         self._sendgrid_for = sendgrid_for
         self._clock = clock
@@ -141,7 +153,7 @@ class Notifier:
     async def run(
         self,
         target: Target,
-        notifications: Notifications,
+        notifications: Notifications | None,
         session: Session,
         plan: Plan,
         *,
@@ -153,22 +165,31 @@ class Notifier:
         work = _Pass()
         mail: MailApi | None = None
         items = [*plan.recoveries, *plan.sends]
-        if any(due.channel == "email" for due in items) and notifications.email is not None:
-            mail = await self._mail_api(target, notifications.email, retry_at is not None)
+        email = notifications.email if notifications is not None else None
+        lookups = [orphan for orphan in plan.orphans if _lookup_possible(orphan, notifications, plan)]
+        channels = {due.channel for due in items} | {orphan.channel for orphan in lookups}
+        if email is not None and "email" in channels:
+            mail = await self._mail_api(target, email, retry_at is not None)
             if mail is None:
                 work.retry = True
-        if (creds is None) and any(due.channel != "email" for due in items):
+        if (creds is None) and channels - {"email"}:
             work.retry = True  # no Twilio credentials yet: the object's own conditions say why
         callbacks = creds is not None and self._verifiable is not None and self._verifiable(creds.account_sid)
-        ready = [due for due in items if self._ready(due, mail, creds)]
+        ready = [due for due in items if self._ready(due.channel, mail, creds)]
         fresh = [due for due in ready if due.record is None]
         intents: dict[str, dict[str, Any] | None] = {ref: None for ref in plan.prune}
         for due in fresh:
             intents[due.reference] = _intent(due, now, creds if due.channel != "email" else None)
+        for due in plan.refusals:
+            intents[due.reference] = _refused(due, now, creds)
         if intents:
             await self._patch(target, intents)
+        await self._report_refusals(target, plan)
         for due in ready:
+            assert notifications is not None  # sends and recoveries come from the spec's notifications
             await self._deliver(target, notifications, session, due, mail, creds, callbacks, now, work)
+        for orphan in plan.orphans:
+            await self._settle(target, notifications, orphan, orphan in lookups, mail, creds, work)
         retry = now + retry_delay(max(work.attempts, 1)) if work.retry else None
         if work.updates or retry != retry_at:
             await self._patch(target, work.updates, retry_at=retry, clear_retry=retry is None)
@@ -177,8 +198,8 @@ class Notifier:
 
     # ------------------------------------------------------------------------------------------ sending
 
-    def _ready(self, due: Due, mail: MailApi | None, creds: CredentialSet | None) -> bool:
-        return mail is not None if due.channel == "email" else creds is not None
+    def _ready(self, channel: str, mail: MailApi | None, creds: CredentialSet | None) -> bool:
+        return mail is not None if channel == "email" else creds is not None
 
     async def _deliver(
         self,
@@ -283,24 +304,87 @@ class Notifier:
     ) -> Sent | None:
         """Whether the Pending notification was sent after all (its answer was lost)."""
         assert due.record is not None
-        since = due.record.intent_at - LOOKUP_CLOCK_SKEW
-        address = due.recipient.address
-        if due.channel == "email":
+        address, intent_at = due.recipient.address, due.record.intent_at
+        return await self._find(notifications, due.channel, due.reference, address, intent_at, mail, creds)
+
+    async def _find(
+        self,
+        notifications: Notifications,
+        channel: str,
+        reference: str,
+        address: str | None,
+        intent_at: datetime,
+        mail: MailApi | None,
+        creds: CredentialSet | None,
+    ) -> Sent | None:
+        """The notification recorded under ``reference``, if Twilio or SendGrid has it (``address``
+        narrows the search when it is still known)."""
+        since = intent_at - LOOKUP_CLOCK_SKEW
+        if channel == "email":
             assert mail is not None
-            found = await mail.find(REFERENCE_FIELD, due.reference)
+            found = await mail.find(REFERENCE_FIELD, reference)
             return Sent(found) if found is not None else None
         assert creds is not None
         twilio = self._twilio_for(creds)
-        if due.channel == "studio":
+        if channel == "studio":
             assert notifications.studio is not None
             return await twilio.find_execution(
                 flow_sid=notifications.studio.flow_sid,
                 to=address,
                 marker_name=REFERENCE_FIELD,
-                marker=due.reference,
+                marker=reference,
                 since=since,
             )
-        return await twilio.find_message(to=address, marker=due.reference, since=since)
+        return await twilio.find_message(to=address, marker=reference, since=since)
+
+    async def _settle(
+        self,
+        target: Target,
+        notifications: Notifications | None,
+        orphan: Orphan,
+        lookup: bool,
+        mail: MailApi | None,
+        creds: CredentialSet | None,
+        work: _Pass,
+    ) -> None:
+        """An orphan: ``Sent`` when the look-up finds it, else ``Cancelled``; never sent now.
+
+        Without the channel's section (or with its sender refused) there is nothing to look up with, or
+        no call to make, so it is cancelled at once."""
+        record, channel = orphan.record, orphan.channel
+        found: Sent | None = None
+        if lookup:
+            if not self._ready(channel, mail, creds):
+                return  # waits for the SendGrid key or the credentials, like a send would
+            assert notifications is not None
+            address = orphan.recipient.address if orphan.recipient is not None else None
+            try:
+                found = await self._find(
+                    notifications, channel, orphan.reference, address, record.intent_at, mail, creds
+                )
+            except GatewayError as error:
+                attempts = (record.attempts or 0) + 1
+                if _transient(error):
+                    work.retry = True
+                    work.attempts = max(work.attempts, attempts)
+                    work.updates[orphan.reference] = {"attempts": attempts, "errorCode": _code(error)}
+                    return
+                work.updates[orphan.reference] = {"errorCode": _code(error)}  # refused: cancelled below
+            else:
+                metrics.NOTIFICATION_LOOKUPS.labels(channel, "found" if found else "not_found").inc()
+        if found is not None:
+            metrics.NOTIFICATIONS_SENT.labels(channel, record.event).inc()
+            work.sent[(record.event, record.occurrence, channel)] += 1
+            work.updates[orphan.reference] = {
+                "state": "Sent",
+                "sid": found.sid,
+                "sentAt": _stamp(self._clock()),
+                "errorCode": None,
+            }
+            return
+        work.cancelled[(record.event, orphan.reason.value, channel)] += 1
+        cancelled = {"state": "Cancelled", "reason": orphan.reason.value}
+        work.updates[orphan.reference] = {**(work.updates.get(orphan.reference) or {}), **cancelled}
 
     async def _mail_api(self, target: Target, email: EmailChannel, retrying: bool) -> MailApi | None:
         """SendGrid with the key of ``apiKeySecretRef``; ``None`` (one Warning) while it cannot be read."""
@@ -341,6 +425,21 @@ class Notifier:
         if patch:
             await self._ports.patch_notifications(target.kind, target.namespace, target.name, patch)
 
+    async def _report_refusals(self, target: Target, plan: Plan) -> None:
+        """One Warning per event and channel whose notifications were refused (SenderNotAllowed)."""
+        refused: Counter[tuple[str, str]] = Counter(
+            (due.occurrence.event, due.channel) for due in plan.refusals
+        )
+        for (event, channel), count in sorted(refused.items()):
+            metrics.NOTIFICATIONS_FAILED.labels(channel, event).inc(count)
+            await self._ports.post_event(
+                target.body,
+                "Warning",
+                RecordReason.SENDER_NOT_ALLOWED.value,
+                f"Not sent: the {event} notification to {count} recipient(s) ({channel}). "
+                f"{plan.refused[channel]}.",
+            )
+
     async def _report(self, target: Target, work: _Pass) -> None:
         by_occurrence: dict[tuple[str, str], Counter[str]] = {}
         for (event, key, channel), count in work.sent.items():
@@ -354,6 +453,41 @@ class Notifier:
                 "NotificationSent",
                 f"Sent the {event} notification to {total} recipient(s) ({listed}).",
             )
+        for (event, reason, channel), count in sorted(work.cancelled.items()):
+            await self._ports.post_event(
+                target.body,
+                "Normal",
+                "NotificationCancelled",
+                f"Cancelled the {event} notification to {count} recipient(s) ({channel}): {reason}, "
+                f"{CANCELLED_BECAUSE[reason]}; it was not found sent and will not be.",
+            )
+
+
+CANCELLED_BECAUSE = {
+    RecordReason.RECIPIENT_REMOVED.value: "the recipient was removed from the spec",
+    RecordReason.NO_LONGER_DUE.value: "the event is no longer due for the recipient",
+}
+
+
+def _lookup_possible(orphan: Orphan, notifications: Notifications | None, plan: Plan) -> bool:
+    """Whether an orphan can be looked up: its channel's section is still in the spec (the SendGrid key,
+    the flow) and, on the operator's account, its sender is one the namespace may use."""
+    if notifications is None or orphan.channel in plan.refused:
+        return False
+    if orphan.channel == "email":
+        return notifications.email is not None
+    if orphan.channel == "studio":
+        return notifications.studio is not None
+    return notifications.messaging is not None
+
+
+def _refused(due: Due, now: datetime, creds: CredentialSet | None) -> dict[str, Any]:
+    """The record of a notification whose sender is refused: Failed, nothing sent."""
+    if due.record is not None:  # a Pending one: not looked up either
+        return {"state": "Failed", "reason": RecordReason.SENDER_NOT_ALLOWED.value}
+    record = _intent(due, now, creds)
+    record.update(state="Failed", reason=RecordReason.SENDER_NOT_ALLOWED.value)
+    return record
 
 
 def _intent(due: Due, now: datetime, creds: CredentialSet | None) -> dict[str, Any]:
@@ -366,6 +500,8 @@ def _intent(due: Due, now: datetime, creds: CredentialSet | None) -> dict[str, A
         "state": "Pending",
         "intentAt": _stamp(now),
         "attempts": 0,
+        "reason": None,  # a SenderNotAllowed record sent after all: nothing of it stays
+        "errorCode": None,
     }
     if creds is not None:
         record["accountSid"] = creds.account_sid

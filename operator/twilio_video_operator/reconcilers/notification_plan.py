@@ -7,6 +7,15 @@ is derived from the object's uid, the event, the occurrence and the recipient's 
 notification always gets the same reference: a record under it (whatever its state) means it was already
 intended, and a ``Pending`` one is recovered (looked up, then sent only if it was not) rather than sent
 again. No address is kept: records carry the recipient's index and a keyed hash of the address.
+
+Two more cases settle records that would otherwise stay as they are:
+
+- a channel whose sender the namespace may not use (``refused``) records its notifications ``Failed`` with
+  reason ``SenderNotAllowed`` and sends nothing; once the sender is allowed (the spec or the admin's grants
+  changed) a notification still due is sent after all, as nothing was sent under its reference;
+- a ``Pending`` record that is no longer due (its recipient left the spec, or its occurrence is no longer
+  current) is an *orphan*: looked up once, recorded ``Sent`` if found, else ``Cancelled`` with a reason.
+  It is never sent: the spec no longer asks for it.
 """
 
 from __future__ import annotations
@@ -14,7 +23,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from twilio_video_operator.models.duration import parse_duration
@@ -26,6 +35,7 @@ from twilio_video_operator.models.notifications import (
     NotificationRecord,
     Notifications,
     Recipient,
+    RecordReason,
 )
 
 REFERENCE_PREFIX = "n"
@@ -62,19 +72,42 @@ class Due:
 
 
 @dataclass(frozen=True)
+class Orphan:
+    """A ``Pending`` record the spec no longer asks for: look it up once, then ``Sent`` or ``Cancelled``."""
+
+    reference: str
+    record: NotificationRecord
+    reason: RecordReason
+    """``RecipientRemoved`` or ``NoLongerDue``: what ``Cancelled`` will say when the look-up finds nothing."""
+    recipient: Recipient | None = None
+    """The recipient, when still in the spec (the look-up can then name its address)."""
+
+    @property
+    def channel(self) -> str:
+        return self.record.channel
+
+
+@dataclass(frozen=True)
 class Plan:
     sends: tuple[Due, ...] = ()
-    """Notifications with no record yet: record the intent, then send."""
+    """Notifications with no record yet (or only a ``SenderNotAllowed`` one): record the intent, then send."""
     recoveries: tuple[Due, ...] = ()
     """Pending records whose outcome is unknown: look up first."""
+    refusals: tuple[Due, ...] = ()
+    """Notifications of a refused channel: recorded ``Failed``/``SenderNotAllowed``, not sent (a Pending
+    one is not looked up either: no Twilio call on behalf of a sender the namespace may not use)."""
+    orphans: tuple[Orphan, ...] = ()
+    """Pending records no longer due: look up, then ``Sent`` or ``Cancelled``."""
     prune: tuple[str, ...] = ()
     """References of old records to drop so that status stays within its bound."""
     next_at: datetime | None = None
     """When an occurrence that is not due yet becomes due (a reminder's time)."""
+    refused: Mapping[str, str] = field(default_factory=dict)
+    """Channel -> why its sender is refused (the message of the refusal's Event)."""
 
     @property
     def idle(self) -> bool:
-        return not (self.sends or self.recoveries or self.prune)
+        return not (self.sends or self.recoveries or self.refusals or self.orphans or self.prune)
 
 
 def keyed_digest(uid: str, text: str, digits: int) -> str:
@@ -146,29 +179,56 @@ def plan_notifications(
     *,
     uid: str,
     next_at: datetime | None = None,
+    refused: Mapping[str, str] | None = None,
 ) -> Plan:
-    """What to send and recover now. ``records``/``unreadable`` are status as read
-    (:func:`~twilio_video_operator.models.notifications.recorded_notifications`)."""
-    if notifications is None:
-        return Plan(next_at=next_at)
+    """What to send, recover, refuse and settle now. ``records``/``unreadable`` are status as read
+    (:func:`~twilio_video_operator.models.notifications.recorded_notifications`); ``refused`` maps each
+    channel whose sender the namespace may not use to why."""
+    refused = dict(refused or {})
     sends: list[Due] = []
     recoveries: list[Due] = []
+    refusals: list[Due] = []
+    wanted: set[str] = set()
+    recipients = notifications.recipients if notifications is not None else []
     for occurrence in occurrences:
-        for index, recipient in enumerate(notifications.recipients):
-            if occurrence.event not in notifications.events_of(recipient):
+        for index, recipient in enumerate(recipients):
+            if notifications is None or occurrence.event not in notifications.events_of(recipient):
                 continue
             ref = reference(uid, occurrence, recipient)
+            wanted.add(ref)
             if ref in unreadable:
                 continue
-            hashed = recipient_hash(uid, recipient)
+            due = Due(ref, occurrence, index, recipient, recipient_hash(uid, recipient))
             record = records.get(ref)
-            if record is None:
-                sends.append(Due(ref, occurrence, index, recipient, hashed))
+            blocked = record is not None and _refused_before(record)
+            if recipient.channel in refused:
+                if record is None or record.state == "Pending":
+                    refusals.append(replace(due, record=record))
+            elif record is None or blocked:
+                sends.append(due)  # nothing was sent under a refused record's reference
             elif record.state == "Pending":
-                recoveries.append(Due(ref, occurrence, index, recipient, hashed, record))
+                recoveries.append(replace(due, record=record))
+    orphans = tuple(
+        _orphan(ref, record, recipients, uid)
+        for ref, record in sorted(records.items())
+        if record.state == "Pending" and ref not in wanted
+    )
     current: set[tuple[str, str]] = {(occurrence.event, occurrence.key) for occurrence in occurrences}
-    prune = _prune(records, current, len(sends))
-    return Plan(tuple(sends), tuple(recoveries), prune, next_at)
+    adding = len(sends) + sum(due.record is None for due in refusals)
+    prune = _prune(records, current, adding)
+    return Plan(tuple(sends), tuple(recoveries), tuple(refusals), orphans, prune, next_at, refused)
+
+
+def _refused_before(record: NotificationRecord) -> bool:
+    return record.state == "Failed" and record.reason == RecordReason.SENDER_NOT_ALLOWED
+
+
+def _orphan(ref: str, record: NotificationRecord, recipients: list[Recipient], uid: str) -> Orphan:
+    """A Pending record no current notification has: its recipient, if still in the spec, and why."""
+    for recipient in recipients:
+        if recipient.channel == record.channel and recipient_hash(uid, recipient) == record.recipient_hash:
+            return Orphan(ref, record, RecordReason.NO_LONGER_DUE, recipient)
+    return Orphan(ref, record, RecordReason.RECIPIENT_REMOVED)
 
 
 def _prune(

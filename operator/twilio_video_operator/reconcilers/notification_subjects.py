@@ -27,20 +27,29 @@ from twilio_video_operator.reconcilers.notification_plan import (
     reminder_occurrence,
 )
 from twilio_video_operator.reconcilers.notification_render import Session
+from twilio_video_operator.reconcilers.shared_services import refused_senders
 
 
 async def notify_room(
     notifier: Notifier, body: Mapping[str, Any], spec: VideoRoomSpec | None, creds: CredentialSet | None
 ) -> datetime | None:
-    """The reminder of a VideoRoom's scheduled session; returns when to look again, if ever."""
-    if spec is None or spec.notifications is None:
+    """The reminder of a VideoRoom's scheduled session; returns when to look again, if ever.
+
+    Without ``spec.notifications`` only Pending records left from before are settled (looked up where
+    possible, else cancelled)."""
+    if spec is None:
         return None
+    target = _target("VideoRoom", body)
     notifications = spec.notifications
+    if notifications is None:
+        if not notifications_pending(body):
+            return None
+        session = Session("VideoRoom", target.namespace, target.name, target.name)
+        return await _run(notifier, target, None, session, [], None, creds)
     start = spec.schedule.start_time if spec.schedule is not None else None
     occurrence, next_at = reminder_occurrence(
         notifications, start, notifier.now(), completed=spec.state == "Completed"
     )
-    target = _target("VideoRoom", body)
     session = Session(
         "VideoRoom", target.namespace, target.name, notifications.title or target.name, notifications.join_url
     )
@@ -83,9 +92,11 @@ async def notify_composition(
         if notifications is None:
             room = await notifier.ports.get_object("VideoRoom", target.namespace, spec.room_ref.name)
             notifications = _room_notifications(room)
-    if notifications is None:
+    if notifications is None and not notifications_pending(body):
         return None
-    session = Session("Composition", target.namespace, target.name, notifications.title or title)
+    if notifications is not None and notifications.title:
+        title = notifications.title
+    session = Session("Composition", target.namespace, target.name, title)
     return await _run(notifier, target, notifications, session, occurrences, None, creds)
 
 
@@ -100,7 +111,7 @@ def notifications_pending(body: Mapping[str, Any]) -> bool:
 async def _run(
     notifier: Notifier,
     target: Target,
-    notifications: Notifications,
+    notifications: Notifications | None,
     session: Session,
     occurrences: list[Occurrence],
     next_at: datetime | None,
@@ -109,13 +120,15 @@ async def _run(
     raw = (target.body.get("status") or {}).get("notifications")
     records, unreadable = recorded_notifications(raw)
     retry_at = _retry_at(raw)
+    account = creds.account_sid if creds is not None else None
+    refused = refused_senders(notifier.services, target.namespace, notifications, account)
     plan: Plan = plan_notifications(
-        notifications, occurrences, records, unreadable, uid=target.uid, next_at=next_at
+        notifications, occurrences, records, unreadable, uid=target.uid, next_at=next_at, refused=refused
     )
     now = notifier.now()
     if plan.idle and retry_at is None:
         return next_at
-    if retry_at is not None and retry_at > now and not plan.sends:
+    if retry_at is not None and retry_at > now and not (plan.sends or plan.refusals):
         return min(moment for moment in (next_at, retry_at) if moment is not None)
     return await notifier.run(target, notifications, session, plan, creds=creds, retry_at=retry_at)
 
