@@ -198,7 +198,8 @@ class RealBackend(KubeBackend):
     ) -> list[dict[str, Any]]:
         query = {"resourceVersion": "0"} if cached else {}
         found: list[dict[str, Any]] = []
-        for namespace in namespaces or [None]:
+        scopes: Sequence[str | None] = namespaces or [None]
+        for namespace in scopes:
             found += self.api.items(_path(api_version, plural, namespace), **query)
         return found
 
