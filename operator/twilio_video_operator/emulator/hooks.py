@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from aiohttp import web
@@ -25,12 +26,12 @@ from .core import (
     add_route,
     iso,
     new_sid,
-    paginate_v1,
     param_bool,
     param_date,
     read_params,
 )
 from .entities import Room
+from .owned_records import installed_store, owned_page, owned_record
 
 HOOKS_KEY = "composition_hooks"
 MAX_FRIENDLY_NAME = 100
@@ -144,17 +145,11 @@ class HookService:
 
 
 def hooks_of(state: EmulatorState) -> HookService:
-    service = state.extensions.get(HOOKS_KEY)
-    if not isinstance(service, HookService):
-        raise RuntimeError("composition hooks are not installed")
-    return service
+    return installed_store(state, HOOKS_KEY, HookService)
 
 
 def _hook(request: web.Request) -> CompositionHook:
-    hook = hooks_of(request.app[STATE_KEY]).hooks.get(request.match_info["Sid"])
-    if hook is None or hook.account_sid != account_of(request):
-        raise TwilioError(404, 20404, f"The requested resource {request.path} was not found")
-    return hook
+    return owned_record(hooks_of(request.app[STATE_KEY]).hooks, request)
 
 
 async def create_hook(request: web.Request) -> web.Response:
@@ -172,24 +167,22 @@ async def create_hook(request: web.Request) -> web.Response:
 
 async def list_hooks(request: web.Request) -> web.Response:
     state = request.app[STATE_KEY]
-    account_sid = account_of(request)
     query = request.query
     enabled = param_bool(query, "Enabled", True) if query.get("Enabled") else None
     pattern = query.get("FriendlyName")
     matcher = name_filter(pattern) if pattern else None
     after = param_date(query, "DateCreatedAfter")
     before = param_date(query, "DateCreatedBefore")
-    matches = [
-        h
-        for h in hooks_of(state).hooks.values()
-        if h.account_sid == account_sid
-        and (enabled is None or h.enabled == enabled)
-        and (matcher is None or matcher.fullmatch(h.friendly_name))
-        and (after is None or h.date_created >= after)
-        and (before is None or h.date_created < before)
-    ]
-    records = [render_hook(state, h) for h in reversed(matches)]
-    return web.json_response(paginate_v1(request, records, "composition_hooks"))
+
+    def keep(hook: CompositionHook) -> bool:
+        return (
+            (enabled is None or hook.enabled == enabled)
+            and (matcher is None or matcher.fullmatch(hook.friendly_name) is not None)
+            and (after is None or hook.date_created >= after)
+            and (before is None or hook.date_created < before)
+        )
+
+    return owned_page(request, hooks_of(state).hooks, partial(render_hook, state), "composition_hooks", keep)
 
 
 async def fetch_hook(request: web.Request) -> web.Response:

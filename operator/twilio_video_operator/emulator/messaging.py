@@ -15,6 +15,7 @@ import json
 import re
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -30,12 +31,12 @@ from .core import (
     add_route,
     iso,
     new_sid,
-    paginate_v1,
     paginate_v2010,
     parse_iso,
     read_params,
     rfc2822,
 )
+from .owned_records import installed_store, owned_page, owned_record, required_param, resource_not_found
 
 MESSAGING_KEY = "messaging"
 API_VERSION = "2010-04-01"
@@ -209,10 +210,7 @@ class MessagingStore:
 
 
 def messaging_of(state: EmulatorState) -> MessagingStore:
-    store = state.extensions.get(MESSAGING_KEY)
-    if not isinstance(store, MessagingStore):
-        raise RuntimeError("messaging is not installed")
-    return store
+    return installed_store(state, MESSAGING_KEY, MessagingStore)
 
 
 def segments(body: str | None) -> str:
@@ -226,10 +224,6 @@ def segments(body: str | None) -> str:
 
 
 # --------------------------------------------------------------------------------------------- params
-
-
-def _not_found(request: web.Request) -> TwilioError:
-    return TwilioError(404, 20404, f"The requested resource {request.path} was not found")
 
 
 def _is_address(value: str, *, sender: bool) -> bool:
@@ -266,7 +260,7 @@ def _content_variables(params: MultiMapping[str]) -> Any:
 def _message_account(state: EmulatorState, request: web.Request) -> str:
     account_sid = request.match_info["AccountSid"]
     if not acts_for(state, principal_of(request), account_sid):
-        raise _not_found(request)
+        raise resource_not_found(request)
     return account_sid
 
 
@@ -365,11 +359,11 @@ async def create_message(request: web.Request) -> web.Response:
     return web.json_response(render_message(message), status=201)
 
 
-def _message_from_path(state: EmulatorState, request: web.Request) -> Message:
+def _message_from_path(state: EmulatorState, request: web.Request, name: str = "Sid") -> Message:
     account_sid = _message_account(state, request)
-    message = messaging_of(state).messages.get(request.match_info["Sid"])
+    message = messaging_of(state).messages.get(request.match_info[name])
     if message is None or message.account_sid != account_sid:
-        raise _not_found(request)
+        raise resource_not_found(request)
     return message
 
 
@@ -412,11 +406,7 @@ async def list_messages(request: web.Request) -> web.Response:
 
 async def list_media(request: web.Request) -> web.Response:
     """Messages carry no media in the emulator: the list is always empty."""
-    state = request.app[STATE_KEY]
-    account_sid = _message_account(state, request)
-    message = messaging_of(state).messages.get(request.match_info["MessageSid"])
-    if message is None or message.account_sid != account_sid:
-        raise _not_found(request)
+    _message_from_path(request.app[STATE_KEY], request, "MessageSid")
     return web.json_response(paginate_v2010(request, [], "media_list"))
 
 
@@ -475,9 +465,7 @@ def render_service(state: EmulatorState, service: MessagingService) -> dict[str,
 async def create_service(request: web.Request) -> web.Response:
     state = request.app[STATE_KEY]
     params = await read_params(request)
-    name = params.get("FriendlyName")
-    if not name:
-        raise TwilioError(400, 20001, "Missing required parameter FriendlyName in the post body")
+    name = required_param(params, "FriendlyName")
     if len(name) > MAX_FRIENDLY_NAME:
         raise TwilioError(400, 20001, f"FriendlyName must be at most {MAX_FRIENDLY_NAME} characters")
     now = state.clock.now()
@@ -497,20 +485,11 @@ async def create_service(request: web.Request) -> web.Response:
 
 async def list_services(request: web.Request) -> web.Response:
     state = request.app[STATE_KEY]
-    account_sid = account_of(request)
-    records = [
-        render_service(state, service)
-        for service in reversed(messaging_of(state).services.values())
-        if service.account_sid == account_sid
-    ]
-    return web.json_response(paginate_v1(request, records, "services"))
+    return owned_page(request, messaging_of(state).services, partial(render_service, state), "services")
 
 
 def _service_from_path(state: EmulatorState, request: web.Request) -> MessagingService:
-    service = messaging_of(state).services.get(request.match_info["Sid"])
-    if service is None or service.account_sid != account_of(request):
-        raise _not_found(request)
-    return service
+    return owned_record(messaging_of(state).services, request)
 
 
 async def fetch_service(request: web.Request) -> web.Response:

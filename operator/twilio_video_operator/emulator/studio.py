@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from aiohttp import web
@@ -31,6 +32,7 @@ from .core import (
     param_enum,
     read_params,
 )
+from .owned_records import installed_store, owned_page, owned_record, required_param, resource_not_found
 
 STUDIO_KEY = "studio"
 EXECUTION_SECONDS = 10.0
@@ -122,14 +124,7 @@ class StudioStore:
 
 
 def studio_of(state: EmulatorState) -> StudioStore:
-    store = state.extensions.get(STUDIO_KEY)
-    if not isinstance(store, StudioStore):
-        raise RuntimeError("studio is not installed")
-    return store
-
-
-def _not_found(request: web.Request) -> TwilioError:
-    return TwilioError(404, 20404, f"The requested resource {request.path} was not found")
+    return installed_store(state, STUDIO_KEY, StudioStore)
 
 
 def _json_param(params: MultiMapping[str], name: str) -> dict[str, Any] | None:
@@ -178,13 +173,10 @@ def render_flow(state: EmulatorState, flow: Flow) -> dict[str, Any]:
 async def create_flow(request: web.Request) -> web.Response:
     state = request.app[STATE_KEY]
     params = await read_params(request)
-    name = params.get("FriendlyName")
-    if not name:
-        raise TwilioError(400, 20001, "Missing required parameter FriendlyName in the post body")
+    name = required_param(params, "FriendlyName")
     if len(name) > MAX_FRIENDLY_NAME:
         raise TwilioError(400, 20001, f"FriendlyName must be at most {MAX_FRIENDLY_NAME} characters")
-    if not params.get("Status"):
-        raise TwilioError(400, 20001, "Missing required parameter Status in the post body")
+    required_param(params, "Status")
     status = param_enum(params, "Status", FLOW_STATUSES, code=20001, default="draft")
     definition = _json_param(params, "Definition")
     if definition is None:
@@ -204,20 +196,11 @@ async def create_flow(request: web.Request) -> web.Response:
 
 async def list_flows(request: web.Request) -> web.Response:
     state = request.app[STATE_KEY]
-    account_sid = account_of(request)
-    records = [
-        render_flow(state, flow)
-        for flow in reversed(studio_of(state).flows.values())
-        if flow.account_sid == account_sid
-    ]
-    return web.json_response(paginate_v1(request, records, "flows"))
+    return owned_page(request, studio_of(state).flows, partial(render_flow, state), "flows")
 
 
 def _flow(state: EmulatorState, request: web.Request, name: str) -> Flow:
-    flow = studio_of(state).flows.get(request.match_info[name])
-    if flow is None or flow.account_sid != account_of(request):
-        raise _not_found(request)
-    return flow
+    return owned_record(studio_of(state).flows, request, name)
 
 
 async def fetch_flow(request: web.Request) -> web.Response:
@@ -278,11 +261,7 @@ async def create_execution(request: web.Request) -> web.Response:
     store = studio_of(state)
     flow = _flow(state, request, "FlowSid")
     params = await read_params(request)
-    to, sender = params.get("To"), params.get("From")
-    if not to:
-        raise TwilioError(400, 20001, "Missing required parameter To in the post body")
-    if not sender:
-        raise TwilioError(400, 20001, "Missing required parameter From in the post body")
+    to, sender = required_param(params, "To"), required_param(params, "From")
     parameters = _json_param(params, "Parameters") or {}
     for other in store.executions.values():
         if other.flow_sid == flow.sid and other.to == to and store.refresh(other).status == "active":
@@ -335,7 +314,7 @@ def _execution(state: EmulatorState, request: web.Request, name: str = "Sid") ->
     flow = _flow(state, request, "FlowSid")
     execution = store.executions.get(request.match_info[name])
     if execution is None or execution.flow_sid != flow.sid:
-        raise _not_found(request)
+        raise resource_not_found(request)
     return store.refresh(execution)
 
 
@@ -349,8 +328,7 @@ async def update_execution(request: web.Request) -> web.Response:
     state = request.app[STATE_KEY]
     execution = _execution(state, request)
     params = await read_params(request)
-    if not params.get("Status"):
-        raise TwilioError(400, 20001, "Missing required parameter Status in the post body")
+    required_param(params, "Status")
     status = param_enum(params, "Status", ("ended",), code=20001, default="ended")
     if execution.status != status:
         execution.status = status

@@ -14,6 +14,7 @@ import re
 import secrets
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from aiohttp import web
@@ -28,10 +29,10 @@ from .core import (
     add_route,
     iso,
     new_sid,
-    paginate_v1,
     param_bool,
     read_params,
 )
+from .owned_records import installed_store, owned_page, owned_record, required_param, resource_not_found
 
 VERIFY_KEY = "verify"
 CODE_TTL = timedelta(minutes=10)
@@ -113,14 +114,7 @@ class VerifyStore:
 
 
 def verify_of(state: EmulatorState) -> VerifyStore:
-    store = state.extensions.get(VERIFY_KEY)
-    if not isinstance(store, VerifyStore):
-        raise RuntimeError("verify is not installed")
-    return store
-
-
-def _not_found(request: web.Request) -> TwilioError:
-    return TwilioError(404, 20404, f"The requested resource {request.path} was not found")
+    return installed_store(state, VERIFY_KEY, VerifyStore)
 
 
 def _invalid(name: str, value: str | None = None) -> TwilioError:
@@ -187,9 +181,7 @@ def _code_length(params: MultiMapping[str]) -> int:
 async def create_service(request: web.Request) -> web.Response:
     state = request.app[STATE_KEY]
     params = await read_params(request)
-    name = params.get("FriendlyName")
-    if not name:
-        raise TwilioError(400, 20001, "Missing required parameter FriendlyName in the post body")
+    name = required_param(params, "FriendlyName")
     if len(name) > MAX_FRIENDLY_NAME:
         raise _invalid("FriendlyName", name)
     now = state.clock.now()
@@ -214,20 +206,11 @@ async def create_service(request: web.Request) -> web.Response:
 
 async def list_services(request: web.Request) -> web.Response:
     state = request.app[STATE_KEY]
-    account_sid = account_of(request)
-    records = [
-        render_service(state, service)
-        for service in reversed(verify_of(state).services.values())
-        if service.account_sid == account_sid
-    ]
-    return web.json_response(paginate_v1(request, records, "services"))
+    return owned_page(request, verify_of(state).services, partial(render_service, state), "services")
 
 
 def _service(state: EmulatorState, request: web.Request, name: str) -> VerifyService:
-    service = verify_of(state).services.get(request.match_info[name])
-    if service is None or service.account_sid != account_of(request):
-        raise _not_found(request)
-    return service
+    return owned_record(verify_of(state).services, request, name)
 
 
 async def fetch_service(request: web.Request) -> web.Response:
@@ -248,7 +231,8 @@ async def delete_service(request: web.Request) -> web.Response:
 # ------------------------------------------------------------------------------------ verifications
 
 
-def render_verification(state: EmulatorState, verification: Verification) -> dict[str, Any]:
+def _render_outcome(verification: Verification) -> dict[str, Any]:
+    """The fields a Verification and a VerificationCheck of it share."""
     return {
         "sid": verification.sid,
         "service_sid": verification.service_sid,
@@ -257,32 +241,25 @@ def render_verification(state: EmulatorState, verification: Verification) -> dic
         "channel": verification.channel,
         "status": verification.status,
         "valid": verification.status == "approved",
-        "lookup": {},
         "amount": None,
         "payee": None,
-        "send_code_attempts": list(verification.send_code_attempts),
         "date_created": iso(verification.date_created),
         "date_updated": iso(verification.date_updated),
+    }
+
+
+def render_verification(state: EmulatorState, verification: Verification) -> dict[str, Any]:
+    return {
+        **_render_outcome(verification),
+        "lookup": {},
+        "send_code_attempts": list(verification.send_code_attempts),
         "sna": None,
         "url": state.url(f"/v2/Services/{verification.service_sid}/Verifications/{verification.sid}"),
     }
 
 
 def render_check(verification: Verification) -> dict[str, Any]:
-    return {
-        "sid": verification.sid,
-        "service_sid": verification.service_sid,
-        "account_sid": verification.account_sid,
-        "to": verification.to,
-        "channel": verification.channel,
-        "status": verification.status,
-        "valid": verification.status == "approved",
-        "amount": None,
-        "payee": None,
-        "sna_attempts_error_codes": [],
-        "date_created": iso(verification.date_created),
-        "date_updated": iso(verification.date_updated),
-    }
+    return {**_render_outcome(verification), "sna_attempts_error_codes": []}
 
 
 def _recipient(params: MultiMapping[str], channel: str) -> str:
@@ -354,7 +331,7 @@ def _pending_from_path(state: EmulatorState, request: web.Request) -> Verificati
         or verification.service_sid != service.sid
         or store.refresh(verification).status != "pending"
     ):
-        raise _not_found(request)
+        raise resource_not_found(request)
     return verification
 
 
@@ -399,7 +376,7 @@ async def create_check(request: web.Request) -> web.Response:
     else:
         raise TwilioError(400, 60200, "Either a 'To' or a 'VerificationSid' parameter is required")
     if verification is None:
-        raise _not_found(request)
+        raise resource_not_found(request)
     now = state.clock.now()
     if verification.failed_checks >= MAX_FAILED_CHECKS:
         verification.status = "max_attempts_reached"

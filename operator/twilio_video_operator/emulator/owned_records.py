@@ -1,0 +1,69 @@
+"""What the REST handlers of account-owned records share (Messaging Services, Studio, Verify, Composition
+Hooks): the store a module installed, a record by its path SID, a newest-first page, a required parameter.
+
+A record of another account is answered as if it did not exist (404/20404), as on Twilio.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol, TypeVar
+
+from aiohttp import web
+
+from .auth import account_of
+from .core import EmulatorState, TwilioError, paginate_v1
+
+
+class AccountRecord(Protocol):
+    @property
+    def account_sid(self) -> str: ...
+
+
+R = TypeVar("R", bound=AccountRecord)
+T = TypeVar("T")
+
+
+def installed_store(state: EmulatorState, key: str, kind: type[T]) -> T:
+    """The store a module's ``install`` put in ``state.extensions`` under ``key``."""
+    store = state.extensions.get(key)
+    if not isinstance(store, kind):
+        raise RuntimeError(f"{key} is not installed")
+    return store
+
+
+def resource_not_found(request: web.Request) -> TwilioError:
+    return TwilioError(404, 20404, f"The requested resource {request.path} was not found")
+
+
+def owned_record(records: Mapping[str, R], request: web.Request, name: str = "Sid") -> R:
+    """The record whose SID is the path's ``{name}``, if the caller's account owns it."""
+    record = records.get(request.match_info[name])
+    if record is None or record.account_sid != account_of(request):
+        raise resource_not_found(request)
+    return record
+
+
+def owned_page(
+    request: web.Request,
+    records: dict[str, R],
+    render: Callable[[R], dict[str, Any]],
+    key: str,
+    keep: Callable[[R], bool] = lambda record: True,
+) -> web.Response:
+    """One page of the caller's records that ``keep`` accepts, newest first, as a v1/v2 list body."""
+    account_sid = account_of(request)
+    rendered = [
+        render(record)
+        for record in reversed(records.values())
+        if record.account_sid == account_sid and keep(record)
+    ]
+    return web.json_response(paginate_v1(request, rendered, key))
+
+
+def required_param(params: Mapping[str, str], name: str) -> str:
+    """A form parameter that must be present and non-empty."""
+    value = params.get(name)
+    if not value:
+        raise TwilioError(400, 20001, f"Missing required parameter {name} in the post body")
+    return value
