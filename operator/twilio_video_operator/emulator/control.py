@@ -6,7 +6,6 @@ JSON in and out, no authentication, not counted and not faulted. Errors use Twil
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from aiohttp import web
@@ -14,6 +13,7 @@ from aiohttp import web
 from .access_tokens import verify_access_token
 from .accounts import MAX_FRIENDLY_NAME, create_subaccount
 from .app import FAULTS_KEY, STATS_KEY
+from .control_json import account_filter, json_object
 from .core import STATE_KEY, EmulatorState, TwilioError, iso
 from .entities import Participant, Room, Track
 from .faults import FaultConfig
@@ -34,28 +34,11 @@ MAX_CALLBACK_WAIT_SECONDS = 30.0
 KEY_TYPES = ("main", "standard", "restricted")
 
 
-async def _json_body(request: web.Request) -> dict[str, Any]:
-    if not request.can_read_body:
-        return {}
-    try:
-        body = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise TwilioError(400, 20001, "The body must be a JSON object") from None
-    if not isinstance(body, dict):
-        raise TwilioError(400, 20001, "The body must be a JSON object")
-    return body
-
-
 def _account_param(
     state: EmulatorState, request: web.Request, body: dict[str, Any] | None = None
 ) -> str | None:
     """``accountSid`` from the query (or the JSON body): the account a room's UniqueName is resolved in."""
-    account_sid = request.query.get("accountSid") or (body or {}).get("accountSid")
-    if account_sid is None:
-        return None
-    if not isinstance(account_sid, str) or account_sid not in state.accounts:
-        raise TwilioError(404, 20404, f"No account {account_sid}")
-    return account_sid
+    return account_filter(state, request.query.get("accountSid") or (body or {}).get("accountSid"))
 
 
 def _room(state: EmulatorState, request: web.Request, body: dict[str, Any] | None = None) -> Room:
@@ -97,7 +80,7 @@ def _tracks(body: dict[str, Any]) -> list[dict[str, str]] | None:
 
 async def join(request: web.Request) -> web.Response:
     state = request.app[STATE_KEY]
-    body = await _json_body(request)
+    body = await json_object(request)
     room = find_room(state, request.match_info["room"], _account_param(state, request, body))
     if room is None or room.status != "in-progress":
         raise TwilioError(404, 53106, "Room not found")
@@ -122,7 +105,7 @@ async def leave(request: web.Request) -> web.Response:
 
 async def add_track(request: web.Request) -> web.Response:
     state = request.app[STATE_KEY]
-    body = await _json_body(request)
+    body = await json_object(request)
     room = _room(state, request, body)
     participant = _participant(room, request)
     name, kind = body.get("name"), body.get("kind")
@@ -142,7 +125,7 @@ async def remove_track(request: web.Request) -> web.Response:
 
 async def update_track(request: web.Request) -> web.Response:
     state = request.app[STATE_KEY]
-    body = await _json_body(request)
+    body = await json_object(request)
     room = _room(state, request, body)
     participant = _participant(room, request)
     track = _track(participant, request)
@@ -167,7 +150,7 @@ async def fail_room(request: web.Request) -> web.Response:
 
 async def advance_clock(request: web.Request) -> web.Response:
     state = request.app[STATE_KEY]
-    body = await _json_body(request)
+    body = await json_object(request)
     seconds = body.get("seconds")
     if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 0:
         raise TwilioError(400, 20001, "seconds must be a non-negative number")
@@ -182,7 +165,7 @@ async def get_clock(request: web.Request) -> web.Response:
 
 
 async def set_faults(request: web.Request) -> web.Response:
-    body = await _json_body(request)
+    body = await json_object(request)
     try:
         config = FaultConfig.from_json(body)
     except ValueError as error:
@@ -231,7 +214,7 @@ async def clear_callbacks(request: web.Request) -> web.Response:
 
 async def create_control_key(request: web.Request) -> web.Response:
     state = request.app[STATE_KEY]
-    body = await _json_body(request)
+    body = await json_object(request)
     name = body.get("friendlyName", "")
     key_type = body.get("type", "main")
     if not isinstance(name, str) or len(name) > 64:
@@ -258,7 +241,7 @@ async def create_control_key(request: web.Request) -> web.Response:
 async def create_control_account(request: web.Request) -> web.Response:
     """A subaccount of the main account plus a Standard API key of it, ready for a client."""
     state = request.app[STATE_KEY]
-    body = await _json_body(request)
+    body = await json_object(request)
     name = body.get("friendlyName")
     if name is not None and (not isinstance(name, str) or len(name) > MAX_FRIENDLY_NAME):
         raise TwilioError(

@@ -1,4 +1,5 @@
-"""Small helpers shared by the control endpoints of the messaging, Studio, Verify and SendGrid modules."""
+"""Small helpers shared by the control endpoints: the control API's own and those of the messaging, Studio,
+Verify and SendGrid modules."""
 
 from __future__ import annotations
 
