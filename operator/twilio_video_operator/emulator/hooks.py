@@ -31,7 +31,7 @@ from .core import (
     read_params,
 )
 from .entities import Room
-from .owned_records import installed_store, owned_page, owned_record
+from .owned_records import install_store, installed_store, owned_page, owned_record
 
 HOOKS_KEY = "composition_hooks"
 MAX_FRIENDLY_NAME = 100
@@ -212,10 +212,8 @@ async def delete_hook(request: web.Request) -> web.Response:
 
 
 def install(app: web.Application, state: EmulatorState) -> None:
-    service = HookService(state)
-    state.extensions[HOOKS_KEY] = service
+    service = install_store(state, HOOKS_KEY, HookService(state))
     state.room_completed_listeners.append(service.on_room_ended)
-    state.persisters[HOOKS_KEY] = (service.dump, service.load)
     add_route(app, "POST", "/v1/CompositionHooks", create_hook, "CreateCompositionHook")
     add_route(app, "GET", "/v1/CompositionHooks", list_hooks, "ListCompositionHook")
     add_route(app, "GET", "/v1/CompositionHooks/{Sid}", fetch_hook, "FetchCompositionHook")

@@ -36,7 +36,14 @@ from .core import (
     read_params,
     rfc2822,
 )
-from .owned_records import installed_store, owned_page, owned_record, required_param, resource_not_found
+from .owned_records import (
+    install_store,
+    installed_store,
+    owned_page,
+    owned_record,
+    required_param,
+    resource_not_found,
+)
 
 MESSAGING_KEY = "messaging"
 API_VERSION = "2010-04-01"
@@ -599,9 +606,7 @@ async def control_messages(request: web.Request) -> web.Response:
 
 
 def install(app: web.Application, state: EmulatorState) -> None:
-    store = MessagingStore(state)
-    state.extensions[MESSAGING_KEY] = store
-    state.persisters[MESSAGING_KEY] = (store.dump, store.load)
+    install_store(state, MESSAGING_KEY, MessagingStore(state))
     base = "/2010-04-01/Accounts/{AccountSid}/Messages"
     # ".json" variants first: a bare "{Sid}" would otherwise swallow the suffix.
     for suffix in (".json", ""):

@@ -1,5 +1,5 @@
 """What the REST handlers of account-owned records share (Messaging Services, Studio, Verify, Composition
-Hooks): the store a module installed, a record by its path SID, a newest-first page, a required parameter.
+Hooks): the store a module keeps, a record by its path SID, a newest-first page, a required parameter.
 
 A record of another account is answered as if it did not exist (404/20404), as on Twilio.
 """
@@ -22,6 +22,22 @@ class AccountRecord(Protocol):
 
 R = TypeVar("R", bound=AccountRecord)
 T = TypeVar("T")
+
+
+class PersistedStore(Protocol):
+    def dump(self) -> dict[str, Any]: ...
+
+    def load(self, data: dict[str, Any]) -> None: ...
+
+
+S = TypeVar("S", bound=PersistedStore)
+
+
+def install_store(state: EmulatorState, key: str, store: S) -> S:
+    """Keep a module's ``store`` in ``state.extensions`` under ``key``, saved and loaded with the state."""
+    state.extensions[key] = store
+    state.persisters[key] = (store.dump, store.load)
+    return store
 
 
 def installed_store(state: EmulatorState, key: str, kind: type[T]) -> T:

@@ -9,6 +9,7 @@ from aiohttp import web
 
 from .control_json import account_filter, json_object
 from .core import STATE_KEY, EmulatorState, TwilioError
+from .owned_records import install_store
 from .sendgrid_core import (
     SENDGRID_KEY,
     SendGridKey,
@@ -89,9 +90,7 @@ async def control_clear_mail(request: web.Request) -> web.Response:
 
 
 def install(app: web.Application, state: EmulatorState) -> None:
-    store = SendGridStore(state)
-    state.extensions[SENDGRID_KEY] = store
-    state.persisters[SENDGRID_KEY] = (store.dump, store.load)
+    install_store(state, SENDGRID_KEY, SendGridStore(state))
     install_mail(app)
     install_templates(app)
     # Last: any other /v3/ path answers SendGrid's 404 rather than Twilio's.

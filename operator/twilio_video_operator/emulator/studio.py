@@ -32,7 +32,14 @@ from .core import (
     param_enum,
     read_params,
 )
-from .owned_records import installed_store, owned_page, owned_record, required_param, resource_not_found
+from .owned_records import (
+    install_store,
+    installed_store,
+    owned_page,
+    owned_record,
+    required_param,
+    resource_not_found,
+)
 
 STUDIO_KEY = "studio"
 EXECUTION_SECONDS = 10.0
@@ -437,9 +444,7 @@ async def control_executions(request: web.Request) -> web.Response:
 
 
 def install(app: web.Application, state: EmulatorState) -> None:
-    store = StudioStore(state)
-    state.extensions[STUDIO_KEY] = store
-    state.persisters[STUDIO_KEY] = (store.dump, store.load)
+    install_store(state, STUDIO_KEY, StudioStore(state))
     add_route(app, "POST", "/v2/Flows", create_flow, "CreateFlow")
     add_route(app, "GET", "/v2/Flows", list_flows, "ListFlow")
     add_route(app, "GET", "/v2/Flows/{Sid}", fetch_flow, "FetchFlow")

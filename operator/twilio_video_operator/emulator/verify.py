@@ -32,7 +32,14 @@ from .core import (
     param_bool,
     read_params,
 )
-from .owned_records import installed_store, owned_page, owned_record, required_param, resource_not_found
+from .owned_records import (
+    install_store,
+    installed_store,
+    owned_page,
+    owned_record,
+    required_param,
+    resource_not_found,
+)
 
 VERIFY_KEY = "verify"
 CODE_TTL = timedelta(minutes=10)
@@ -430,9 +437,7 @@ async def control_codes(request: web.Request) -> web.Response:
 
 
 def install(app: web.Application, state: EmulatorState) -> None:
-    store = VerifyStore(state)
-    state.extensions[VERIFY_KEY] = store
-    state.persisters[VERIFY_KEY] = (store.dump, store.load)
+    install_store(state, VERIFY_KEY, VerifyStore(state))
     add_route(app, "POST", "/v2/Services", create_service, "CreateService")
     add_route(app, "GET", "/v2/Services", list_services, "ListService")
     add_route(app, "GET", "/v2/Services/{Sid}", fetch_service, "FetchService")
