@@ -4,6 +4,7 @@ Verify and SendGrid modules."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from aiohttp import web
@@ -31,3 +32,16 @@ def account_filter(state: EmulatorState, value: Any) -> str | None:
     if not isinstance(value, str) or value not in state.accounts:
         raise TwilioError(404, 20404, f"No account {value}")
     return value
+
+
+def query_filters(state: EmulatorState, query: Mapping[str, str], names: Iterable[str]) -> dict[str, str]:
+    """The ``?name=`` filters of a control listing that are given, by name; an unknown ``accountSid`` is
+    404/20404."""
+    filters = {name: query[name] for name in names if name in query}
+    account_filter(state, filters.get("accountSid"))
+    return filters
+
+
+def matching(records: Iterable[dict[str, Any]], filters: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The records whose field of each filter's name equals the filter."""
+    return [record for record in records if all(record.get(name) == value for name, value in filters.items())]

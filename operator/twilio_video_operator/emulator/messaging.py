@@ -23,7 +23,7 @@ from aiohttp import web
 from multidict import MultiMapping
 
 from .auth import account_of, acts_for, principal_of
-from .control_json import account_filter, json_object
+from .control_json import json_object, matching, query_filters
 from .core import (
     STATE_KEY,
     EmulatorState,
@@ -573,36 +573,30 @@ async def clear_failures(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
+def _control_view(message: Message) -> dict[str, Any]:
+    return {
+        "sid": message.sid,
+        "accountSid": message.account_sid,
+        "to": message.to,
+        "from": message.from_,
+        "body": message.body,
+        "status": message.status,
+        "messagingServiceSid": message.messaging_service_sid,
+        "contentSid": message.content_sid,
+        "contentVariables": message.content_variables,
+        "statusCallback": message.status_callback,
+        "errorCode": message.error_code,
+        "dateCreated": iso(message.date_created),
+    }
+
+
 async def control_messages(request: web.Request) -> web.Response:
     """Every message (oldest first) with what the Message resource does not show (content template,
     variables, status callback); ``?accountSid=``, ``?to=`` and ``?status=`` filter."""
     state = request.app[STATE_KEY]
-    account_sid = account_filter(state, request.query.get("accountSid"))
-    to, status = request.query.get("to"), request.query.get("status")
-    return web.json_response(
-        {
-            "messages": [
-                {
-                    "sid": message.sid,
-                    "accountSid": message.account_sid,
-                    "to": message.to,
-                    "from": message.from_,
-                    "body": message.body,
-                    "status": message.status,
-                    "messagingServiceSid": message.messaging_service_sid,
-                    "contentSid": message.content_sid,
-                    "contentVariables": message.content_variables,
-                    "statusCallback": message.status_callback,
-                    "errorCode": message.error_code,
-                    "dateCreated": iso(message.date_created),
-                }
-                for message in messaging_of(state).messages.values()
-                if (account_sid is None or message.account_sid == account_sid)
-                and (to is None or message.to == to)
-                and (status is None or message.status == status)
-            ]
-        }
-    )
+    filters = query_filters(state, request.query, ("accountSid", "to", "status"))
+    views = [_control_view(message) for message in messaging_of(state).messages.values()]
+    return web.json_response({"messages": matching(views, filters)})
 
 
 def install(app: web.Application, state: EmulatorState) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
-from .control_json import account_filter, json_object
+from .control_json import account_filter, json_object, matching, query_filters
 from .core import STATE_KEY, EmulatorState, TwilioError
 from .owned_records import install_store
 from .sendgrid_core import (
@@ -68,20 +68,14 @@ async def control_mail(request: web.Request) -> web.Response:
     """What was sent, oldest first, one record per personalization; ``?accountSid=``, ``?to=`` (any of
     to, cc, bcc) and ``?templateId=`` filter."""
     state = request.app[STATE_KEY]
-    query = request.query
-    account_sid = account_filter(state, query.get("accountSid"))
-    to, template_id = query.get("to"), query.get("templateId")
-    return web.json_response(
-        {
-            "mail": [
-                record
-                for record in sendgrid_of(state).sent
-                if (account_sid is None or record["accountSid"] == account_sid)
-                and (to is None or to in record["to"] + record["cc"] + record["bcc"])
-                and (template_id is None or record["templateId"] == template_id)
-            ]
-        }
-    )
+    filters = query_filters(state, request.query, ("accountSid", "templateId"))
+    to = request.query.get("to")
+    mail = [
+        record
+        for record in matching(sendgrid_of(state).sent, filters)
+        if to is None or to in record["to"] + record["cc"] + record["bcc"]
+    ]
+    return web.json_response({"mail": mail})
 
 
 async def control_clear_mail(request: web.Request) -> web.Response:

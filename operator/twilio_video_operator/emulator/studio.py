@@ -19,7 +19,7 @@ from aiohttp import web
 from multidict import MultiMapping
 
 from .auth import account_of, principal_of
-from .control_json import account_filter, json_object
+from .control_json import account_filter, json_object, matching, query_filters
 from .core import (
     STATE_KEY,
     EmulatorState,
@@ -418,29 +418,21 @@ async def control_executions(request: web.Request) -> web.Response:
     and ``?to=`` filter."""
     state = request.app[STATE_KEY]
     store = studio_of(state)
-    query = request.query
-    account_sid = account_filter(state, query.get("accountSid"))
-    flow_sid, to = query.get("flowSid"), query.get("to")
-    return web.json_response(
+    filters = query_filters(state, request.query, ("accountSid", "flowSid", "to"))
+    views = [
         {
-            "executions": [
-                {
-                    "sid": execution.sid,
-                    "accountSid": execution.account_sid,
-                    "flowSid": execution.flow_sid,
-                    "to": execution.to,
-                    "from": execution.from_,
-                    "parameters": execution.parameters,
-                    "status": store.refresh(execution).status,
-                    "dateCreated": iso(execution.date_created),
-                }
-                for execution in store.executions.values()
-                if (account_sid is None or execution.account_sid == account_sid)
-                and (flow_sid is None or execution.flow_sid == flow_sid)
-                and (to is None or execution.to == to)
-            ]
+            "sid": execution.sid,
+            "accountSid": execution.account_sid,
+            "flowSid": execution.flow_sid,
+            "to": execution.to,
+            "from": execution.from_,
+            "parameters": execution.parameters,
+            "status": store.refresh(execution).status,
+            "dateCreated": iso(execution.date_created),
         }
-    )
+        for execution in store.executions.values()
+    ]
+    return web.json_response({"executions": matching(views, filters)})
 
 
 def install(app: web.Application, state: EmulatorState) -> None:

@@ -21,7 +21,7 @@ from aiohttp import web
 from multidict import MultiMapping
 
 from .auth import account_of
-from .control_json import account_filter
+from .control_json import matching, query_filters
 from .core import (
     STATE_KEY,
     EmulatorState,
@@ -405,35 +405,26 @@ async def control_codes(request: web.Request) -> web.Response:
     filter. Expired verifications show ``status`` ``expired``."""
     state = request.app[STATE_KEY]
     store = verify_of(state)
-    query = request.query
-    account_sid = account_filter(state, query.get("accountSid"))
-    to, sid, service_sid = query.get("to"), query.get("verificationSid"), query.get("serviceSid")
-    codes = []
-    for verification in reversed(store.verifications.values()):
-        store.refresh(verification)
-        if (
-            (to is not None and verification.to != (to.lower() if "@" in to else to))
-            or (sid is not None and verification.sid != sid)
-            or (service_sid is not None and verification.service_sid != service_sid)
-            or (account_sid is not None and verification.account_sid != account_sid)
-        ):
-            continue
-        codes.append(
-            {
-                "verificationSid": verification.sid,
-                "serviceSid": verification.service_sid,
-                "accountSid": verification.account_sid,
-                "to": verification.to,
-                "channel": verification.channel,
-                "code": verification.code,
-                "status": verification.status,
-                "sends": len(verification.send_code_attempts),
-                "failedChecks": verification.failed_checks,
-                "dateCreated": iso(verification.date_created),
-                "expiresAt": iso(verification.expires_at),
-            }
-        )
-    return web.json_response({"codes": codes})
+    filters = query_filters(state, request.query, ("to", "verificationSid", "serviceSid", "accountSid"))
+    if "@" in filters.get("to", ""):
+        filters["to"] = filters["to"].lower()  # email recipients are kept in lower case
+    views = [
+        {
+            "verificationSid": verification.sid,
+            "serviceSid": verification.service_sid,
+            "accountSid": verification.account_sid,
+            "to": verification.to,
+            "channel": verification.channel,
+            "code": verification.code,
+            "status": store.refresh(verification).status,
+            "sends": len(verification.send_code_attempts),
+            "failedChecks": verification.failed_checks,
+            "dateCreated": iso(verification.date_created),
+            "expiresAt": iso(verification.expires_at),
+        }
+        for verification in reversed(store.verifications.values())
+    ]
+    return web.json_response({"codes": matching(views, filters)})
 
 
 def install(app: web.Application, state: EmulatorState) -> None:
