@@ -1,10 +1,12 @@
 """Leader election through a Lease against the embedded API: acquire, follow, release, and fencing when a
-leader is cut off (it stops mutating before anyone else may lead)."""
+leader is cut off (it stops mutating before anyone else may lead); a follower that watches the Lease takes
+over a dead leader's Lease when the last renewal expires, and a released one at once."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -24,6 +26,14 @@ from twilio_video_operator.kube.resources import LEASES
 NAMESPACE = "default"
 LEASE = "operator-lease"
 TIMINGS = LeaseTimings(lease_duration=1.5, renew_deadline=1.0, retry_period=0.2)
+#: A retry period long next to the lease, and the largest jitter every time: polling alone would see the last
+#: renewal up to 1.8 s late and the expiry up to 1.8 s late again (lease + 3.6 s).
+SLOW_POLLING = LeaseTimings(lease_duration=3.0, renew_deadline=2.0, retry_period=1.5)
+
+
+class LargestJitter(random.Random):
+    def random(self) -> float:
+        return 1.0
 
 
 class PartitionableClient(KubeClient):
@@ -36,22 +46,33 @@ class PartitionableClient(KubeClient):
             raise OSError("network unreachable")
         return await super().request(method, path, **kwargs)
 
+    async def watch(self, *args: Any, **kwargs: Any) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+        if self.cut:
+            raise OSError("network unreachable")
+        async for event in super().watch(*args, **kwargs):
+            if self.cut:
+                raise OSError("network unreachable")
+            yield event
+
 
 class Candidate:
-    def __init__(self, kube: EmbeddedKubernetes, identity: str) -> None:
+    def __init__(
+        self, kube: EmbeddedKubernetes, identity: str, timings: LeaseTimings = TIMINGS, **elector: Any
+    ) -> None:
         info = kopf.ConnectionInfo(server=kube.url, scheme="Bearer", token=kube.token)
         self.client = PartitionableClient(info)
-        self.leadership = Leadership(identity, TIMINGS.renew_deadline)
+        self.leadership = Leadership(identity, timings.renew_deadline)
         self.terms: list[str] = []
         self.elector = LeaseElector(
             self.client,
             namespace=NAMESPACE,
             name=LEASE,
             leadership=self.leadership,
-            timings=TIMINGS,
+            timings=timings,
             url=f"http://{identity}.example:8080",
             on_started_leading=self._started,
             on_stopped_leading=self._stopped,
+            **elector,
         )
         self.stop = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
@@ -171,6 +192,55 @@ async def test_a_cut_off_leader_stops_mutating_before_another_may_lead(candidate
     alpha.client.cut = False
     await asyncio.sleep(3 * TIMINGS.retry_period)
     assert not alpha.leadership.leading and alpha.leadership.leader_identity == "beta"
+
+
+@pytest.fixture
+async def slow_pollers(kube: EmbeddedKubernetes) -> AsyncIterator[list[Candidate]]:
+    made = [Candidate(kube, name, SLOW_POLLING, rng=LargestJitter()) for name in ("alpha", "beta")]
+    yield made
+    for candidate in made:
+        candidate.client.cut = False
+        await candidate.halt()
+
+
+async def renewed(candidate: Candidate) -> None:
+    """Until the candidate's next renewal was accepted (its leadership extended)."""
+    before = candidate.leadership.valid_until
+    await until(lambda: candidate.leadership.valid_until != before, SLOW_POLLING.retry_period * 2)
+
+
+async def test_a_dead_leader_is_replaced_when_its_last_renewal_expires(slow_pollers: list[Candidate]) -> None:
+    """The follower sees each renewal through its watch, not a retry period later, and looks again right when
+    the record it saw expires, not at its next retry: a follower leads about one lease duration after the
+    leader's last renewal, where polling alone would take up to ``lease + 2 x retry x jitter``."""
+    alpha, beta = slow_pollers
+    alpha.run()
+    await until(lambda: alpha.leadership.leading, 3)
+    beta.run()
+    await until(lambda: beta.leadership.leader_identity == "alpha", 3)
+    async with never_two_leaders(slow_pollers):
+        await renewed(alpha)
+        renewed_at = time.monotonic()
+        alpha.client.cut = True  # no more renewals, as if killed right after this one
+        took_over = await until(lambda: beta.leadership.leading, SLOW_POLLING.lease_duration * 3)
+    since_renewal = time.monotonic() - renewed_at
+    assert SLOW_POLLING.lease_duration - 0.1 <= since_renewal <= SLOW_POLLING.lease_duration + 0.4, (
+        since_renewal,
+        took_over,
+    )
+
+
+async def test_a_watching_follower_takes_a_released_lease_at_once(slow_pollers: list[Candidate]) -> None:
+    alpha, beta = slow_pollers
+    alpha.run()
+    await until(lambda: alpha.leadership.leading, 3)
+    beta.run()
+    await until(lambda: beta.leadership.leader_identity == "alpha", 3)
+    await asyncio.sleep(0.5)  # beta is between two polls, 1.8 s apart
+    async with never_two_leaders(slow_pollers):
+        await alpha.halt()  # releases the Lease
+        handover = await until(lambda: beta.leadership.leading, SLOW_POLLING.lease_duration)
+    assert handover <= 0.4, handover
 
 
 async def test_the_gateway_sends_no_mutation_once_fenced() -> None:

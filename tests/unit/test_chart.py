@@ -290,7 +290,11 @@ def test_leader_election_runs_with_a_lease_in_the_release_namespace(chart: Any) 
     (role,) = [obj for obj in found if obj["kind"] == "Role"]
     assert role["metadata"]["namespace"] == NAMESPACE
     assert role["rules"] == [
-        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "create", "update"]}
+        {
+            "apiGroups": ["coordination.k8s.io"],
+            "resources": ["leases"],
+            "verbs": ["get", "watch", "create", "update"],
+        }
     ]
     single = objects(chart, {**REQUIRED, "replicaCount": 1, "leaderElection": {"enabled": False}})
     assert env_of(single)["LEADER_ELECTION"]["value"] == "false"

@@ -100,7 +100,9 @@ def test_cluster_mode_cluster_role_is_exact(chart: Any) -> None:
 def test_leases_only_in_the_release_namespace(chart: Any) -> None:
     found = objects(chart, REQUIRED)
     role = named(found, "Role", f"{FULLNAME}-leader-election", NAMESPACE)
-    assert rules_of(role) == canonical([(["coordination.k8s.io"], ["leases"], ["get", "create", "update"])])
+    assert rules_of(role) == canonical(
+        [(["coordination.k8s.io"], ["leases"], ["get", "watch", "create", "update"])]
+    )
     binding = named(found, "RoleBinding", f"{FULLNAME}-leader-election", NAMESPACE)
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": FULLNAME, "namespace": NAMESPACE}]
     cluster_rules = [rule for obj in found if obj["kind"] == "ClusterRole" for rule in obj["rules"]]
