@@ -26,6 +26,7 @@ from test_composition_harness import composition_registrar
 
 from kube_backends import KubeBackend
 from twilio_video_operator.handlers.signingkeyrotation import register_handlers as register_rotations
+from twilio_video_operator.kube.client import USER_AGENT
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((REPO_ROOT / "examples").glob("*.yaml"))  # what the examples Application syncs
@@ -168,8 +169,11 @@ async def test_argocd_server_side_apply_and_the_operator_share_objects_without_c
         assert [entry["operation"] for entry in argo] == ["Apply"], entries
         assert "f:spec" in argo[0]["fieldsV1"], argo
         assert spec_owners(obj) == [], f"{document['kind']} {obj['metadata']['name']}: {entries}"
-        # The operator did write: its status entries are there (the check above is not vacuous).
-        assert any(entry.get("subresource") == "status" for entry in entries), entries
+        # The operator did write, under its own name: its status entries are there (the check above is
+        # not vacuous).
+        assert any(
+            entry.get("subresource") == "status" and entry["manager"] == USER_AGENT for entry in entries
+        ), entries
 
     # With the operator stopped (nothing else writes), a sync of unchanged manifests is a no-op.
     await bed.stop_operator()

@@ -384,7 +384,7 @@ async def test_the_demo_runs_end_to_end(capsys: pytest.CaptureFixture[str]) -> N
     assert "bob receives guest-eve's tracks: ['audio', 'video']" in muting
     assert "Twilio's subscriptions of bob now hold only guest-eve's ['video']" in muting
     assert "Muted on VideoRoom default/standup: Muted 'guest-eve' (audio)" in muting
-    assert "reason: background noise" in muting
+    assert "reason: background noise; changed by twilio-video-playground" in muting
     assert "bob receives guest-eve's tracks again: ['audio', 'video']" in muting
 
     assert "Composition default/board-meeting-recording created, Twilio composition CJ" in recording

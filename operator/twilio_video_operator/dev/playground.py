@@ -56,6 +56,8 @@ OPERATOR_STOP_TIMEOUT = 15.0
 NAMESPACES = Resource(group="", version="v1", plural="namespaces", namespaced=False)
 CRDS = Resource("apiextensions.k8s.io", "v1", "customresourcedefinitions", namespaced=False)
 KUBE_BACKENDS = ("embedded", "real")
+# The playground's own writes (apply, the demo's moderator) name this field manager, not the operator's.
+PLAYGROUND_USER_AGENT = "twilio-video-playground"
 #: The services of the emulator's account the playground's own namespace may use (the demo and the
 #: examples send through services they create there at run time); any other namespace gets the operator's
 #: secure default, nothing. TENANT_TWILIO_SERVICES in the environment replaces it.
@@ -293,7 +295,7 @@ class Playground:
         await self._kube.start(host="127.0.0.1", port=0)
         staging = self.state_dir / f".{KUBECONFIG_FILE}.staging"
         self._kube.write_kubeconfig(staging, namespace="default")
-        self._client = KubeClient(connection_from_kubeconfig(staging))
+        self._client = KubeClient(connection_from_kubeconfig(staging), user_agent=PLAYGROUND_USER_AGENT)
         namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "default"}}
         try:
             await self._client.create(NAMESPACES, None, namespace)
@@ -309,7 +311,7 @@ class Playground:
         staging = self.state_dir / f".{KUBECONFIG_FILE}.staging"
         self._real_kube = RealKubeApiServer(locate_binary(), staging, self.state_dir / "kube-apiserver.log")
         await self._real_kube.start()
-        self._client = KubeClient(connection_from_kubeconfig(staging))
+        self._client = KubeClient(connection_from_kubeconfig(staging), user_agent=PLAYGROUND_USER_AGENT)
         crds = load_crd_manifests(self.crd_dir) if self.crd_dir is not None else build_crds()
         for crd in crds:
             await self._client.create(CRDS, None, crd)

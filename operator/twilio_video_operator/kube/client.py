@@ -8,7 +8,7 @@ import json
 import ssl
 import tempfile
 import weakref
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,10 @@ from twilio_video_operator.kube.resources import Resource
 
 MERGE_PATCH = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
+
+
+# Who the operator is to the API server: its field manager in managedFields, and in audit logs.
+USER_AGENT = "twilio-video-operator"
 
 
 class KubeApiError(Exception):
@@ -37,17 +41,6 @@ class KubeApiError(Exception):
     @property
     def conflict(self) -> bool:
         return self.status == 409
-
-
-def _api_error(status: int, text: str) -> KubeApiError:
-    """The error of an answer with HTTP ``status`` and body ``text`` (a ``Status`` object, usually)."""
-    try:
-        body = json.loads(text)
-    except ValueError:
-        body = {}
-    if not isinstance(body, dict):
-        body = {}
-    return KubeApiError(status, str(body.get("reason", "Unknown")), str(body.get("message", text)))
 
 
 def _ssl_context(info: kopf.ConnectionInfo) -> ssl.SSLContext | bool:
@@ -84,9 +77,15 @@ class KubeClient:
     """The few verbs the operator needs, on any :class:`Resource`."""
 
     def __init__(
-        self, info: kopf.ConnectionInfo, *, timeout: float = 30.0, max_connections: int = 32
+        self,
+        info: kopf.ConnectionInfo,
+        *,
+        timeout: float = 30.0,
+        max_connections: int = 32,
+        user_agent: str = USER_AGENT,
     ) -> None:
         self._info = info
+        self._user_agent = user_agent
         self._base = info.server.rstrip("/")
         # ``timeout`` bounds connecting and each read, not the wait for a free connection of the pool: with
         # thousands of objects reconciling at once, requests queue for a connection, and that queue is the
@@ -123,7 +122,12 @@ class KubeClient:
         session = self._sessions.get(loop)
         if session is None or session.closed:
             connector = aiohttp.TCPConnector(ssl=_ssl_context(self._info), limit=self._max_connections)
-            headers = {"Accept": "application/json", **self._info.as_http_headers()}
+            # The API server names this client's managedFields entries after its User-Agent (before "/").
+            headers = {
+                "Accept": "application/json",
+                "User-Agent": self._user_agent,
+                **self._info.as_http_headers(),
+            }
             session = aiohttp.ClientSession(connector=connector, headers=headers, timeout=self._timeout)
             self._sessions[loop] = session
         return session
@@ -145,7 +149,13 @@ class KubeClient:
         ) as resp:
             text = await resp.text()
             if resp.status >= 400:
-                raise _api_error(resp.status, text)
+                try:
+                    status = json.loads(text)
+                except ValueError:
+                    status = {}
+                raise KubeApiError(
+                    resp.status, str(status.get("reason", "Unknown")), str(status.get("message", text))
+                )
             return json.loads(text) if text else None
 
     async def get(self, resource: Resource, namespace: str | None, name: str) -> dict[str, Any] | None:
@@ -164,36 +174,6 @@ class KubeClient:
         result = await self.request("GET", resource.path(namespace), params=params)
         items: list[dict[str, Any]] = result.get("items", [])
         return items
-
-    async def watch(
-        self,
-        resource: Resource,
-        namespace: str | None,
-        *,
-        field_selector: str | None = None,
-        resource_version: str | None = None,
-        timeout_seconds: int = 300,
-    ) -> AsyncIterator[tuple[str, dict[str, Any]]]:
-        """The events of one watch request, ``(type, object)``, until the server ends the stream after
-        ``timeout_seconds``. Without ``resource_version`` the objects that exist come first, as ADDED. An
-        ``ERROR`` event (for example 410 Gone: the version is too old) is yielded like any other."""
-        params = {"watch": "true", "timeoutSeconds": str(timeout_seconds)}
-        if field_selector:
-            params["fieldSelector"] = field_selector
-        if resource_version:
-            params["resourceVersion"] = resource_version
-        # Quiet streams are normal: reads may wait as long as the server keeps the stream open.
-        timeout = aiohttp.ClientTimeout(
-            total=None, sock_connect=self._timeout.sock_connect, sock_read=timeout_seconds + 30
-        )
-        session = self._get_session()
-        async with session.get(self._base + resource.path(namespace), params=params, timeout=timeout) as resp:
-            if resp.status >= 400:
-                raise _api_error(resp.status, await resp.text())
-            async for line in resp.content:
-                if line.strip():
-                    event = json.loads(line)
-                    yield str(event.get("type")), dict(event.get("object") or {})
 
     async def create(self, resource: Resource, namespace: str | None, body: dict[str, Any]) -> dict[str, Any]:
         result: dict[str, Any] = await self.request("POST", resource.path(namespace), body=body)
