@@ -8,7 +8,7 @@ import json
 import ssl
 import tempfile
 import weakref
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +41,17 @@ class KubeApiError(Exception):
     @property
     def conflict(self) -> bool:
         return self.status == 409
+
+
+def _api_error(status: int, text: str) -> KubeApiError:
+    """The error of an answer with HTTP ``status`` and body ``text`` (a ``Status`` object, usually)."""
+    try:
+        body = json.loads(text)
+    except ValueError:
+        body = {}
+    if not isinstance(body, dict):
+        body = {}
+    return KubeApiError(status, str(body.get("reason", "Unknown")), str(body.get("message", text)))
 
 
 def _ssl_context(info: kopf.ConnectionInfo) -> ssl.SSLContext | bool:
@@ -149,13 +160,7 @@ class KubeClient:
         ) as resp:
             text = await resp.text()
             if resp.status >= 400:
-                try:
-                    status = json.loads(text)
-                except ValueError:
-                    status = {}
-                raise KubeApiError(
-                    resp.status, str(status.get("reason", "Unknown")), str(status.get("message", text))
-                )
+                raise _api_error(resp.status, text)
             return json.loads(text) if text else None
 
     async def get(self, resource: Resource, namespace: str | None, name: str) -> dict[str, Any] | None:
@@ -174,6 +179,36 @@ class KubeClient:
         result = await self.request("GET", resource.path(namespace), params=params)
         items: list[dict[str, Any]] = result.get("items", [])
         return items
+
+    async def watch(
+        self,
+        resource: Resource,
+        namespace: str | None,
+        *,
+        field_selector: str | None = None,
+        resource_version: str | None = None,
+        timeout_seconds: int = 300,
+    ) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+        """The events of one watch request, ``(type, object)``, until the server ends the stream after
+        ``timeout_seconds``. Without ``resource_version`` the objects that exist come first, as ADDED. An
+        ``ERROR`` event (for example 410 Gone: the version is too old) is yielded like any other."""
+        params = {"watch": "true", "timeoutSeconds": str(timeout_seconds)}
+        if field_selector:
+            params["fieldSelector"] = field_selector
+        if resource_version:
+            params["resourceVersion"] = resource_version
+        # Quiet streams are normal: reads may wait as long as the server keeps the stream open.
+        timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=self._timeout.sock_connect, sock_read=timeout_seconds + 30
+        )
+        session = self._get_session()
+        async with session.get(self._base + resource.path(namespace), params=params, timeout=timeout) as resp:
+            if resp.status >= 400:
+                raise _api_error(resp.status, await resp.text())
+            async for line in resp.content:
+                if line.strip():
+                    event = json.loads(line)
+                    yield str(event.get("type")), dict(event.get("object") or {})
 
     async def create(self, resource: Resource, namespace: str | None, body: dict[str, Any]) -> dict[str, Any]:
         result: dict[str, Any] = await self.request("POST", resource.path(namespace), body=body)
