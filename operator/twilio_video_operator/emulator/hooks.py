@@ -31,7 +31,7 @@ from .core import (
     read_params,
 )
 from .entities import Room
-from .owned_records import install_store, installed_store, owned_page, owned_record
+from .owned_records import OwnedRoutes, install_store, installed_store, owned_page
 
 HOOKS_KEY = "composition_hooks"
 MAX_FRIENDLY_NAME = 100
@@ -148,8 +148,7 @@ def hooks_of(state: EmulatorState) -> HookService:
     return installed_store(state, HOOKS_KEY, HookService)
 
 
-def _hook(request: web.Request) -> CompositionHook:
-    return owned_record(hooks_of(request.app[STATE_KEY]).hooks, request)
+HOOKS = OwnedRoutes(lambda state: hooks_of(state).hooks, render_hook, "composition_hooks")
 
 
 async def create_hook(request: web.Request) -> web.Response:
@@ -185,14 +184,10 @@ async def list_hooks(request: web.Request) -> web.Response:
     return owned_page(request, hooks_of(state).hooks, partial(render_hook, state), "composition_hooks", keep)
 
 
-async def fetch_hook(request: web.Request) -> web.Response:
-    return web.json_response(render_hook(request.app[STATE_KEY], _hook(request)))
-
-
 async def update_hook(request: web.Request) -> web.Response:
     """POST with FriendlyName required; other parameters replace the hook's values when present."""
     state = request.app[STATE_KEY]
-    hook = _hook(request)
+    hook = HOOKS.lookup(request)
     params = await read_params(request)
     name = hooks_of(state).check_name(params.get("FriendlyName"), hook.account_sid, exclude_sid=hook.sid)
     enabled = param_bool(params, "Enabled", hook.enabled)
@@ -205,17 +200,11 @@ async def update_hook(request: web.Request) -> web.Response:
     return web.json_response(render_hook(state, hook))
 
 
-async def delete_hook(request: web.Request) -> web.Response:
-    hook = _hook(request)
-    del hooks_of(request.app[STATE_KEY]).hooks[hook.sid]
-    return web.Response(status=204)
-
-
 def install(app: web.Application, state: EmulatorState) -> None:
     service = install_store(state, HOOKS_KEY, HookService(state))
     state.room_completed_listeners.append(service.on_room_ended)
     add_route(app, "POST", "/v1/CompositionHooks", create_hook, "CreateCompositionHook")
     add_route(app, "GET", "/v1/CompositionHooks", list_hooks, "ListCompositionHook")
-    add_route(app, "GET", "/v1/CompositionHooks/{Sid}", fetch_hook, "FetchCompositionHook")
+    add_route(app, "GET", "/v1/CompositionHooks/{Sid}", HOOKS.fetch, "FetchCompositionHook")
     add_route(app, "POST", "/v1/CompositionHooks/{Sid}", update_hook, "UpdateCompositionHook")
-    add_route(app, "DELETE", "/v1/CompositionHooks/{Sid}", delete_hook, "DeleteCompositionHook")
+    add_route(app, "DELETE", "/v1/CompositionHooks/{Sid}", HOOKS.delete, "DeleteCompositionHook")

@@ -15,7 +15,6 @@ import json
 import re
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
-from functools import partial
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -37,10 +36,9 @@ from .core import (
     rfc2822,
 )
 from .owned_records import (
+    OwnedRoutes,
     install_store,
     installed_store,
-    owned_page,
-    owned_record,
     required_param,
     resource_not_found,
 )
@@ -490,24 +488,13 @@ async def create_service(request: web.Request) -> web.Response:
     return web.json_response(render_service(state, service), status=201)
 
 
-async def list_services(request: web.Request) -> web.Response:
-    state = request.app[STATE_KEY]
-    return owned_page(request, messaging_of(state).services, partial(render_service, state), "services")
-
-
-def _service_from_path(state: EmulatorState, request: web.Request) -> MessagingService:
-    return owned_record(messaging_of(state).services, request)
-
-
-async def fetch_service(request: web.Request) -> web.Response:
-    state = request.app[STATE_KEY]
-    return web.json_response(render_service(state, _service_from_path(state, request)))
+SERVICES = OwnedRoutes(lambda state: messaging_of(state).services, render_service, "services")
 
 
 async def update_service(request: web.Request) -> web.Response:
     """FriendlyName, StatusCallback, InboundRequestUrl and FallbackUrl; an empty URL clears it."""
     state = request.app[STATE_KEY]
-    service = _service_from_path(state, request)
+    service = SERVICES.lookup(request)
     params = await read_params(request)
     name = params.get("FriendlyName")
     if name is not None:
@@ -522,13 +509,6 @@ async def update_service(request: web.Request) -> web.Response:
         service.fallback_url = callback_url(params.get("FallbackUrl"), 20001)
     service.date_updated = state.clock.now()
     return web.json_response(render_service(state, service))
-
-
-async def delete_service(request: web.Request) -> web.Response:
-    state = request.app[STATE_KEY]
-    service = _service_from_path(state, request)
-    del messaging_of(state).services[service.sid]
-    return web.Response(status=204)
 
 
 # ------------------------------------------------------------------------------------------- control
@@ -609,10 +589,10 @@ def install(app: web.Application, state: EmulatorState) -> None:
         add_route(app, "GET", base + "/{MessageSid}/Media" + suffix, list_media, "ListMedia")
         add_route(app, "GET", base + "/{Sid}" + suffix, fetch_message, "FetchMessage")
     add_route(app, "POST", "/v1/Services", create_service, "CreateService")
-    add_route(app, "GET", "/v1/Services", list_services, "ListService")
-    add_route(app, "GET", "/v1/Services/{Sid}", fetch_service, "FetchService")
+    add_route(app, "GET", "/v1/Services", SERVICES.list, "ListService")
+    add_route(app, "GET", "/v1/Services/{Sid}", SERVICES.fetch, "FetchService")
     add_route(app, "POST", "/v1/Services/{Sid}", update_service, "UpdateService")
-    add_route(app, "DELETE", "/v1/Services/{Sid}", delete_service, "DeleteService")
+    add_route(app, "DELETE", "/v1/Services/{Sid}", SERVICES.delete, "DeleteService")
     app.router.add_get("/_emulator/messages", control_messages)
     app.router.add_post("/_emulator/messages/failures", add_failure)
     app.router.add_get("/_emulator/messages/failures", list_failures)

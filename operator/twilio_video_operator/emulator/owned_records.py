@@ -1,5 +1,6 @@
 """What the REST handlers of account-owned records share (Messaging Services, Studio, Verify, Composition
-Hooks): the store a module keeps, a record by its path SID, a newest-first page, a required parameter.
+Hooks): the store a module keeps, a record by its path SID, a newest-first page, the list, fetch and delete
+handlers of a collection, a required parameter.
 
 A record of another account is answered as if it did not exist (404/20404), as on Twilio.
 """
@@ -7,15 +8,20 @@ A record of another account is answered as if it did not exist (404/20404), as o
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any, Protocol, TypeVar
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, Generic, Protocol, TypeVar
 
 from aiohttp import web
 
 from .auth import account_of
-from .core import EmulatorState, TwilioError, paginate_v1
+from .core import STATE_KEY, EmulatorState, TwilioError, paginate_v1
 
 
 class AccountRecord(Protocol):
+    @property
+    def sid(self) -> str: ...
+
     @property
     def account_sid(self) -> str: ...
 
@@ -75,6 +81,35 @@ def owned_page(
         if record.account_sid == account_sid and keep(record)
     ]
     return web.json_response(paginate_v1(request, rendered, key))
+
+
+@dataclass(frozen=True)
+class OwnedRoutes(Generic[R]):
+    """The list, fetch and delete handlers of one collection of account-owned records (path ``{Sid}``)."""
+
+    records_of: Callable[[EmulatorState], dict[str, R]]
+    render: Callable[[EmulatorState, R], dict[str, Any]]
+    list_key: str
+    on_delete: Callable[[EmulatorState, R], None] | None = None
+    """What goes with a deleted record (a flow's executions, a service's verifications)."""
+
+    def lookup(self, request: web.Request, name: str = "Sid") -> R:
+        return owned_record(self.records_of(request.app[STATE_KEY]), request, name)
+
+    async def list(self, request: web.Request) -> web.Response:
+        state = request.app[STATE_KEY]
+        return owned_page(request, self.records_of(state), partial(self.render, state), self.list_key)
+
+    async def fetch(self, request: web.Request) -> web.Response:
+        return web.json_response(self.render(request.app[STATE_KEY], self.lookup(request)))
+
+    async def delete(self, request: web.Request) -> web.Response:
+        state = request.app[STATE_KEY]
+        record = self.lookup(request)
+        del self.records_of(state)[record.sid]
+        if self.on_delete is not None:
+            self.on_delete(state, record)
+        return web.Response(status=204)
 
 
 def required_param(params: Mapping[str, str], name: str) -> str:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
-from functools import partial
 from typing import Any
 
 from aiohttp import web
@@ -33,10 +32,9 @@ from .core import (
     read_params,
 )
 from .owned_records import (
+    OwnedRoutes,
     install_store,
     installed_store,
-    owned_page,
-    owned_record,
     required_param,
     resource_not_found,
 )
@@ -201,28 +199,13 @@ async def create_flow(request: web.Request) -> web.Response:
     return web.json_response(render_flow(state, flow), status=201)
 
 
-async def list_flows(request: web.Request) -> web.Response:
-    state = request.app[STATE_KEY]
-    return owned_page(request, studio_of(state).flows, partial(render_flow, state), "flows")
+def _drop_executions(state: EmulatorState, flow: Flow) -> None:
+    executions = studio_of(state).executions
+    for sid in [sid for sid, item in executions.items() if item.flow_sid == flow.sid]:
+        del executions[sid]
 
 
-def _flow(state: EmulatorState, request: web.Request, name: str) -> Flow:
-    return owned_record(studio_of(state).flows, request, name)
-
-
-async def fetch_flow(request: web.Request) -> web.Response:
-    state = request.app[STATE_KEY]
-    return web.json_response(render_flow(state, _flow(state, request, "Sid")))
-
-
-async def delete_flow(request: web.Request) -> web.Response:
-    state = request.app[STATE_KEY]
-    store = studio_of(state)
-    flow = _flow(state, request, "Sid")
-    del store.flows[flow.sid]
-    for sid in [sid for sid, item in store.executions.items() if item.flow_sid == flow.sid]:
-        del store.executions[sid]
-    return web.Response(status=204)
+FLOWS = OwnedRoutes(lambda state: studio_of(state).flows, render_flow, "flows", _drop_executions)
 
 
 # --------------------------------------------------------------------------------------- executions
@@ -266,7 +249,7 @@ def execution_context(execution: Execution) -> dict[str, Any]:
 async def create_execution(request: web.Request) -> web.Response:
     state = request.app[STATE_KEY]
     store = studio_of(state)
-    flow = _flow(state, request, "FlowSid")
+    flow = FLOWS.lookup(request, "FlowSid")
     params = await read_params(request)
     to, sender = required_param(params, "To"), required_param(params, "From")
     parameters = _json_param(params, "Parameters") or {}
@@ -301,7 +284,7 @@ async def create_execution(request: web.Request) -> web.Response:
 async def list_executions(request: web.Request) -> web.Response:
     state = request.app[STATE_KEY]
     store = studio_of(state)
-    flow = _flow(state, request, "FlowSid")
+    flow = FLOWS.lookup(request, "FlowSid")
     query = request.query
     since, until = param_date(query, "DateCreatedFrom"), param_date(query, "DateCreatedTo")
     status = param_enum(query, "status", EXECUTION_STATUSES, code=20001)
@@ -318,7 +301,7 @@ async def list_executions(request: web.Request) -> web.Response:
 
 def _execution(state: EmulatorState, request: web.Request, name: str = "Sid") -> Execution:
     store = studio_of(state)
-    flow = _flow(state, request, "FlowSid")
+    flow = FLOWS.lookup(request, "FlowSid")
     execution = store.executions.get(request.match_info[name])
     if execution is None or execution.flow_sid != flow.sid:
         raise resource_not_found(request)
@@ -438,9 +421,9 @@ async def control_executions(request: web.Request) -> web.Response:
 def install(app: web.Application, state: EmulatorState) -> None:
     install_store(state, STUDIO_KEY, StudioStore(state))
     add_route(app, "POST", "/v2/Flows", create_flow, "CreateFlow")
-    add_route(app, "GET", "/v2/Flows", list_flows, "ListFlow")
-    add_route(app, "GET", "/v2/Flows/{Sid}", fetch_flow, "FetchFlow")
-    add_route(app, "DELETE", "/v2/Flows/{Sid}", delete_flow, "DeleteFlow")
+    add_route(app, "GET", "/v2/Flows", FLOWS.list, "ListFlow")
+    add_route(app, "GET", "/v2/Flows/{Sid}", FLOWS.fetch, "FetchFlow")
+    add_route(app, "DELETE", "/v2/Flows/{Sid}", FLOWS.delete, "DeleteFlow")
     executions = "/v2/Flows/{FlowSid}/Executions"
     add_route(app, "POST", executions, create_execution, "CreateExecution")
     add_route(app, "GET", executions, list_executions, "ListExecution")

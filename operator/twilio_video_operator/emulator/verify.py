@@ -14,7 +14,6 @@ import re
 import secrets
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
-from functools import partial
 from typing import Any
 
 from aiohttp import web
@@ -33,10 +32,9 @@ from .core import (
     read_params,
 )
 from .owned_records import (
+    OwnedRoutes,
     install_store,
     installed_store,
-    owned_page,
-    owned_record,
     required_param,
     resource_not_found,
 )
@@ -211,28 +209,15 @@ async def create_service(request: web.Request) -> web.Response:
     return web.json_response(render_service(state, service), status=201)
 
 
-async def list_services(request: web.Request) -> web.Response:
-    state = request.app[STATE_KEY]
-    return owned_page(request, verify_of(state).services, partial(render_service, state), "services")
+def _drop_verifications(state: EmulatorState, service: VerifyService) -> None:
+    verifications = verify_of(state).verifications
+    for sid in [sid for sid, item in verifications.items() if item.service_sid == service.sid]:
+        del verifications[sid]
 
 
-def _service(state: EmulatorState, request: web.Request, name: str) -> VerifyService:
-    return owned_record(verify_of(state).services, request, name)
-
-
-async def fetch_service(request: web.Request) -> web.Response:
-    state = request.app[STATE_KEY]
-    return web.json_response(render_service(state, _service(state, request, "Sid")))
-
-
-async def delete_service(request: web.Request) -> web.Response:
-    state = request.app[STATE_KEY]
-    store = verify_of(state)
-    service = _service(state, request, "Sid")
-    del store.services[service.sid]
-    for sid in [sid for sid, item in store.verifications.items() if item.service_sid == service.sid]:
-        del store.verifications[sid]
-    return web.Response(status=204)
+SERVICES = OwnedRoutes(
+    lambda state: verify_of(state).services, render_service, "services", _drop_verifications
+)
 
 
 # ------------------------------------------------------------------------------------ verifications
@@ -296,7 +281,7 @@ def _code(service: VerifyService, params: MultiMapping[str]) -> str:
 async def create_verification(request: web.Request) -> web.Response:
     state = request.app[STATE_KEY]
     store = verify_of(state)
-    service = _service(state, request, "ServiceSid")
+    service = SERVICES.lookup(request, "ServiceSid")
     params = await read_params(request)
     channel = (params.get("Channel") or "").strip().lower()
     if channel not in CHANNELS:
@@ -330,7 +315,7 @@ async def create_verification(request: web.Request) -> web.Response:
 
 
 def _pending_from_path(state: EmulatorState, request: web.Request) -> Verification:
-    service = _service(state, request, "ServiceSid")
+    service = SERVICES.lookup(request, "ServiceSid")
     store = verify_of(state)
     verification = store.verifications.get(request.match_info["Sid"])
     if (
@@ -362,7 +347,7 @@ async def update_verification(request: web.Request) -> web.Response:
 async def create_check(request: web.Request) -> web.Response:
     state = request.app[STATE_KEY]
     store = verify_of(state)
-    service = _service(state, request, "ServiceSid")
+    service = SERVICES.lookup(request, "ServiceSid")
     params = await read_params(request)
     code = params.get("Code")
     if not code:
@@ -430,9 +415,9 @@ async def control_codes(request: web.Request) -> web.Response:
 def install(app: web.Application, state: EmulatorState) -> None:
     install_store(state, VERIFY_KEY, VerifyStore(state))
     add_route(app, "POST", "/v2/Services", create_service, "CreateService")
-    add_route(app, "GET", "/v2/Services", list_services, "ListService")
-    add_route(app, "GET", "/v2/Services/{Sid}", fetch_service, "FetchService")
-    add_route(app, "DELETE", "/v2/Services/{Sid}", delete_service, "DeleteService")
+    add_route(app, "GET", "/v2/Services", SERVICES.list, "ListService")
+    add_route(app, "GET", "/v2/Services/{Sid}", SERVICES.fetch, "FetchService")
+    add_route(app, "DELETE", "/v2/Services/{Sid}", SERVICES.delete, "DeleteService")
     verifications = "/v2/Services/{ServiceSid}/Verifications"
     add_route(app, "POST", verifications, create_verification, "CreateVerification")
     add_route(app, "GET", verifications + "/{Sid}", fetch_verification, "FetchVerification")
