@@ -1,9 +1,17 @@
 """The playground's stand-in for a Kubernetes Service in front of several operator replicas.
 
-It forwards each HTTP request to one of the replicas that answered ``GET /readyz`` with 200 at the last
-probe (every :data:`PROBE_INTERVAL` seconds), in turn, as kube-proxy sends traffic to the ready endpoints of
-a Service only. A request whose connection is refused before anything was sent goes to the next ready
-replica (the probe had not noticed yet that one went away).
+It forwards each HTTP request to one of the ready replicas, in turn, as kube-proxy sends traffic to the ready
+endpoints of a Service only. Every :data:`PROBE_INTERVAL` seconds it asks each replica's ``GET /readyz``:
+
+- 200 makes a replica ready;
+- any other answer, or a refused connection, makes it unready at once (it said so, or it is gone: as a
+  terminating pod leaves the endpoints);
+- a probe that gets no answer within :data:`PROBE_TIMEOUT` (a busy replica) counts as a failure, and
+  :data:`FAILURE_THRESHOLD` of them in a row make it unready, as a readiness probe's ``failureThreshold``
+  does: one slow answer does not take the only ready replica out of the Service.
+
+A request whose connection is refused before anything was sent goes to the next ready replica (the probe had
+not noticed yet that one went away).
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ logger = logging.getLogger(__name__)
 
 PROBE_INTERVAL = 0.2
 PROBE_TIMEOUT = 1.0
+FAILURE_THRESHOLD = 3
 HOP_HEADERS = frozenset({"host", "connection", "keep-alive", "transfer-encoding", "content-length"})
 
 
@@ -30,6 +39,7 @@ class Balancer:
     def __init__(self, backends: Callable[[], Sequence[str]]) -> None:
         self._backends = backends
         self._ready: list[str] = []
+        self._timeouts: dict[str, int] = {}  # probes in a row that got no answer, by replica
         self._turn = itertools.count()
         self._session: aiohttp.ClientSession | None = None
         self._runner: web.AppRunner | None = None
@@ -69,17 +79,31 @@ class Balancer:
         assert self._session is not None
         session = self._session
 
-        async def ready(url: str) -> bool:
+        async def ready(url: str) -> bool | None:
+            """Whether the replica is ready; ``None``: it did not answer in time."""
             try:
                 timeout = aiohttp.ClientTimeout(total=PROBE_TIMEOUT)
                 async with session.get(url + "/readyz", timeout=timeout) as answer:
                     return answer.status == 200
-            except (aiohttp.ClientError, TimeoutError, OSError):
+            except TimeoutError:
+                return None
+            except (aiohttp.ClientError, OSError):
                 return False
 
         backends = list(self._backends())
         answers = await asyncio.gather(*(ready(url) for url in backends))
-        self._ready = [url for url, ok in zip(backends, answers, strict=True) if ok]
+        was_ready = set(self._ready)
+        timeouts = {
+            url: self._timeouts.get(url, 0) + 1
+            for url, ok in zip(backends, answers, strict=True)
+            if ok is None
+        }
+        self._timeouts = timeouts
+        self._ready = [
+            url
+            for url, ok in zip(backends, answers, strict=True)
+            if ok or (ok is None and url in was_ready and timeouts[url] < FAILURE_THRESHOLD)
+        ]
 
     async def _probe_forever(self) -> None:
         while True:
