@@ -122,16 +122,23 @@ def room_completed(obj: Mapping[str, Any]) -> bool:
 async def wait_objects(
     stack: Stack, plural: str, names: Sequence[str], check: ObjectCheck, *, within: float
 ) -> dict[str, Any]:
-    """Wait until ``check`` holds for every named object; the statuses of those that never got there."""
+    """Wait until ``check`` holds for every named object; the statuses of those that never got there.
+    Each round is one read of the namespace (on the real API a list from its watch cache, off the event
+    loop, which also serves the emulator), not a request per object."""
 
-    def laggards() -> dict[str, Any]:
-        found = {name: stack.object(plural, NAMESPACE, name) for name in names}
+    async def laggards() -> dict[str, Any]:
+        found = await stack.objects_by_name(plural, NAMESPACE)
         return {
-            name: (obj or {}).get("status") for name, obj in found.items() if obj is None or not check(obj)
+            name: (found.get(name) or {}).get("status")
+            for name in names
+            if name not in found or not check(found[name])
         }
 
-    await wait_until(lambda: not laggards(), within=within, interval=0.2)
-    return laggards()
+    async def converged() -> bool:
+        return not await laggards()
+
+    await wait_until(converged, within=within, interval=0.2)
+    return await laggards()
 
 
 def unique_name_of(obj: Mapping[str, Any]) -> str:
