@@ -62,6 +62,7 @@ def composition_registrar(registry: kopf.OperatorRegistry, harness: OperatorHarn
         clock=harness.clock,
         tick_seconds=0.1,
         timing=FAST,
+        on_start=started,  # drained() waits for the callbacks it applies once a busy object is free
         deliverer_options={
             "part_size": MIN_PART_SIZE,
             "max_attempts": 1,

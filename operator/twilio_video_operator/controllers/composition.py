@@ -76,6 +76,8 @@ TICK_SECONDS = 10.0
 #: Seconds before a deletion without usable credentials, or after a Twilio error, tries again.
 DELETE_RETRY_SECONDS = 30.0
 GATEWAY_RETRY_SECONDS = 15.0
+#: How often :meth:`CompositionController.settled` looks whether the callback backlogs are empty.
+SETTLED_POLL_SECONDS = 0.01
 #: Values of the ``composition_status`` label (``none``: no Twilio composition yet).
 COMPOSITION_STATUS_LABELS = ("enqueued", "processing", "completed", "failed", "deleted", "none")
 #: Stalls that only a new generation can lift (the tick leaves such objects alone).
@@ -282,9 +284,14 @@ class CompositionController:
             return self.clock()
 
     async def settled(self) -> None:
-        """Wait until every callback handed over so far was applied (tests, orderly shutdown)."""
-        while self.drains:
-            await asyncio.gather(*self.drains, return_exceptions=True)
+        """Wait until every callback handed over so far was applied, including those a background task
+        applies once a busy object is free (tests, orderly shutdown).
+
+        Safe from any event loop: the controller runs on the reconciler's thread, its callers (the HTTP
+        side, tests) on another, where the drain tasks cannot be awaited. ``draining`` names each object
+        with callbacks not yet applied, from their hand-over to the end of the drain."""
+        while self.draining:  # noqa: ASYNC110 - the drains may run on another loop
+            await asyncio.sleep(SETTLED_POLL_SECONDS)
 
     def reconcile_soon(self, namespace: str, name: str) -> None:
         """Reconcile on the work queue now (after a callback that makes delivery possible): never beside
