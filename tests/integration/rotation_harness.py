@@ -187,6 +187,21 @@ class Harness:
     async def event_reasons(self, name: str) -> list[str]:
         return [str(event.get("reason")) for event in await self.events(name)]
 
+    async def wait_event_reasons(self, name: str, *wanted: str, within: float = WAIT_TIMEOUT) -> list[str]:
+        """Poll the object's Events until one of each ``wanted`` reason was posted (bounded). The operator
+        posts an Event just after the status write it reports, on its own thread: a status seen here does
+        not mean its Event is there yet."""
+        reasons: list[str] = []
+        try:
+            async with asyncio.timeout(within):
+                while True:
+                    reasons = await self.event_reasons(name)
+                    if set(wanted) <= set(reasons):
+                        return reasons
+                    await asyncio.sleep(0.02)
+        except TimeoutError:
+            raise AssertionError(f"no {wanted} Event about {name}; reasons seen: {reasons}") from None
+
     def allow_service_account(self, token: str, account: str, rooms: tuple[str, ...] = ("*",)) -> str:
         """A ServiceAccount bearer token that TokenReview accepts and RBAC lets mint for ``rooms``."""
         username = f"system:serviceaccount:{NAMESPACE}:{account}"
