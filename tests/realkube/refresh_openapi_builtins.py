@@ -20,6 +20,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from real_kube import RealKube, locate_binary, running
+from twilio_video_operator.dev.kube.openapi import schema_closure
 from twilio_video_operator.dev.kube.openapi_data import BUILTINS_FILE, builtin_kinds
 
 # Meta types every generated document refers to from its paths.
@@ -59,30 +60,9 @@ def gv_path(group: str, version: str) -> str:
     return f"api/{version}" if not group else f"apis/{group}/{version}"
 
 
-def refs(node: Any, prefix: str) -> set[str]:
-    found: set[str] = set()
-    if isinstance(node, dict):
-        ref = node.get("$ref")
-        if isinstance(ref, str) and ref.startswith(prefix):
-            found.add(ref[len(prefix) :])
-        for value in node.values():
-            found |= refs(value, prefix)
-    elif isinstance(node, list):
-        for value in node:
-            found |= refs(value, prefix)
-    return found
-
-
 def closure(roots: set[str], schemas: dict[str, Any], prefix: str) -> dict[str, Any]:
-    kept: dict[str, Any] = {}
-    pending = sorted(roots)
-    while pending:
-        name = pending.pop()
-        if name in kept:
-            continue
-        kept[name] = schemas[name]
-        pending.extend(sorted(refs(schemas[name], prefix) - kept.keys()))
-    return dict(sorted(kept.items()))
+    """The named schemas and every schema they refer to, sorted by name (a stable file)."""
+    return dict(sorted(schema_closure(sorted(roots), schemas, prefix).items()))
 
 
 def kind_schemas(schemas: dict[str, Any], wanted: set[tuple[str, str, str]]) -> set[str]:

@@ -64,21 +64,22 @@ def custom_schema_name(group: str, version: str, kind: str) -> str:
     return ".".join([*reversed(group.split(".")), version, kind])
 
 
-def _refs(node: Any, prefix: str) -> set[str]:
+def schema_refs(node: Any, prefix: str) -> set[str]:
+    """The names of the schemas ``node`` refers to (``$ref`` values starting with ``prefix``)."""
     found: set[str] = set()
     if isinstance(node, dict):
         ref = node.get("$ref")
         if isinstance(ref, str) and ref.startswith(prefix):
             found.add(ref[len(prefix) :])
         for value in node.values():
-            found |= _refs(value, prefix)
+            found |= schema_refs(value, prefix)
     elif isinstance(node, list):
         for value in node:
-            found |= _refs(value, prefix)
+            found |= schema_refs(value, prefix)
     return found
 
 
-def _closure(roots: Iterable[str], schemas: dict[str, Any], prefix: str) -> dict[str, Any]:
+def schema_closure(roots: Iterable[str], schemas: dict[str, Any], prefix: str) -> dict[str, Any]:
     """The named schemas and every schema they refer to."""
     kept: dict[str, Any] = {}
     pending = [name for name in roots if name in schemas]
@@ -86,7 +87,7 @@ def _closure(roots: Iterable[str], schemas: dict[str, Any], prefix: str) -> dict
         name = pending.pop()
         if name not in kept:
             kept[name] = schemas[name]
-            pending.extend(sorted(_refs(schemas[name], prefix) - kept.keys()))
+            pending.extend(sorted(schema_refs(schemas[name], prefix) - kept.keys()))
     return kept
 
 
@@ -275,8 +276,8 @@ class OpenApiDocuments:
                 list_name = names.get((rt.group, rt.version, rt.list_kind), "")
                 roots.update(name for name in (kind_name, list_name) if name)
             paths.update(PathBuilder(rt, kind_name, list_name).paths(base))
-        roots |= _refs(paths, V3_PREFIX) | _refs(schemas, V3_PREFIX)
-        schemas.update(_closure(roots - schemas.keys(), builtins()["v3"]["schemas"], V3_PREFIX))
+        roots |= schema_refs(paths, V3_PREFIX) | schema_refs(schemas, V3_PREFIX)
+        schemas.update(schema_closure(roots - schemas.keys(), builtins()["v3"]["schemas"], V3_PREFIX))
         delete_options = f"{META}.DeleteOptions"
         if delete_options in schemas:
             schemas[delete_options] = self._delete_options(schemas[delete_options], group, version, custom)
