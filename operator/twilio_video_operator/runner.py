@@ -54,7 +54,8 @@ WATCH_CONNECT_TIMEOUT = 10.0
 REQUEST_TIMEOUT = 60.0
 REQUEST_CONNECT_TIMEOUT = 10.0
 
-CHANNELS = (room_events.CHANNEL, composition_events.CHANNEL)
+# Every callback channel: a follower hands each of them to the leader, whose controllers consume them.
+CHANNELS = (room_events.CHANNEL, composition_events.CHANNEL, message_events.CHANNEL)
 
 ReconcilerFactory = Callable[
     [OperatorContext, kopf.OperatorRegistry, Callable[[], kopf.OperatorSettings]], Reconciler
