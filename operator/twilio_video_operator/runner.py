@@ -22,9 +22,10 @@ from typing import Any
 
 import kopf
 
-from twilio_video_operator import API_GROUP, metrics
+from twilio_video_operator import API_GROUP, API_VERSION, metrics
 from twilio_video_operator.context import OperatorContext, build_context
 from twilio_video_operator.handlers import build_registry
+from twilio_video_operator.handlers.change_detection import ControllerDiffBaseStorage
 from twilio_video_operator.http_server import HttpServer, RouteInstaller
 from twilio_video_operator.kube import KubeApiError
 from twilio_video_operator.kube.connection import resolve_connection
@@ -68,8 +69,12 @@ def build_kopf_settings(settings: Settings) -> kopf.OperatorSettings:
     # kopf's own bookkeeping goes to annotations, so `status` holds only our fields.
     kopf_settings.persistence.finalizer = FINALIZER
     kopf_settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=KOPF_STORAGE_PREFIX)
-    kopf_settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix=KOPF_STORAGE_PREFIX, key="last-handled-configuration"
+    # VideoRoom spec changes are detected by its controller (generation against observedGeneration): kopf
+    # keeps no handled-spec annotation for it, which saves a PATCH of every create and update.
+    kopf_settings.persistence.diffbase_storage = ControllerDiffBaseStorage(
+        controller_kinds=[(f"{API_GROUP}/{API_VERSION}", "VideoRoom")],
+        prefix=KOPF_STORAGE_PREFIX,
+        key="last-handled-configuration",
     )
     # Handler logs at WARNING and above also become Kubernetes Events on the object.
     kopf_settings.posting.enabled = True

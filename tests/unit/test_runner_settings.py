@@ -47,3 +47,25 @@ def test_the_watch_timeout_is_sent_in_whole_seconds() -> None:
     """kopf sends ``timeoutSeconds`` as it is given; a real API server refuses ``300.0`` with a 400."""
     timeout = build_kopf_settings(SETTINGS).watching.server_timeout
     assert isinstance(timeout, int) and str(timeout).isdigit()
+
+
+def test_kopf_keeps_no_handled_spec_for_videorooms_only() -> None:
+    storage = build_kopf_settings(SETTINGS).persistence.diffbase_storage
+    key = "kopf.video.openclaw.io/last-handled-configuration"
+
+    def body(kind: str, annotations: dict[str, str] | None = None) -> kopf.Body:
+        meta = {"name": "r", "generation": 2, "annotations": annotations or {}}
+        return kopf.Body(
+            {"apiVersion": "video.openclaw.io/v1alpha1", "kind": kind, "metadata": meta, "spec": {}}
+        )
+
+    room = body("VideoRoom", {key: '{"spec":{"old":1}}\n'})  # a stale annotation of an earlier version
+    assert storage.fetch(body=room) == storage.build(body=room)  # kopf sees no change, ever
+    patch = kopf.Patch()
+    storage.store(body=room, patch=patch, essence=storage.build(body=room))
+    assert not patch  # and writes nothing
+
+    composition = body("Composition")
+    assert storage.fetch(body=composition) is None  # other kinds keep kopf's change detection
+    storage.store(body=composition, patch=patch, essence=storage.build(body=composition))
+    assert key in patch["metadata"]["annotations"]

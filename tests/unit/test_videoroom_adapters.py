@@ -13,6 +13,7 @@ from twilio_video_operator.controllers.videoroom_triggers import (
     needs_request,
     operator_defaults,
     rooms_to_wake,
+    spec_changed,
 )
 from twilio_video_operator.kube import COMPOSITIONS, SECRETS, VIDEOROOMS, KubeApiError, Resource
 from twilio_video_operator.kube.credential_secrets import secret_reader
@@ -57,6 +58,25 @@ def body(
 )
 def test_annotation_requests(obj: dict[str, Any], expected: tuple[bool, bool]) -> None:
     assert needs_request(obj) == expected
+
+
+FINALIZER = "video.openclaw.io/finalizer"
+GUARDED = {"finalizers": [FINALIZER], "generation": 2}
+
+
+@pytest.mark.parametrize(
+    ("obj", "expected"),
+    [
+        (body(status={"observedGeneration": 1}, **GUARDED), True),  # the spec changed since
+        (body(status={"observedGeneration": 2}, **GUARDED), False),  # handled
+        (body(**GUARDED), True),  # never handled: a new object
+        (body(status={"observedGeneration": 1}, generation=2), False),  # no finalizer yet: no room
+        (body(status={"observedGeneration": 1}, deletionTimestamp="2026-01-01T00:00:00Z", **GUARDED), False),
+        (body({PAUSED: "true"}, {"observedGeneration": 1}, **GUARDED), False),  # until unpaused
+    ],
+)
+def test_spec_changes_are_a_generation_status_has_not_observed(obj: dict[str, Any], expected: bool) -> None:
+    assert spec_changed(obj, FINALIZER) is expected
 
 
 @pytest.mark.parametrize(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
@@ -643,4 +644,99 @@ async def test_rooms_get_a_status_callback_only_when_their_callbacks_can_be_veri
     objects.secrets[("ns", "tenant2")] = SecretData("1", {**data, "TWILIO_AUTH_TOKEN": "t"})
     objects.add("d", {"credentialsRef": {"name": "tenant2"}})
     await controller_with(with_token).reconcile("ns", "d", Trigger.CHANGE)
-    assert sent == ["https://op/twilio/room-events", None, None, "https://op/twilio/room-events"]
+    named = "https://op/twilio/room-events?namespace=ns&name={0}&uid=uid-{0}"  # the room names its object
+    assert sent == [named.format("a"), None, None, named.format("d")]
+
+
+class LosingApi(_Api):
+    """Rooms keep the StatusCallback they were created with; ``lose`` answers the next create with a
+    lost-answer error after the room was made."""
+
+    lose = False
+
+    async def create_room(self, **params: Any) -> RoomInfo:
+        made = await super().create_room(**params)
+        made = replace(made, status_callback=params.get("status_callback"))
+        self.t.rooms[made.sid] = made
+        if LosingApi.lose:
+            LosingApi.lose = False
+            raise RetryableError("timeout", operation="CreateRoom", maybe_applied=True)
+        return made
+
+
+def verifying_controller(objects: FakeObjects, twilio: FakeTwilio, clock: Clock) -> VideoRoomController:
+    """A controller whose rooms name their object in their StatusCallback (the operator's token is set)."""
+
+    def api_for(creds: CredentialSet) -> RoomApi:
+        return LosingApi(twilio, creds)
+
+    with_token = CredentialSet(account_sid=OPERATOR.account_sid, auth_token=SecretStr("token"))
+    return VideoRoomController(
+        objects,
+        api_for,
+        credentials=connector(objects, api_for, with_token),
+        defaults=Defaults(status_callback="https://op/twilio/room-events"),
+        clock=clock,
+    )
+
+
+async def test_a_create_whose_answer_was_lost_is_found_and_completed_when_no_longer_wanted(
+    objects: FakeObjects, twilio: FakeTwilio, clock: Clock
+) -> None:
+    controller = verifying_controller(objects, twilio, clock)
+    objects.add("r", {})
+    LosingApi.lose = True
+    outcome = await controller.reconcile("ns", "r", Trigger.CHANGE)
+    assert outcome is not None and outcome.retry and objects.patches == 1  # the failure, no marker
+    assert "createPending" not in objects.status("r") and twilio.rooms["RM1"].in_progress
+
+    objects.rooms[("ns", "r")]["spec"] = {"state": "Completed"}
+    objects.rooms[("ns", "r")]["metadata"]["generation"] = 2
+    twilio.calls.clear()
+    await controller.reconcile("ns", "r", Trigger.CHANGE)
+    assert twilio.calls == ["find_in_progress_room", "complete_room"]
+    assert twilio.rooms["RM1"].status == "completed" and objects.status("r")["sid"] == "RM1"
+
+    twilio.calls.clear()
+    await controller.reconcile("ns", "r", Trigger.RESYNC)
+    assert twilio.calls == []  # the doubt is settled: nothing more to look up
+
+
+async def test_after_a_restart_deletion_completes_the_room_an_interrupted_create_made(
+    objects: FakeObjects, twilio: FakeTwilio, clock: Clock
+) -> None:
+    objects.add("r", {})
+    objects.add("other", {"uniqueName": "ns:shared"})
+    LosingApi.lose = True
+    await verifying_controller(objects, twilio, clock).reconcile("ns", "r", Trigger.CHANGE)
+    LosingApi.lose = True
+    await verifying_controller(objects, twilio, clock).reconcile("ns", "other", Trigger.CHANGE)
+    stranger = "https://op/twilio/room-events?namespace=ns&name=other&uid=uid-of-an-earlier-object"
+    twilio.rooms["RM2"] = replace(twilio.rooms["RM2"], status_callback=stranger)  # not this object's
+
+    restarted = verifying_controller(objects, twilio, clock)  # knows nothing of either create
+    twilio.calls.clear()
+    body = await objects.get_room("ns", "r")
+    assert body is not None
+    assert (await restarted.finalize("ns", "r", body)).message == "completed"
+    assert twilio.calls == ["find_in_progress_room", "complete_room"]
+    assert twilio.rooms["RM1"].status == "completed" and twilio.rooms["RM2"].in_progress
+
+    body = await objects.get_room("ns", "other")
+    assert body is not None
+    twilio.calls.clear()
+    await restarted.finalize("ns", "other", body)
+    assert twilio.calls == ["find_in_progress_room"] and twilio.rooms["RM2"].in_progress  # not its uid
+
+
+async def test_a_resume_is_skipped_after_a_successful_reconcile_only(
+    controller: VideoRoomController, objects: FakeObjects, twilio: FakeTwilio
+) -> None:
+    objects.add("r", {})
+    twilio.errors["create_room"] = RetryableError("503", operation="CreateRoom")
+    failed = await controller.reconcile("ns", "r", Trigger.TIMER)
+    assert failed is not None and failed.retry
+    del twilio.errors["create_room"]
+    resumed = await controller.reconcile("ns", "r", Trigger.RESUME, first=True)  # kopf's retry: it runs
+    assert resumed is not None and resumed.status.sid is not None
+    assert await controller.reconcile("ns", "r", Trigger.RESUME, first=True) is None

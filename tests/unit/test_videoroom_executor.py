@@ -16,6 +16,8 @@ from twilio_video_operator.reconcilers.videoroom_desired import Defaults
 from twilio_video_operator.reconcilers.videoroom_executor import ReconcileRun, merge_patch
 
 NOW = datetime(2026, 3, 2, 12, tzinfo=UTC)
+#: Defaults under which rooms name their object in their StatusCallback (no create-pending marker).
+NAMED = Defaults(status_callback="https://op/twilio/room-events")
 
 
 def room(sid: str = "RM1", status: str = "in-progress", unique_name: str = "ns:r") -> RoomInfo:
@@ -127,6 +129,7 @@ class FakeWriter:
 def make_input(spec: dict[str, Any], status: dict[str, Any] | None = None, **extra: Any) -> PlanInput:
     parsed = VideoRoomStatus.model_validate(status or {})
     extra.setdefault("verified_sid", parsed.sid)  # the room in status is the one this process opened
+    extra.setdefault("defaults", Defaults())
     return PlanInput(
         namespace="ns",
         name="r",
@@ -134,7 +137,6 @@ def make_input(spec: dict[str, Any], status: dict[str, Any] | None = None, **ext
         spec=VideoRoomSpec.model_validate(spec),
         status=parsed,
         now=NOW,
-        defaults=Defaults(),
         credentials=CredentialsCheck("operator:x"),
         **extra,
     )
@@ -155,6 +157,29 @@ async def test_marker_is_stored_before_create_and_cleared_after() -> None:
     assert journal.entries[2] == ("event", "Created")
     assert outcome.status.sid == "RM1" and outcome.twilio_calls == 1
     assert not outcome.retry and not outcome.stalled and not outcome.observed
+
+
+async def test_a_room_that_names_its_object_costs_one_status_write() -> None:
+    journal = Journal()
+    created: list[str] = []
+    inp = make_input({}, uid="u-1", defaults=NAMED)
+    api, writer = FakeApi(journal, create_room=room()), FakeWriter(journal)
+    outcome = await ReconcileRun(inp, {}, api, writer, on_create=created.append).execute()
+    assert names(journal) == ["create_room", "event", "patch_status"]  # no marker first
+    assert created == ["ns:r"] and not outcome.create_in_doubt
+
+
+async def test_a_create_whose_answer_was_lost_stays_in_doubt() -> None:
+    lost = RetryableError("timeout", operation="CreateRoom", maybe_applied=True)
+    refused = RetryableError("503", operation="CreateRoom", maybe_applied=False)
+    for error, doubt in ((lost, True), (refused, False)):
+        journal = Journal()
+        inp = make_input({}, uid="u-1", defaults=NAMED)
+        outcome = await ReconcileRun(
+            inp, {}, FakeApi(journal, create_room=error), FakeWriter(journal)
+        ).execute()
+        assert outcome.retry and outcome.status.create_pending is None
+        assert (outcome.create_in_doubt, outcome.doubt_name) == ((True, "ns:r") if doubt else (False, None))
 
 
 async def test_unchanged_status_is_not_written_again() -> None:

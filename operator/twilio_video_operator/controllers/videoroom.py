@@ -1,10 +1,11 @@
 """The VideoRoom controller: one reconcile path for every trigger, serialized per object.
 
-Triggers: kopf change handlers (create, update, resume), the controller's own timers on the controllers'
-one work queue (drift resync every ``resync_interval`` with ±10% jitter, schedule start/end, retries),
-requests (the ``reconcile-requested-at`` and ``paused`` annotations) and room status callbacks. Each
-reconcile and each callback runs under the object's lock, reads the object fresh, and writes status as a
-merge patch: webhook processing and handlers never race.
+Triggers: kopf's resume handler, the controller's own timers on the controllers' one work queue (drift
+resync every ``resync_interval`` with ±10% jitter, schedule start/end, retries), requests on that queue (a
+spec change: ``metadata.generation`` ahead of ``status.observedGeneration``; the ``reconcile-requested-at``
+and ``paused`` annotations) and room status callbacks. Each reconcile and each callback runs under the
+object's lock, reads the object fresh, and writes status as a merge patch: webhook processing and handlers
+never race.
 
 The controller knows nothing of kopf or of the Kubernetes client: it reaches the cluster through
 :class:`RoomObjects` and Twilio through ``api_for(credentials)``.
@@ -50,7 +51,7 @@ from twilio_video_operator.reconcilers.videoroom_callbacks import (
 )
 from twilio_video_operator.reconcilers.videoroom_conditions import stall_of
 from twilio_video_operator.reconcilers.videoroom_deletion import Ownership, Released, release_room
-from twilio_video_operator.reconcilers.videoroom_desired import Defaults
+from twilio_video_operator.reconcilers.videoroom_desired import Defaults, unique_name_of
 from twilio_video_operator.reconcilers.videoroom_executor import (
     ObjectGone,
     ReconcileRun,
@@ -60,6 +61,7 @@ from twilio_video_operator.reconcilers.videoroom_executor import (
     merge_patch,
 )
 from twilio_video_operator.reconcilers.videoroom_mutes import mute_rules, parse_managed_fields
+from twilio_video_operator.reconcilers.videoroom_ownership import no_create_since
 
 logger = logging.getLogger(__name__)
 
@@ -81,7 +83,7 @@ CALLBACK_ENDPOINT = "room-events"
 
 class Trigger(StrEnum):
     CHANGE = "change"
-    """The spec or metadata changed (kopf create/update)."""
+    """The spec changed, reconciled directly (the operator asks through the work queue: ``TIMER``)."""
     RESUME = "resume"
     """The operator (re)started and found the object."""
     RESYNC = "resync"
@@ -161,6 +163,11 @@ class VideoRoomController:
         self._sid_of: dict[Key, str] = {}
         self._room_status: StatusTally[Key] = StatusTally(ROOM_STATUS_LABELS, _export_room_count)
         self._failures: dict[Key, int] = {}
+        # Objects this process knows no CreateRoom of is unanswered (see PlanInput.create_in_doubt), and the
+        # UniqueName of a CreateRoom it sent whose answer is missing.
+        self._no_doubt: set[Key] = set()
+        self._reconciled: set[Key] = set()  # objects reconciled since this process started
+        self._doubt_names: dict[Key, str] = {}
         self._active: set[asyncio.Task[Any]] = set()
         self._progress = progress
 
@@ -198,34 +205,49 @@ class VideoRoomController:
                 self._gone.popitem(last=False)
         self._room_status.discard(key)
         self._failures.pop(key, None)
+        self._no_doubt.discard(key)
+        self._doubt_names.pop(key, None)
+        self._reconciled.discard(key)
         if self._progress is not None:
             self._progress.forget(KIND, namespace, name)
 
     def knows_room(self, room_sid: str) -> bool:
         return room_sid in self._rooms
 
+    def reconciled(self, namespace: str, name: str) -> bool:
+        """Whether this process has reconciled the object since it started."""
+        return (namespace, name) in self._reconciled
+
     # ------------------------------------------------------------------------------------- reconcile
 
     async def reconcile(
-        self, namespace: str, name: str, trigger: Trigger, *, capped: bool = False
+        self, namespace: str, name: str, trigger: Trigger, *, capped: bool = False, first: bool = False
     ) -> RunReport | None:
-        """Reconcile one object now. ``None`` when the object is gone or being deleted. ``capped``: wait for
-        a slot of the work queue first (the queue's own reconciles)."""
+        """Reconcile one object now. ``None`` when the object is gone or being deleted (or, with ``first``,
+        was reconciled since this process started, and successfully). ``capped``: wait for a slot of the work
+        queue first (the queue's own reconciles)."""
         key = (namespace, name)
         task = asyncio.current_task()
         if task is not None:
             self._active.add(task)
         try:
-            return await self._reconcile_locked(key, trigger, capped)
+            return await self._reconcile_locked(key, trigger, capped, first)
         finally:
             if task is not None:
                 self._active.discard(task)
 
-    async def _reconcile_locked(self, key: Key, trigger: Trigger, capped: bool) -> RunReport | None:
+    async def _reconcile_locked(
+        self, key: Key, trigger: Trigger, capped: bool, first: bool
+    ) -> RunReport | None:
         namespace, name = key
         lock = self._locks.hold(key)
         gates = (self.queue.slots, lock) if capped else (lock,)
         async with track_reconcile(KIND, namespace, name, self._progress, waits_for=gates) as run:
+            if first and key in self._reconciled and key not in self._failures:
+                # A spec change reached it first and succeeded (a live room it did not verify was fetched);
+                # after a failure, the resume is kopf's retry and runs.
+                run.skip()
+                return None
             body = await self._objects.get_room(namespace, name)
             if body is None or body.get("metadata", {}).get("deletionTimestamp"):
                 run.skip()
@@ -276,6 +298,22 @@ class VideoRoomController:
 
         return claim
 
+    def _creating(self, key: Key) -> Callable[[str], None]:
+        """Called as a CreateRoom is sent: until its answer is stored, the create is in doubt."""
+
+        def sent(unique_name: str) -> None:
+            self._no_doubt.discard(key)
+            self._doubt_names[key] = unique_name
+
+        return sent
+
+    def _settle_doubt(self, key: Key, outcome: RunReport) -> None:
+        if not outcome.create_in_doubt:
+            self._no_doubt.add(key)
+            self._doubt_names.pop(key, None)
+        elif outcome.doubt_name is not None:
+            self._doubt_names[key] = outcome.doubt_name
+
     def verified_sid(self, key: Key, status: VideoRoomStatus) -> str | None:
         """``status.sid`` when status names the room and room status this process verified and wrote."""
         if status.sid is not None and self._verified.get(key) == (status.sid, status.room_status):
@@ -307,10 +345,15 @@ class VideoRoomController:
             verified_sid=self.verified_sid(key, _parse_status(body.get("status"))),
             claimed_by=self.claimed_by(key),
             managed_fields=parse_managed_fields(metadata.get("managedFields")),
+            uid=str(metadata.get("uid") or ""),
+            create_in_doubt=key not in self._no_doubt,
+            doubt_name=self._doubt_names.get(key),
         )
         api = self._api_for(creds) if creds is not None else None
         claim = self._claim(key, creds.account_sid) if creds is not None else None
-        outcome = await ReconcileRun(inp, body, api, self._objects, claim).execute()
+        run = ReconcileRun(inp, body, api, self._objects, claim, on_create=self._creating(key))
+        outcome = await run.execute()
+        self._settle_doubt(key, outcome)
         if self._notifier is not None and not outcome.paused:
             outcome = await self._notify(body, spec, creds, outcome)
         if outcome.verified_sid is not None and outcome.verified_sid == outcome.status.sid:
@@ -350,6 +393,7 @@ class VideoRoomController:
 
     def _record(self, key: Key, outcome: RunReport) -> None:
         """Backoff bookkeeping and the next timed wake-up after a reconcile."""
+        self._reconciled.add(key)
         now = self._clock()
         if outcome.retry:
             self._failures[key] = self._failures.get(key, 0) + 1
@@ -427,6 +471,8 @@ class VideoRoomController:
                     verified_sid=self.verified_sid(key, status),
                     claimed_by=self.claimed_by(key),
                     remembered=self._verified.get(key),
+                    uid=str((current.get("metadata") or {}).get("uid") or ""),
+                    doubt_name=self._doubt_on_deletion(key, current, spec, status, connection),
                 ),
                 self._api_for,
                 self._objects,
@@ -434,6 +480,27 @@ class VideoRoomController:
         if released.retry_after is None:
             self.forget(namespace, name)
         return released
+
+    def _doubt_on_deletion(
+        self,
+        key: Key,
+        body: Mapping[str, Any],
+        spec: VideoRoomSpec | None,
+        status: VideoRoomStatus,
+        connection: Connection,
+    ) -> str | None:
+        """The UniqueName to look up on deletion for a create that may be unanswered (``None``: none can be,
+        or the object's rooms carry no StatusCallback and the create-pending marker covers them)."""
+        named = connection.callbacks_verifiable and self._defaults.status_callback is not None
+        if key in self._no_doubt or not named:
+            return None
+        remembered = self._doubt_names.get(key)
+        if remembered is not None:
+            return remembered
+        generation = (body.get("metadata") or {}).get("generation")
+        if spec is None or no_create_since(spec, status, generation, self._clock()):
+            return None
+        return unique_name_of(spec, key[0], key[1])
 
     # ------------------------------------------------------------------------------------- callbacks
 

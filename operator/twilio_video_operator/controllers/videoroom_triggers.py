@@ -31,8 +31,11 @@ logger = logging.getLogger(__name__)
 
 async def reconcile(controller: VideoRoomController, namespace: str, name: str, trigger: Trigger) -> Outcome:
     """Reconcile now; a failure that retrying may fix comes back after the controller's backoff (exponential
-    with jitter, Twilio's ``Retry-After`` honoured)."""
-    outcome = await controller.reconcile(namespace, name, trigger)
+    with jitter, Twilio's ``Retry-After`` honoured). A resume is skipped for an object this process has
+    reconciled already, successfully (a spec change reached it first; a live room it had not verified
+    was fetched); kopf's retry of a failed resume runs."""
+    first = trigger == Trigger.RESUME
+    outcome = await controller.reconcile(namespace, name, trigger, first=first)
     if outcome is None or not outcome.retry:
         return Outcome.done()
     why = f"{outcome.error_reason}: {outcome.error}" if outcome.error else "not settled yet"
@@ -85,6 +88,8 @@ class VideoRoomRuntime:
     gateway: TwilioGateway
     channel: CallbackChannel
     sink: Callable[[CallbackEvent], Awaitable[None]]
+    finalizer: str
+    """kopf's finalizer: an object is reconciled on a spec change only once it carries it."""
 
     def take_callbacks(self) -> None:
         """Start processing room callbacks, once kopf calls a VideoRoom handler: by then its index of room
@@ -126,6 +131,21 @@ def needs_request(body: Mapping[str, Any]) -> tuple[bool, bool]:
     if not paused and token and token != parsed.last_handled_reconcile_at:
         return True, True
     return False, False
+
+
+def spec_changed(body: Mapping[str, Any], finalizer: str) -> bool:
+    """Whether the spec changed since status was last written (``metadata.generation`` ahead of
+    ``status.observedGeneration``), for an object guarded by ``finalizer``, not being deleted nor paused.
+
+    The controller writes ``observedGeneration`` with every status it writes, so this is how a new object
+    and every later spec change reach it without kopf's own change detection."""
+    metadata = body.get("metadata") or {}
+    if metadata.get("deletionTimestamp") or finalizer not in (metadata.get("finalizers") or ()):
+        return False
+    if (metadata.get("annotations") or {}).get(PAUSED) == "true":
+        return False  # resuming is a request of its own (see needs_request)
+    observed = (body.get("status") or {}).get("observedGeneration")
+    return metadata.get("generation") != observed
 
 
 def credentials_ref_of(body: Mapping[str, Any]) -> str | None:

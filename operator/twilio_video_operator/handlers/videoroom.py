@@ -1,9 +1,11 @@
 """kopf adapters for VideoRoom: they hand every trigger to the one reconcile path of the controller.
 
-- ``resume``/``create``/``update``: reconcile now; a retryable failure comes back after the controller's
-  backoff (Twilio's ``Retry-After`` honoured), answered through ``handlers._outcomes.settle``;
-- ``event``: the ``paused`` and ``reconcile-requested-at`` annotations (kopf leaves annotations of its own
-  prefix out of its change detection, so these are watched here) ask the controller for a reconcile;
+- ``resume``: reconcile now; a retryable failure comes back after the controller's backoff (Twilio's
+  ``Retry-After`` honoured), answered through ``handlers._outcomes.settle``;
+- ``event``: a spec change (``metadata.generation`` ahead of ``status.observedGeneration``, once kopf's
+  finalizer is on the object) and the ``paused`` and ``reconcile-requested-at`` annotations ask the
+  controller for a reconcile on its work queue. kopf keeps no handled-spec annotation for VideoRooms
+  (:mod:`.change_detection`), so it has no create or update handler here;
 - ``delete``: apply ``deletionPolicy`` (kopf holds the finalizer until it returns);
 - an index of the ``credentialsRef`` Secrets the rooms name, and an ``event`` handler on Secrets labelled
   ``video.openclaw.io/credentials`` (filtered by the API server): a change of one asks for a reconcile of
@@ -40,6 +42,7 @@ from twilio_video_operator.controllers.videoroom_triggers import (
     operator_defaults,
     room_sid_of,
     rooms_to_wake,
+    spec_changed,
 )
 from twilio_video_operator.gateway.credentials import CredentialSet
 from twilio_video_operator.handlers._outcomes import settle
@@ -116,7 +119,8 @@ def register_handlers(
         channel = hub.channel(CHANNEL)
 
         sink = rooms.callback_sink(controller, indexed_owners)
-        memo.videorooms = VideoRoomRuntime(controller, kube, gateway, channel, sink)
+        finalizer = settings.persistence.finalizer
+        memo.videorooms = VideoRoomRuntime(controller, kube, gateway, channel, sink, finalizer)
         if on_start is not None:
             on_start(controller)
 
@@ -132,11 +136,6 @@ def register_handlers(
     async def resumed(memo: Any, namespace: str | None, name: str, **_: Any) -> None:
         await _reconcile(memo, namespace, name, Trigger.RESUME)
 
-    @kopf.on.create(*resource, registry=registry, id="videoroom-create")
-    @kopf.on.update(*resource, registry=registry, id="videoroom-update")
-    async def changed(memo: Any, namespace: str | None, name: str, **_: Any) -> None:
-        await _reconcile(memo, namespace, name, Trigger.CHANGE)
-
     @kopf.on.event(*resource, registry=registry, id="videoroom-requests")
     async def requested(
         memo: Any, type: str | None, body: kopf.Body, namespace: str | None, name: str, **_: Any
@@ -149,6 +148,10 @@ def register_handlers(
         request, observe = needs_request(dict(body))
         if request:
             runtime.controller.request(str(namespace), name, observe=observe)
+        elif type is not None and spec_changed(dict(body), runtime.finalizer):
+            # A listed object (type None) is resumed by kopf. A spec change is a generation status has not
+            # observed, acted on once kopf's finalizer guards the object (so that no room outlives it).
+            runtime.controller.request(str(namespace), name)
 
     @kopf.index(*resource, registry=registry, id=CREDENTIALS_INDEX)
     async def credentials_refs(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> Any:

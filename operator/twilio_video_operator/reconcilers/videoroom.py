@@ -6,7 +6,8 @@ One reconcile is a short loop driven by :mod:`~twilio_video_operator.reconcilers
    the clock, and returns a :class:`Plan`: at most one Twilio :data:`Action`, the status to write, and when
    to come back;
 2. the executor performs the action (writing the status first when ``persist_first`` says so: the
-   create-pending marker must be stored before CreateRoom is sent);
+   create-pending marker of a room created without a StatusCallback must be stored before CreateRoom is
+   sent; other rooms name their object in their StatusCallback, see :mod:`.videoroom_ownership`);
 3. :func:`absorb` folds the answer into the working state (:class:`Working`), or :func:`fail` turns an
    error into a final status (or into a fact, for Twilio's "room exists");
 4. repeat until the plan has no action.
@@ -67,6 +68,7 @@ from twilio_video_operator.reconcilers.videoroom_mutes import (
     mute_digest,
     mute_rules,
 )
+from twilio_video_operator.reconcilers.videoroom_ownership import made_for, no_create_since, room_callback_url
 
 #: Twilio error code: an in-progress room already uses this UniqueName.
 CODE_ROOM_EXISTS = 53113
@@ -74,8 +76,9 @@ CODE_ROOM_EXISTS = 53113
 CODES_ROOM_NOT_IN_PROGRESS = (53112, 53118)
 #: Twilio error code: invalid recording rules.
 CODE_INVALID_RECORDING_RULES = 53120
-#: A room found by UniqueName counts as the one an interrupted create made only if Twilio created it no
-#: earlier than this before the create-pending marker was written (tolerates clock skew with Twilio).
+#: A room found by UniqueName counts as the one an interrupted create made (for a room without a
+#: StatusCallback) only if Twilio created it no earlier than this before the create-pending marker was
+#: written (tolerates clock skew with Twilio).
 CLAIM_CLOCK_SKEW = timedelta(minutes=2)
 #: How many past session SIDs ``status.sessions.recentSids`` keeps.
 RECENT_SESSIONS = 5
@@ -131,9 +134,21 @@ class PlanInput:
     """The other object (``namespace/name``) a room SID belongs to, if any."""
     managed_fields: tuple[ManagedFields, ...] = ()
     """``metadata.managedFields`` (spec writers only): who changed the mutes, for the audit Events."""
+    uid: str = ""
+    """``metadata.uid``: named in the StatusCallback of the object's rooms (their proof of ownership)."""
+    create_in_doubt: bool = False
+    """A CreateRoom of this object may have reached Twilio without its answer being stored: this process
+    sent one and did not record its answer, or has not yet ruled out that a predecessor did."""
+    doubt_name: str | None = None
+    """The UniqueName of the CreateRoom this process sent whose answer is missing, if it knows one."""
 
     def may_use(self, unique_name: str | None) -> bool:
         return self.names is None or self.names.allows(unique_name)
+
+    @property
+    def rooms_name_owner(self) -> bool:
+        """The rooms this object creates carry its uid in their StatusCallback (else: the marker)."""
+        return bool(self.uid) and self.defaults.status_callback is not None
 
 
 # ---------------------------------------------------------------------------------------------- actions
@@ -249,6 +264,11 @@ class Facts:
     """The object that owns the room the last lookup found (which may then not be adopted)."""
     verified: str | None = None
     """The room this reconcile created, took over or fetched and checked: this object's own."""
+    opened: str | None = None
+    """The room this reconcile created."""
+    doubt_cleared: bool = False
+    """No create of this object can be unanswered any more: a CreateRoom succeeded, the name in doubt was
+    looked up, or the room status names was seen in progress."""
 
 
 @dataclass(frozen=True)
@@ -348,6 +368,8 @@ def plan(inp: PlanInput, work: Working) -> Plan:
     observe = inp.observe or (token is not None and token != inp.status.last_handled_reconcile_at)
     live = status.sid is not None and status.room_status == "in-progress"
     unverified = status.sid not in (inp.verified_sid, work.facts.verified)
+    # A room this reconcile created needs no observing: Twilio just answered about it.
+    observe = observe and work.facts.opened != status.sid
     if live and (observe or work.facts.stale or unverified) and not work.facts.fetched:
         return Plan(status=status, action=FetchRoom(status.sid or ""))
     if live:
@@ -449,7 +471,7 @@ def _subscribe_rules_action(
     sid = status.sid or ""
     rules = mute_rules(inp.spec)
     digest = mute_digest(sid, rules)
-    recheck = inp.observe and digest is not None
+    recheck = inp.observe and digest is not None and facts.opened != sid
     if (status.mute_digest == digest and not recheck) or facts.subscribe_done:
         return status.model_copy(update={"mute_digest": digest})
     if facts.participants is None:
@@ -499,6 +521,11 @@ def _plan_idle(inp: PlanInput, spec: VideoRoomSpec, work: Working) -> Plan:
     if marker is not None and facts.looked_up != marker.unique_name:
         return Plan(status=status, action=LookupRoom(marker.unique_name))
     no_session_wanted = want_end or window.before(now) or (ended and not spec.keep_alive)
+    unique_name = unique_name_of(spec, inp.namespace, inp.name)
+    doubt = None if facts.doubt_cleared else _doubt_name(inp)
+    if doubt is not None and facts.looked_up != doubt and (no_session_wanted or doubt != unique_name):
+        # Its room names this object in its StatusCallback; a CreateRoom of the same name would find it too.
+        return Plan(status=status, action=LookupRoom(doubt))
     if marker is not None and no_session_wanted:
         status = status.model_copy(update={"create_pending": None})
 
@@ -514,19 +541,19 @@ def _plan_idle(inp: PlanInput, spec: VideoRoomSpec, work: Working) -> Plan:
     if window.before(now):
         return _finish_scheduled(inp, status, window)
 
-    unique_name = unique_name_of(spec, inp.namespace, inp.name)
     if (spec.adopt_existing or facts.conflict) and facts.looked_up != unique_name:
         return Plan(status=status, action=LookupRoom(unique_name))
-    if facts.foreign is not None and facts.claimed_by is not None:
-        found = facts.foreign
+    found_here = facts.foreign if facts.looked_up == unique_name else None  # not a room of an older name
+    if found_here is not None and facts.claimed_by is not None:
+        found = found_here
         message = (
             f"The in-progress Twilio room {found.sid} named {unique_name!r} belongs to VideoRoom "
             f"{facts.claimed_by}; a room is never taken over from another object. Choose another "
             "spec.uniqueName."
         )
         return _stall(status, Reason.ROOM_CLAIMED, message, inp, drop_marker=True)
-    if facts.foreign is not None:
-        found = facts.foreign
+    if found_here is not None:
+        found = found_here
         message = (
             f"An in-progress Twilio room named {unique_name!r} ({found.sid}) exists that this object did not "
             "create; set spec.adoptExisting to take it over, or choose another spec.uniqueName."
@@ -537,7 +564,8 @@ def _plan_idle(inp: PlanInput, spec: VideoRoomSpec, work: Working) -> Plan:
         status = cond.unsynced(status, Reason.CREATING, message, generation=inp.generation, now=now)
         return Plan(status=status, retry_after=CONFLICT_RETRY_SECONDS)
 
-    if marker is None or marker.unique_name != unique_name:
+    owner = inp.rooms_name_owner  # the room will name this object: no marker to store first
+    if not owner and (marker is None or marker.unique_name != unique_name):
         marker = CreatePending(unique_name=unique_name, requested_at=now)
     status = status.model_copy(
         update={"create_pending": marker, "room_status": status.room_status if ended else None}
@@ -551,8 +579,32 @@ def _plan_idle(inp: PlanInput, spec: VideoRoomSpec, work: Working) -> Plan:
         inp.generation,
         now,
     )
-    params = create_params(spec, inp.defaults, unique_name)
-    return Plan(status=status, action=CreateRoom(params), persist_first=True)
+    callback = inp.defaults.status_callback
+    if owner and callback is not None:
+        callback = room_callback_url(callback, inp.namespace, inp.name, inp.uid)
+    params = create_params(spec, replace(inp.defaults, status_callback=callback), unique_name)
+    return Plan(status=status, action=CreateRoom(params), persist_first=not owner)
+
+
+def doubt_remains(inp: PlanInput, facts: Facts) -> bool:
+    """Whether, after a reconcile that learned ``facts``, a create of the object may still be unanswered
+    (not counting a CreateRoom sent in that reconcile: the executor knows whether it was answered)."""
+    if not inp.create_in_doubt or facts.doubt_cleared:
+        return False
+    return inp.doubt_name is not None or not (
+        inp.spec is not None and no_create_since(inp.spec, inp.status, inp.generation, inp.now)
+    )
+
+
+def _doubt_name(inp: PlanInput) -> str | None:
+    """The UniqueName to look up for a create that may be unanswered (rooms that name their owner only)."""
+    spec = inp.spec
+    if not inp.create_in_doubt or not inp.rooms_name_owner or spec is None:
+        return None
+    if inp.doubt_name is None and no_create_since(spec, inp.status, inp.generation, inp.now):
+        return None
+    name = inp.doubt_name or unique_name_of(spec, inp.namespace, inp.name)
+    return name if inp.may_use(name) else None
 
 
 def _finish_scheduled(inp: PlanInput, status: VideoRoomStatus, window: Window) -> Plan:
@@ -633,7 +685,8 @@ def absorb(inp: PlanInput, work: Working, action: Action, result: Any) -> Workin
     if isinstance(action, CreateRoom):
         status = _start_session(status, result, fresh=True, spec=inp.spec)
         note = Note("Normal", "Created", f"Created Twilio room {result.sid} ({result.unique_name}).")
-        return _with(replace(work, facts=replace(facts, verified=result.sid)), status, note)
+        facts = replace(facts, verified=result.sid, opened=result.sid, doubt_cleared=True)
+        return _with(replace(work, facts=facts), status, note)
     if isinstance(action, CompleteRoom):
         room: RoomInfo | None = result
         update: dict[str, Any] = {
@@ -710,7 +763,8 @@ def _absorb_fetch(
         why = _not_ours(inp, room)
         if why is not None:
             return replace(work, facts=replace(facts, not_ours=why))
-    facts = replace(facts, verified=status.sid)
+    cleared = facts.doubt_cleared or _settles_doubt(inp, room)
+    facts = replace(facts, verified=status.sid, doubt_cleared=cleared)
     if room is None:
         update: dict[str, Any] = {
             "room_status": "completed",
@@ -746,15 +800,23 @@ def _not_ours(inp: PlanInput, room: RoomInfo) -> str | None:
     return None
 
 
+def _settles_doubt(inp: PlanInput | None, room: RoomInfo | None) -> bool:
+    """A room of the name in doubt seen in progress: no other room of that name can have been made."""
+    if inp is None or room is None or not room.in_progress:
+        return False
+    return inp.doubt_name is None or room.unique_name == inp.doubt_name
+
+
 def _absorb_lookup(inp: PlanInput, work: Working, unique_name: str, room: RoomInfo | None) -> Working:
-    facts = replace(work.facts, looked_up=unique_name, foreign=None, claimed_by=None)
+    cleared = work.facts.doubt_cleared or unique_name == _doubt_name(inp)
+    facts = replace(work.facts, looked_up=unique_name, foreign=None, claimed_by=None, doubt_cleared=cleared)
     if room is None:
         return replace(work, facts=facts)
     owner = inp.claimed_by(room.sid)
     if owner is not None:
         return replace(work, facts=replace(facts, foreign=room, claimed_by=owner))
     original = inp.status.create_pending
-    ours = (
+    ours = made_for(room, inp.uid) or (
         original is not None
         and original.unique_name == unique_name
         and room.date_created is not None

@@ -1,8 +1,10 @@
 """What deleting a VideoRoom does to its Twilio room (``deletionPolicy``).
 
-``Complete`` completes the object's room and resolves a create that may be in flight; ``Retain`` leaves the
-room alone. A paused object is released without any Twilio call. Deletion never waits on a room that is
-already gone (404), and gives up with a Warning Event when Twilio refuses the credentials or the call.
+``Complete`` completes the object's room and resolves a create that may be in flight (the room the
+create-pending marker names, or a room whose StatusCallback names the object's uid, see
+:mod:`.videoroom_ownership`); ``Retain`` leaves the room alone. A paused object is released without any
+Twilio call. Deletion never waits on a room that is already gone (404), and gives up with a Warning Event
+when Twilio refuses the credentials or the call.
 
 What status says is not trusted for the decision (whoever may write the status could hide a live room, or
 point at another object's): the room this process verified is completed unless it saw it end; any other
@@ -26,6 +28,7 @@ from twilio_video_operator.reconcilers.credentials import Connection
 from twilio_video_operator.reconcilers.tenancy import NameRule
 from twilio_video_operator.reconcilers.videoroom import CLAIM_CLOCK_SKEW
 from twilio_video_operator.reconcilers.videoroom_executor import RoomApi, RoomWriter
+from twilio_video_operator.reconcilers.videoroom_ownership import made_for
 
 ENDED = ("completed", "failed")
 
@@ -41,6 +44,10 @@ class Ownership:
     claimed_by: Callable[[str], str | None]
     remembered: tuple[str, str | None] | None = None
     """The room SID and room status this process last wrote for the object, whatever status says now."""
+    uid: str = ""
+    """The object's uid, which the StatusCallback of the rooms the operator created for it names."""
+    doubt_name: str | None = None
+    """The UniqueName of a create of the object that may be unanswered (its room is looked up by it)."""
 
     def may_end(self, room: RoomInfo) -> bool:
         return room.sid == self.verified_sid or (
@@ -77,7 +84,8 @@ async def release_room(
     seen_ended = status.sid == ownership.verified_sid and status.room_status in ENDED
     remembered = ownership.remembered
     remembered_live = remembered is not None and remembered[0] != status.sid and remembered[1] not in ENDED
-    if (status.sid is None or seen_ended) and status.create_pending is None and not remembered_live:
+    in_doubt = status.create_pending is not None or ownership.doubt_name is not None
+    if (status.sid is None or seen_ended) and not in_doubt and not remembered_live:
         return Released(message="no live room")
     creds = ownership.connection.credentials
     if creds is None:
@@ -106,7 +114,8 @@ async def release_room(
 async def _rooms_to_complete(
     api: RoomApi, status: VideoRoomStatus, ownership: Ownership, seen_ended: bool
 ) -> list[str]:
-    """The object's room, plus the room an interrupted create made (found by the marker's name and time)."""
+    """The object's room, plus the room an interrupted create made (found by the marker's name and time, or
+    by the name in doubt and the uid its StatusCallback names)."""
     targets: list[str] = []
     remembered = ownership.remembered
     if remembered is not None and remembered[0] != status.sid and remembered[1] not in ENDED:
@@ -129,5 +138,10 @@ async def _rooms_to_complete(
             and created >= shifted(marker.requested_at, -CLAIM_CLOCK_SKEW)
             and ownership.may_end(found)
         ):
+            targets.append(found.sid)
+    doubt = ownership.doubt_name
+    if doubt is not None and ownership.names.allows(doubt):
+        found = await api.find_in_progress_room(doubt)
+        if found is not None and made_for(found, ownership.uid) and ownership.may_end(found):
             targets.append(found.sid)
     return list(dict.fromkeys(targets))

@@ -1,8 +1,9 @@
 """Carry out a VideoRoom reconcile: run the planner's actions through the gateway, write status, post Events.
 
 The loop is Crossplane's Observe/Create/Update/Delete in small steps: plan, (persist,) act, absorb, plan
-again. Status is written as a JSON merge patch holding only what changed, and always before an action that
-may create something at Twilio when the plan asks for it (the create-pending marker).
+again. Status is written as a JSON merge patch holding only what changed, and before an action that may create
+something at Twilio when the plan asks for it (the create-pending marker of a room without a StatusCallback).
+A CreateRoom whose answer is missing (a lost response) is reported to the controller as a create in doubt.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from datetime import datetime
 from typing import Any, Literal, Protocol
 
 from twilio_video_operator import metrics
-from twilio_video_operator.gateway.errors import GatewayError
+from twilio_video_operator.gateway.errors import GatewayError, RetryableError
 from twilio_video_operator.gateway.records import ParticipantInfo, RoomInfo
 from twilio_video_operator.models.videoroom import VideoRoomStatus
 from twilio_video_operator.reconcilers.videoroom import (
@@ -34,6 +35,7 @@ from twilio_video_operator.reconcilers.videoroom import (
     Working,
     absorb,
     begin,
+    doubt_remains,
     fail,
     plan,
 )
@@ -111,6 +113,10 @@ class RunReport:
     twilio_calls: int = 0
     verified_sid: str | None = None
     """The room this object may use (see ``PlanInput.verified_sid``), as of the end of the reconcile."""
+    create_in_doubt: bool = False
+    """A create of the object may still be unanswered (see ``PlanInput.create_in_doubt``)."""
+    doubt_name: str | None = None
+    """The UniqueName of the CreateRoom this reconcile sent whose answer is missing, if any."""
 
 
 def merge_patch(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
@@ -137,12 +143,15 @@ class ReconcileRun:
         api: RoomApi | None,
         writer: RoomWriter,
         on_verified: Callable[[str], None] | None = None,
+        on_create: Callable[[str], None] | None = None,
     ) -> None:
         self.inp = inp
         self.body = body
         self.api = api
         self.writer = writer
         self._on_verified = on_verified
+        self._on_create = on_create
+        self._unanswered: str | None = None  # the UniqueName of a CreateRoom sent and not answered
         self._verified = inp.verified_sid
         self._stored: dict[str, Any] = inp.status.to_dict()
         self._posted = 0
@@ -166,6 +175,8 @@ class ReconcileRun:
                     observed=self._observed,
                     twilio_calls=self._calls,
                     verified_sid=self._verified,
+                    create_in_doubt=self._in_doubt(work),
+                    doubt_name=self._unanswered or self.inp.doubt_name,
                 )
             if step.persist_first:
                 await self._store(step.status)
@@ -173,11 +184,14 @@ class ReconcileRun:
             try:
                 result = await self._perform(step.action)
             except GatewayError as error:
+                if not (isinstance(error, RetryableError) and error.maybe_applied):
+                    self._unanswered = None  # Twilio answered: no room was created
                 outcome = fail(self.inp, work, step.action, error)
                 if isinstance(outcome, Working):
                     work = outcome
                     continue
                 return await self._failed(work, outcome)
+            self._unanswered = None
             before = work.facts.verified
             work = absorb(self.inp, work, step.action, result)
             if isinstance(step.action, FetchRoom):
@@ -210,7 +224,12 @@ class ReconcileRun:
             observed=self._observed,
             twilio_calls=self._calls,
             verified_sid=self._verified,
+            create_in_doubt=self._in_doubt(work),
+            doubt_name=self._unanswered or self.inp.doubt_name,
         )
+
+    def _in_doubt(self, work: Working) -> bool:
+        return self._unanswered is not None or doubt_remains(self.inp, work.facts)
 
     async def _store(self, status: VideoRoomStatus) -> None:
         new = status.to_dict()
@@ -238,6 +257,9 @@ class ReconcileRun:
         if isinstance(action, LookupRoom):
             return await api.find_in_progress_room(action.unique_name)
         if isinstance(action, CreateRoom):
+            self._unanswered = str(action.params["unique_name"])
+            if self._on_create is not None:
+                self._on_create(self._unanswered)
             return await api.create_room(**action.params)
         if isinstance(action, CompleteRoom):
             return await api.complete_room(action.sid)
