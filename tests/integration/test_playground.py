@@ -268,21 +268,24 @@ async def test_handler_warnings_become_redacted_events_and_infos_do_not(tmp_path
     registry = base_registry()
     secret = "sk-test-8f2d6c1e9b7a4d3f"
 
-    @kopf.on.create(API_GROUP, API_VERSION, "videorooms", registry=registry)
+    # Compositions: kopf's on.create never fires for VideoRooms, whose controller compares generations
+    # instead of keeping kopf's handled-spec annotation.
+    @kopf.on.create(API_GROUP, API_VERSION, "compositions", registry=registry)
     def log_both(logger: logging.Logger | logging.LoggerAdapter[Any], **_: Any) -> None:
         register_secret(secret)
         logger.info("an ordinary step")
         logger.warning(f"Twilio refused {secret}; Authorization: Basic QUMxMjM6c2VjcmV0")
 
     async with asyncio.timeout(START_TIMEOUT), Playground(tmp_path / "state", registry=registry) as started:
-        rooms = {obj.name for obj in await started.apply(EXAMPLES) if obj.kind == "VideoRoom"}
+        names = {obj.name for obj in await started.apply(EXAMPLES) if obj.kind == "Composition"}
+        assert names
         while True:
             events = [
                 event
                 for event in await started.client.list(EVENTS, "default")
-                if event["involvedObject"].get("kind") == "VideoRoom"
+                if event["involvedObject"].get("kind") == "Composition"
             ]
-            if {event["involvedObject"]["name"] for event in events} == rooms:
+            if {event["involvedObject"]["name"] for event in events} == names:
                 break
             await asyncio.sleep(0.1)
     assert {event["type"] for event in events} == {"Warning"}
@@ -331,9 +334,10 @@ async def test_stopping_removes_the_files_and_the_servers(tmp_path: Path) -> Non
 async def test_waiting_distinguishes_processed_pending_and_unhandled_kinds(tmp_path: Path) -> None:
     registry = base_registry()
 
-    @kopf.on.create(API_GROUP, API_VERSION, "videorooms", registry=registry)
+    @kopf.on.event(API_GROUP, API_VERSION, "videorooms", registry=registry)  # no on.create for VideoRooms
     def report_processed(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
-        patch.status["observedGeneration"] = body.metadata.get("generation", 1)
+        if body.get("status", {}).get("observedGeneration") != body.metadata.get("generation", 1):
+            patch.status["observedGeneration"] = body.metadata.get("generation", 1)
 
     @kopf.on.create(API_GROUP, API_VERSION, "compositions", registry=registry)
     def never_reports(**_: Any) -> None:
