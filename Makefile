@@ -10,10 +10,14 @@ STAMP := $(VENV)/.installed
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml
+# Three distributions, installed editable: the operator (with the test tools), and the Twilio emulator and
+# the playground (embedded Kubernetes API, S3 helper, demo), which are tools and never ship in its wheel.
+TOOLS := tests/tools/emulator tests/tools/playground
+
+$(STAMP): pyproject.toml $(addsuffix /pyproject.toml,$(TOOLS))
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q -e '.[test]' $(addprefix -e ,$(TOOLS))
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -107,7 +111,7 @@ $(KUBE_APISERVER): $(KUBE_APISERVER_SRC)/go.mod $(KUBE_APISERVER_SRC)/go.sum $(w
 	mv $@.tmp $@
 
 demo: $(STAMP)
-	$(BIN)/python -m twilio_video_operator.dev.demo
+	$(BIN)/twilio-video-demo
 
 clean:
 	rm -rf $(VENV) .dev .mypy_cache .ruff_cache .pytest_cache

@@ -20,7 +20,7 @@ import pytest
 
 from kube_backends import BACKENDS, EmbeddedBackend, KubeBackend, RealBackend
 from real_kube import RealKube, TierUnavailable, locate_binary, running, unavailable
-from twilio_video_operator.dev.kube import EmbeddedKubernetes
+from twilio_video_playground.kube import EmbeddedKubernetes
 
 MARKER = "both_backends"
 

@@ -3,7 +3,7 @@
 The test beds (``tests/integration/operator_harness.py``, ``tests/integration/rotation_harness.py``,
 ``tests/bench/operator_stack.py``) take a :class:`KubeBackend` and run the same scenarios on either:
 
-- :class:`EmbeddedBackend`: a fresh embedded API (``twilio_video_operator.dev.kube``) per test bed, in the
+- :class:`EmbeddedBackend`: a fresh embedded API (``twilio_video_playground.kube``) per test bed, in the
   test's process, with the project's CRDs registered.
 - :class:`RealBackend`: the real kube-apiserver and etcd of ``tests/real_kube.py``, shared by the whole
   session, with ``crds/*.yaml`` applied once. A shared server keeps what a test leaves behind, and it runs no
@@ -30,8 +30,8 @@ import yaml
 
 from real_api import RealApi
 from real_kube import RealKube
-from twilio_video_operator.dev.kube import EmbeddedKubernetes
-from twilio_video_operator.dev.kube.selectors import Selection
+from twilio_video_playground.kube import EmbeddedKubernetes
+from twilio_video_playground.kube.selectors import Selection
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CRD_DIR = REPO_ROOT / "crds"

@@ -32,7 +32,7 @@ import pytest
 JWT = re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{16,}")
 MIN_SECRET_LENGTH = 8
 WATCHED_LOGGERS = ("twilio_video_operator", "kopf")
-TEST_INFRASTRUCTURE_LOGGERS = ("twilio_video_operator.emulator", "twilio_video_operator.dev")
+TEST_INFRASTRUCTURE_LOGGERS = ("twilio_video_emulator", "twilio_video_playground")
 API_GROUP = "video.openclaw.io"
 
 
@@ -145,10 +145,10 @@ def _wrap_before(
 
 
 def install_collectors(scanner: SecretScanner, monkeypatch: pytest.MonkeyPatch) -> _LogCollector:
-    from twilio_video_operator.dev.kube import EmbeddedKubernetes
-    from twilio_video_operator.dev.kube.selectors import Selection
-    from twilio_video_operator.emulator import entities
-    from twilio_video_operator.emulator.server import Emulator
+    from twilio_video_emulator import entities
+    from twilio_video_emulator.server import Emulator
+    from twilio_video_playground.kube import EmbeddedKubernetes
+    from twilio_video_playground.kube.selectors import Selection
 
     def snapshot_kube(kube: Any) -> None:
         store, registry = kube.emulator.store, kube.emulator.registry

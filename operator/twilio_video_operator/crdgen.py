@@ -21,7 +21,6 @@ import yaml
 from twilio_video_operator.models.common import model_problems
 from twilio_video_operator.models.duration import DURATION_PATTERN
 from twilio_video_operator.models.kinds import CATEGORIES, GROUP, KINDS, VERSION, KindInfo
-from twilio_video_operator.models.schema_validation import schema_problems
 from twilio_video_operator.models.structural import KEY_ORDER, Schema, model_schema
 from twilio_video_operator.models.timestamps import EARLIEST, LATEST, TIMESTAMP_PATTERN
 
@@ -140,21 +139,6 @@ def stale_crd_files(directory: Path) -> list[str]:
 
 
 # --- validating manifests against the generated schemas ---
-
-
-def manifest_problems(
-    manifest: Mapping[str, Any], crds: Sequence[Mapping[str, Any]] | None = None
-) -> list[str]:
-    """Validate one object of our kinds against its CRD schema; return ``path: message`` lines."""
-    api_version = str(manifest.get("apiVersion", ""))
-    group, _, version = api_version.rpartition("/")
-    for crd in crds if crds is not None else build_crds():
-        if crd["spec"]["group"] != group or crd["spec"]["names"]["kind"] != manifest.get("kind"):
-            continue
-        for entry in crd["spec"]["versions"]:
-            if entry["name"] == version and entry["served"]:
-                return schema_problems(entry["schema"]["openAPIV3Schema"], dict(manifest))
-    return [f"(root): no served CRD for apiVersion {api_version!r}, kind {manifest.get('kind')!r}"]
 
 
 # --- field reference tables for the docs ---

@@ -22,7 +22,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 
 from twilio_video_operator.settings import Settings
-from twilio_video_operator.webhooks.hub import WebhookHub
+from twilio_video_operator.webhooks.hub import HUB_KEY, SETTINGS_KEY, WebhookHub
 
 RouteInstaller = Callable[[web.Application], None]
 
@@ -91,9 +91,7 @@ class HealthState:
         return True, "ok"
 
 
-SETTINGS_KEY = web.AppKey("settings", Settings)
 HEALTH_KEY = web.AppKey("health", HealthState)
-HUB_KEY = web.AppKey("webhook_hub", WebhookHub)
 
 
 def build_app(

@@ -160,7 +160,7 @@ async def run_child(arguments: dict[str, Any], limit: float) -> dict[str, Any]:
 
 
 async def bench(options: argparse.Namespace) -> dict[str, Any]:
-    from twilio_video_operator.emulator.server import start_emulator
+    from twilio_video_emulator.server import start_emulator
 
     part_size = int(options.part_mib * MIB)
     sizes = {"small": int(options.small_mib * MIB), "large": int(options.large_mib * MIB)}

@@ -44,13 +44,13 @@ async def serve() -> None:
     from aiohttp import web
 
     from twilio_video_operator.crdgen import build_crds
-    from twilio_video_operator.dev.kube import AccessRule, EmbeddedKubernetes
     from twilio_video_operator.http_server import HealthState, build_app
     from twilio_video_operator.kube import VIDEOROOMS, KubeClient, Resource
     from twilio_video_operator.kube.connection import connection_from_kubeconfig
     from twilio_video_operator.settings import load_settings
     from twilio_video_operator.tokens.ratelimit import Limit, RateLimits
     from twilio_video_operator.tokens.service import TokenService, token_routes
+    from twilio_video_playground.kube import AccessRule, EmbeddedKubernetes
 
     kube = EmbeddedKubernetes()
     for crd in build_crds():

@@ -1,6 +1,6 @@
 """Throughput of the Twilio Video emulator: authenticated ``GET /v1/Rooms/{sid}`` requests per second.
 
-Starts the emulator in its own process (``python -m twilio_video_operator.emulator``), creates a few rooms,
+Starts the emulator in its own process (``python -m twilio_video_emulator``), creates a few rooms,
 then sends a fixed number of fetches over keep-alive connections and prints one JSON object, e.g.::
 
     python tests/bench/emulator_throughput.py --requests 20000 --concurrency 16
@@ -24,7 +24,7 @@ import aiohttp
 
 def start_emulator() -> tuple[subprocess.Popen[str], dict[str, str]]:
     process = subprocess.Popen(
-        [sys.executable, "-m", "twilio_video_operator.emulator", "--host", "127.0.0.1", "--port", "0"],
+        [sys.executable, "-m", "twilio_video_emulator", "--host", "127.0.0.1", "--port", "0"],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,

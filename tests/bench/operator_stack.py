@@ -38,11 +38,11 @@ import aiohttp
 from procstat import ProcessSample, sample
 
 from kube_backends import EmbeddedBackend, KubeBackend
-from twilio_video_operator.dev.kube import EmbeddedKubernetes
-from twilio_video_operator.dev.kube.emulator import request_verb
-from twilio_video_operator.emulator.server import Emulator, start_emulator
+from twilio_video_emulator.server import Emulator, start_emulator
 from twilio_video_operator.kube import KubeClient, Resource
 from twilio_video_operator.kube.connection import connection_from_kubeconfig
+from twilio_video_playground.kube import EmbeddedKubernetes
+from twilio_video_playground.kube.emulator import request_verb
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CRD_DIR = REPO_ROOT / "crds"
@@ -268,7 +268,7 @@ class KubeSnapshot:
 
 @dataclass
 class EmulatorProcess:
-    """The Twilio emulator in a process of its own (``python -m twilio_video_operator.emulator``), the way
+    """The Twilio emulator in a process of its own (``python -m twilio_video_emulator``), the way
     Twilio is a service of its own: its answers do not wait for this process's event loop."""
 
     process: asyncio.subprocess.Process
@@ -280,7 +280,7 @@ class EmulatorProcess:
             process = await asyncio.create_subprocess_exec(
                 sys.executable,
                 "-m",
-                "twilio_video_operator.emulator",
+                "twilio_video_emulator",
                 "--host",
                 "127.0.0.1",
                 stdout=asyncio.subprocess.PIPE,

@@ -205,7 +205,7 @@ def kube_backends(choice: str | None) -> tuple[list[str], Path | None]:
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING)
     # Callbacks of the last rooms of a scenario reach an operator that has already been stopped.
-    logging.getLogger("twilio_video_operator.emulator.callbacks").setLevel(logging.ERROR)
+    logging.getLogger("twilio_video_emulator.callbacks").setLevel(logging.ERROR)
     return asyncio.run(main_async(parse_args(argv)))
 
 

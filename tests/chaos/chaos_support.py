@@ -23,7 +23,7 @@ from workloads import (
 )
 
 from secret_scan import SecretScanner
-from twilio_video_operator.emulator.compositions import service_of
+from twilio_video_emulator.compositions import service_of
 from twilio_video_operator.kube import COMPOSITIONS, SIGNINGKEYROTATIONS, VIDEOROOMS
 
 NAMESPACE = "chaos"

@@ -35,9 +35,9 @@ from twilio.jwt.access_token import AccessToken
 from twilio.jwt.access_token.grants import VideoGrant
 
 from kube_backends import RealBackend
-from twilio_video_operator.dev.balancer import Balancer
-from twilio_video_operator.dev.kube import AccessRule
 from twilio_video_operator.kube import VIDEOROOMS
+from twilio_video_playground.balancer import Balancer
+from twilio_video_playground.kube import AccessRule
 
 TIMINGS = by_level(
     {

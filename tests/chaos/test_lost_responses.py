@@ -46,7 +46,7 @@ from chaos_support import (
 from operator_stack import OperatorProcess, Stack, wait_until
 from twilio_setup import recorded_rooms, ticking_clock
 
-from twilio_video_operator.emulator.compositions import service_of
+from twilio_video_emulator.compositions import service_of
 from twilio_video_operator.kube import SIGNINGKEYROTATIONS
 
 # Fates are drawn in a fixed order per seed, and each room, completion and composition is applied exactly

@@ -10,10 +10,10 @@ from twilio.jwt.access_token import AccessToken
 from twilio.jwt.access_token.grants import VideoGrant
 
 from secret_scan import SecretScanner, install_collectors
-from twilio_video_operator.dev.kube import EmbeddedKubernetes
-from twilio_video_operator.emulator.server import start_emulator
+from twilio_video_emulator.server import start_emulator
 from twilio_video_operator.kube import EVENTS, KubeClient
 from twilio_video_operator.kube.connection import connection_from_kubeconfig
+from twilio_video_playground.kube import EmbeddedKubernetes
 
 pytestmark = pytest.mark.no_secret_scan  # these tests plant secrets on purpose
 

@@ -28,7 +28,7 @@ from twilio.jwt.access_token import AccessToken
 from twilio.jwt.access_token.grants import VideoGrant
 
 from secret_scan import SecretScanner
-from twilio_video_operator.dev.kube import AccessRule
+from twilio_video_playground.kube import AccessRule
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 

@@ -33,8 +33,8 @@ from twilio.jwt.access_token import AccessToken
 from twilio.jwt.access_token.grants import VideoGrant
 from twilio.rest import Client
 
-from twilio_video_operator.emulator.core import EmulatorState
-from twilio_video_operator.emulator.server import Emulator, start_emulator
+from twilio_video_emulator.core import EmulatorState
+from twilio_video_emulator.server import Emulator, start_emulator
 from twilio_video_operator.gateway.base_url import AsyncBaseUrlHttpClient, BaseUrlHttpClient
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -183,7 +183,7 @@ def test_command_line(tmp_path: Path) -> None:
         [
             sys.executable,
             "-m",
-            "twilio_video_operator.emulator",
+            "twilio_video_emulator",
             "--host",
             "127.0.0.1",
             "--port",

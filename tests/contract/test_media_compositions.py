@@ -25,7 +25,7 @@ from test_compositions_support import (
 )
 from twilio.rest import Client
 
-from twilio_video_operator.emulator.server import start_emulator
+from twilio_video_emulator.server import start_emulator
 from twilio_video_operator.gateway.base_url import AsyncBaseUrlHttpClient
 
 

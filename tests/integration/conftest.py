@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from twilio_video_operator.dev.kube import EmbeddedKubernetes
+from twilio_video_playground.kube import EmbeddedKubernetes
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -4,7 +4,7 @@ and retries (the emulator's fault injection), rejected callbacks, media deliveri
 bucket of SeaweedFS, one to an endpoint that refuses connections, whose failures are retried and counted),
 the recording's notifications (sent, refused, looked up after a lost answer, reported undelivered),
 room-ended confirmations and late callbacks. Built on the demo's clients
-(:mod:`twilio_video_operator.dev.demo`).
+(:mod:`twilio_video_playground.demo`).
 
 A labelled counter appears on ``/metrics`` with its first count already in it, and Prometheus's ``rate()``
 and ``increase()`` only see what a series gained between two scraped samples. So each counter the
@@ -27,12 +27,12 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 from s3_server import SeaweedS3
 
-from twilio_video_operator.dev.demo.clients import advance_clock, ask_token, join_or_fail, leave, mint
-from twilio_video_operator.dev.demo.context import Demo
-from twilio_video_operator.dev.demo.joining import grant_token_access
-from twilio_video_operator.dev.playground import ManifestApplier, Playground
 from twilio_video_operator.kube import COMPOSITIONS, SECRETS, SIGNINGKEYROTATIONS, VIDEOROOMS
 from twilio_video_operator.logs import register_secret
+from twilio_video_playground.demo.clients import advance_clock, ask_token, join_or_fail, leave, mint
+from twilio_video_playground.demo.context import Demo
+from twilio_video_playground.demo.joining import grant_token_access
+from twilio_video_playground.playground import ManifestApplier, Playground
 
 NAMESPACE = "default"
 WAIT = 30.0

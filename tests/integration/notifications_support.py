@@ -138,7 +138,7 @@ class RecordedLogs(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         if not record.name.startswith(("twilio_video_operator", "kopf")):
             return
-        if record.name.startswith(("twilio_video_operator.emulator", "twilio_video_operator.dev")):
+        if record.name.startswith(("twilio_video_emulator", "twilio_video_playground")):
             return  # the test's own Twilio and Kubernetes, not the operator
         extras = {key: value for key, value in vars(record).items() if key not in _STANDARD}
         text = record.getMessage()

@@ -50,10 +50,9 @@ from twilio.jwt.access_token import AccessToken
 from twilio.jwt.access_token.grants import VideoGrant
 
 from kube_backends import EmbeddedBackend, KubeBackend
+from twilio_video_emulator.server import Emulator, start_emulator
 from twilio_video_operator.context import OperatorContext
 from twilio_video_operator.controllers.videoroom import VideoRoomController
-from twilio_video_operator.dev.kube import EmbeddedKubernetes
-from twilio_video_operator.emulator.server import Emulator, start_emulator
 from twilio_video_operator.gateway.circuit import CircuitSettings
 from twilio_video_operator.gateway.retry import RetryPolicy
 from twilio_video_operator.handlers import base_registry
@@ -64,6 +63,7 @@ from twilio_video_operator.reconcilers.videoroom_executor import RoomApi
 from twilio_video_operator.runner import run_operator
 from twilio_video_operator.settings import Settings, load_settings
 from twilio_video_operator.webhooks.room_events import CHANNEL
+from twilio_video_playground.kube import EmbeddedKubernetes
 
 NAMESPACES = Resource("", "v1", "namespaces", namespaced=False)
 EVENTS_PATH = "/api/v1/namespaces/{namespace}/events"

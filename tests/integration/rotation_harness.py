@@ -22,9 +22,8 @@ from urllib.parse import quote
 import aiohttp
 
 from kube_backends import EmbeddedBackend, KubeBackend
+from twilio_video_emulator.server import Emulator, start_emulator
 from twilio_video_operator.crdgen import build_crds
-from twilio_video_operator.dev.kube import AccessRule, EmbeddedKubernetes
-from twilio_video_operator.emulator.server import Emulator, start_emulator
 from twilio_video_operator.gateway import RetryPolicy
 from twilio_video_operator.handlers import base_registry
 from twilio_video_operator.handlers.signingkeyrotation import register_handlers
@@ -34,6 +33,7 @@ from twilio_video_operator.reconcilers.signingkeyrotation_plan import BackoffPol
 from twilio_video_operator.runner import run_operator
 from twilio_video_operator.settings import Settings, load_settings
 from twilio_video_operator.tokens.ratelimit import RateLimits
+from twilio_video_playground.kube import AccessRule, EmbeddedKubernetes
 
 NAMESPACE = "tenant"
 API_VERSION = "video.openclaw.io/v1alpha1"

@@ -1,4 +1,4 @@
-"""The ``s3_server`` fixture: a real S3 service (SeaweedFS, see :mod:`twilio_video_operator.dev.s3`).
+"""The ``s3_server`` fixture: a real S3 service (SeaweedFS, see :mod:`twilio_video_playground.s3`).
 
 Use the ``s3_server`` fixture (one server per test session; make a fresh bucket per test with
 :meth:`SeaweedS3.create_bucket`) or build a :class:`SeaweedS3` yourself when a test stops and restarts it.
@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from twilio_video_operator.dev.s3 import S3Identity, SeaweedS3, free_ports, weed_binary
+from twilio_video_playground.s3 import S3Identity, SeaweedS3, free_ports, weed_binary
 
 __all__ = ["S3Identity", "SeaweedS3", "free_ports", "s3_server_fixture", "weed_binary"]
 

@@ -21,7 +21,7 @@ from twilio_video_operator.delivery import (
     S3Deliverer,
     S3Target,
 )
-from twilio_video_operator.dev.s3 import S3Identity, SeaweedS3, free_ports
+from twilio_video_playground.s3 import S3Identity, SeaweedS3, free_ports
 
 PART = MIN_PART_SIZE
 SIZE = 2 * PART + 12_345  # three parts, the last one short

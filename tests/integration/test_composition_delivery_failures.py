@@ -28,7 +28,7 @@ from test_composition_harness import (
 
 # The suite's secret scanner (tests/secret_scan.py), used here on its own to add the S3 secret.
 from secret_scan import SecretScanner, install_collectors
-from twilio_video_operator.dev.s3 import SeaweedS3
+from twilio_video_playground.s3 import SeaweedS3
 
 MIB = 1024 * 1024
 MEDIA_BYTES = 40 * MIB  # eight parts: the upload is still running when S3 dies

@@ -36,12 +36,12 @@ from test_composition_harness import (
     wait_deleted,
 )
 
-from twilio_video_operator.dev.s3 import SeaweedS3
 from twilio_video_operator.handlers.composition import register_handlers
 from twilio_video_operator.kube import COMPOSITIONS
 from twilio_video_operator.kube.composition_objects import CREATED_SPEC_ANNOTATION
 from twilio_video_operator.models.annotations import PAUSED
 from twilio_video_operator.webhooks.composition_events import composition_callback_url
+from twilio_video_playground.s3 import SeaweedS3
 
 MEDIA_BYTES = 11 * 1024 * 1024 + 4321  # three S3 parts of 5 MiB
 

@@ -14,7 +14,7 @@ from test_composition_harness import (
     wait_composition,
 )
 
-from twilio_video_operator.emulator.compositions import service_of
+from twilio_video_emulator.compositions import service_of
 
 
 async def test_every_audio_source_is_sent_as_a_repeated_form_key(bed: OperatorHarness) -> None:

@@ -13,8 +13,8 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from twilio_video_operator.dev import balancer as balancer_module
-from twilio_video_operator.dev.balancer import FAILURE_THRESHOLD, Balancer
+from twilio_video_playground import balancer as balancer_module
+from twilio_video_playground.balancer import FAILURE_THRESHOLD, Balancer
 
 PROBE_TIMEOUT = 0.2
 

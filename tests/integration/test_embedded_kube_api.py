@@ -15,7 +15,7 @@ from test_embedded_kube_support import (
     widget,
 )
 
-from twilio_video_operator.dev.kube import EmbeddedKubernetes
+from twilio_video_playground.kube import EmbeddedKubernetes
 
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 

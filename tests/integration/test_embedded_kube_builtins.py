@@ -10,7 +10,7 @@ from pathlib import Path
 import yaml
 from test_embedded_kube_support import GROUP, WIDGETS, api, widget, widget_crd
 
-from twilio_video_operator.dev.kube import AccessRule, EmbeddedKubernetes
+from twilio_video_playground.kube import AccessRule, EmbeddedKubernetes
 
 CRDS = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
 

@@ -19,7 +19,7 @@ import aiohttp
 import pytest
 from test_embedded_kube_support import GROUP, JSON_PATCH, MERGE, STRATEGIC, WIDGETS, widget, widget_crd
 
-from twilio_video_operator.dev.kube import EmbeddedKubernetes
+from twilio_video_playground.kube import EmbeddedKubernetes
 
 CONFIGMAPS = "/api/v1/namespaces/default/configmaps"
 SECRETS = "/api/v1/namespaces/default/secrets"

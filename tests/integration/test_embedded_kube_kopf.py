@@ -13,7 +13,7 @@ import aiohttp
 import kmock
 import kopf
 
-from twilio_video_operator.dev.kube import EmbeddedKubernetes
+from twilio_video_playground.kube import EmbeddedKubernetes
 
 GROUP, VERSION, PLURAL = "kopftest.openclaw.io", "v1", "gadgets"
 API = f"/apis/{GROUP}/{VERSION}"

@@ -12,7 +12,7 @@ import pytest
 import yaml
 from test_embedded_kube_support import GROUP, WIDGETS, api, widget, widget_crd
 
-from twilio_video_operator.dev.kube import AccessRule, EmbeddedKubernetes
+from twilio_video_playground.kube import AccessRule, EmbeddedKubernetes
 
 KUBECTL = Path(sys.executable).parent / "kubectl"
 REPO = Path(__file__).resolve().parents[2]

@@ -14,7 +14,7 @@ import yaml
 from test_embedded_kube_kubectl import KUBECTL, Kubectl, manifest
 from test_embedded_kube_support import GROUP, KIND, VERSION, widget, widget_crd
 
-from twilio_video_operator.dev.kube import EmbeddedKubernetes
+from twilio_video_playground.kube import EmbeddedKubernetes
 
 REPO = Path(__file__).resolve().parents[2]
 PROTOBUF_V2 = "application/com.github.proto-openapi.spec.v2@v1.0+protobuf"

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from twilio_video_operator.dev.kube.patching import (
+from twilio_video_playground.kube.patching import (
     PatchApplyError,
     PatchFormatError,
     apply_json_patch,
     apply_merge_patch,
     apply_strategic_merge_patch,
 )
-from twilio_video_operator.dev.kube.paths import ApiPath, GroupPath, parse_api_path
-from twilio_video_operator.dev.kube.selectors import SelectorError, parse_field_selector, parse_label_selector
-from twilio_video_operator.dev.kube.tables import evaluate_jsonpath, human_duration
+from twilio_video_playground.kube.paths import ApiPath, GroupPath, parse_api_path
+from twilio_video_playground.kube.selectors import SelectorError, parse_field_selector, parse_label_selector
+from twilio_video_playground.kube.tables import evaluate_jsonpath, human_duration
 
 
 @pytest.mark.parametrize(

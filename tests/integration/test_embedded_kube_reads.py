@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from test_embedded_kube_support import API_VERSION, GROUP, WIDGETS, api, widget
 
-from twilio_video_operator.dev.kube import EmbeddedKubernetes
+from twilio_video_playground.kube import EmbeddedKubernetes
 
 TABLE_ACCEPT = ",".join(
     [

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from test_embedded_kube_support import API_VERSION, WIDGETS, api, widget
 
-from twilio_video_operator.dev.kube import EmbeddedKubernetes
+from twilio_video_playground.kube import EmbeddedKubernetes
 
 REPO = Path(__file__).resolve().parents[2]
 VIDEOROOM_CRD = REPO / "crds" / "videorooms.video.openclaw.io.yaml"

@@ -10,7 +10,7 @@ from typing import Any
 
 import aiohttp
 
-from twilio_video_operator.dev.kube import EmbeddedKubernetes
+from twilio_video_playground.kube import EmbeddedKubernetes
 
 GROUP, VERSION, PLURAL, KIND = "test.openclaw.io", "v1", "widgets", "Widget"
 API_VERSION = f"{GROUP}/{VERSION}"

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from test_embedded_kube_support import Http, api
 
-from twilio_video_operator.dev.kube import AccessRule, EmbeddedKubernetes
+from twilio_video_playground.kube import AccessRule, EmbeddedKubernetes
 
 RBAC = "/apis/rbac.authorization.k8s.io/v1"
 TOKEN_REVIEWS = "/apis/authentication.k8s.io/v1/tokenreviews"

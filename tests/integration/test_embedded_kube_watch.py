@@ -11,7 +11,7 @@ from typing import Any
 import aiohttp
 from test_embedded_kube_support import GROUP, WIDGETS, Http, api, widget
 
-from twilio_video_operator.dev.kube import EmbeddedKubernetes
+from twilio_video_playground.kube import EmbeddedKubernetes
 
 
 class Stream:

@@ -15,7 +15,7 @@ from pydantic import SecretStr
 from twilio.jwt.access_token import AccessToken
 from twilio.jwt.access_token.grants import VideoGrant
 
-from twilio_video_operator.emulator.server import Emulator, start_emulator
+from twilio_video_emulator.server import Emulator, start_emulator
 from twilio_video_operator.gateway import (
     AuthError,
     CircuitSettings,

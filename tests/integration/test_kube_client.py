@@ -10,10 +10,10 @@ import pytest
 from aiohttp import web
 
 from local_http import serve_locally
-from twilio_video_operator.dev.kube import EmbeddedKubernetes
 from twilio_video_operator.kube import SECRETS, VIDEOROOMS, KubeApiError, KubeClient
 from twilio_video_operator.kube.events import post_event
 from twilio_video_operator.kube.resources import EVENTS
+from twilio_video_playground.kube import EmbeddedKubernetes
 
 
 @pytest.fixture

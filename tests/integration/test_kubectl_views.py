@@ -14,8 +14,8 @@ import pytest
 from operator_harness import OperatorHarness
 from test_embedded_kube_kubectl import KUBECTL, Kubectl, manifest
 
-from twilio_video_operator.dev.kube import EmbeddedKubernetes
 from twilio_video_operator.models.kinds import KINDS, KindInfo
+from twilio_video_playground.kube import EmbeddedKubernetes
 
 pytestmark = pytest.mark.skipif(not KUBECTL.exists(), reason="kubectl is not installed in the virtualenv")
 
@@ -158,9 +158,9 @@ def test_docs_ask_for_no_validate_false() -> None:
     --validate=false (test_embedded_kube_openapi.py runs them): no doc or hint may ask for it, and
     operations.md no longer says there is no `kubectl get -w` (test_embedded_kube_kubectl.py watches)."""
     texts = {path.name: path.read_text(encoding="utf-8") for path in (REPO / "docs").glob("*.md")}
-    texts["playground.py"] = (REPO / "operator/twilio_video_operator/dev/playground.py").read_text(
-        encoding="utf-8"
-    )
+    texts["playground.py"] = (
+        REPO / "tests/tools/playground/twilio_video_playground/playground.py"
+    ).read_text(encoding="utf-8")
     asking = re.compile(r"kubectl[^\n`\"]* --validate=false|needs? `--validate=false`")
     assert [name for name, text in texts.items() if asking.search(text)] == []
     operations = " ".join(texts["operations.md"].split())

@@ -15,13 +15,13 @@ import kopf
 import pytest
 from pydantic import SecretStr
 
-from twilio_video_operator.dev.kube import EmbeddedKubernetes
-from twilio_video_operator.emulator.server import start_emulator
+from twilio_video_emulator.server import start_emulator
 from twilio_video_operator.gateway import CredentialSet, GatewayConfig, RetryPolicy, TwilioGateway
 from twilio_video_operator.gateway.errors import FencedError
 from twilio_video_operator.kube import KubeClient
 from twilio_video_operator.kube.leader import LEADER_URL_ANNOTATION, Leadership, LeaseElector, LeaseTimings
 from twilio_video_operator.kube.resources import LEASES
+from twilio_video_playground.kube import EmbeddedKubernetes
 
 NAMESPACE = "default"
 LEASE = "operator-lease"

@@ -32,8 +32,8 @@ from test_composition_harness import (
 
 from twilio_video_operator.controllers.videoroom import Trigger
 from twilio_video_operator.crdgen import build_crds
-from twilio_video_operator.dev.kube import EmbeddedKubernetes
 from twilio_video_operator.kube import COMPOSITIONS, SECRETS, SIGNINGKEYROTATIONS
+from twilio_video_playground.kube import EmbeddedKubernetes
 
 HUGE = "99999999999999999999h"
 #: What the duration fields of the CRDs accepted before they were bounded.

@@ -25,12 +25,18 @@ import yaml
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
+from twilio_video_emulator.server import start_emulator
 from twilio_video_operator import API_GROUP, API_VERSION
-from twilio_video_operator.dev import playground as playground_module
-from twilio_video_operator.dev.demo import STEPS, joining, run_demo, wait_converged
-from twilio_video_operator.dev.demo.waiting import StepFailed, wait_for
-from twilio_video_operator.dev.kube import EmbeddedKubernetes
-from twilio_video_operator.dev.playground import (
+from twilio_video_operator.handlers import base_registry
+from twilio_video_operator.http_server import SETTINGS_KEY, HealthState, build_app
+from twilio_video_operator.kube import EVENTS
+from twilio_video_operator.logs import redact, register_secret
+from twilio_video_operator.settings import Settings, load_settings
+from twilio_video_playground import playground as playground_module
+from twilio_video_playground.demo import STEPS, joining, run_demo, wait_converged
+from twilio_video_playground.demo.waiting import StepFailed, wait_for
+from twilio_video_playground.kube import EmbeddedKubernetes
+from twilio_video_playground.playground import (
     EMULATOR_FILE,
     KUBECONFIG_FILE,
     OPERATOR_FILE,
@@ -38,12 +44,6 @@ from twilio_video_operator.dev.playground import (
     ManifestError,
     Playground,
 )
-from twilio_video_operator.emulator.server import start_emulator
-from twilio_video_operator.handlers import base_registry
-from twilio_video_operator.http_server import SETTINGS_KEY, HealthState, build_app
-from twilio_video_operator.kube import EVENTS
-from twilio_video_operator.logs import redact, register_secret
-from twilio_video_operator.settings import Settings, load_settings
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"

@@ -35,8 +35,8 @@ from dashboard_story import Story
 from s3_server import SeaweedS3, s3_server_fixture  # noqa: F401 - the s3_server fixture
 
 from chart_rules import JOB, NAMESPACE, rendered_rule_spec
-from twilio_video_operator.dev.playground import Playground
 from twilio_video_operator.kube import SECRETS, VIDEOROOMS
+from twilio_video_playground.playground import Playground
 
 pytestmark = pytest.mark.slow
 

@@ -30,13 +30,13 @@ import kopf
 import pytest
 import yaml
 
-from twilio_video_operator.dev import playground as playground_module
-from twilio_video_operator.dev.kube import AccessRule, EmbeddedKubernetes
-from twilio_video_operator.dev.kube.emulator import request_verb
-from twilio_video_operator.dev.kube.paths import ApiPath, parse_api_path
-from twilio_video_operator.dev.playground import ManifestApplier, ManifestError, Playground
 from twilio_video_operator.kube import COMPOSITIONS, SIGNINGKEYROTATIONS, VIDEOROOMS, KubeClient, Resource
 from twilio_video_operator.runner import run_operator
+from twilio_video_playground import playground as playground_module
+from twilio_video_playground.kube import AccessRule, EmbeddedKubernetes
+from twilio_video_playground.kube.emulator import request_verb
+from twilio_video_playground.kube.paths import ApiPath, parse_api_path
+from twilio_video_playground.playground import ManifestApplier, ManifestError, Playground
 
 helm = pytest.importorskip("helm_python")
 

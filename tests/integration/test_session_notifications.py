@@ -27,8 +27,8 @@ from s3_server import s3_server_fixture  # noqa: F401 - the s3_server fixture
 from test_composition_harness import create_composition, has, wait_composition
 from test_composition_lifecycle import s3_delivery, s3_secret
 
-from twilio_video_operator.dev.s3 import SeaweedS3
 from twilio_video_operator.models.annotations import RECONCILE_REQUESTED_AT
+from twilio_video_playground.s3 import SeaweedS3
 
 ADDRESSES = (SMS, WHATSAPP, EMAIL, OPS_EMAIL)
 STUDIO_CONTACT = "+15551230199"

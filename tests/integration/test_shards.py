@@ -15,12 +15,12 @@ import pytest
 from kubernetes import client as k8s
 from official_client import OfficialClient
 
-from twilio_video_operator.dev.kube import EmbeddedKubernetes
-from twilio_video_operator.emulator.server import Emulator, start_emulator
+from twilio_video_emulator.server import Emulator, start_emulator
 from twilio_video_operator.handlers import base_registry
 from twilio_video_operator.handlers.videoroom import register_handlers
 from twilio_video_operator.runner import run_operator
 from twilio_video_operator.settings import load_settings
+from twilio_video_playground.kube import EmbeddedKubernetes
 
 ROOMS = ("standup", "retro")
 WAIT = 20.0

@@ -15,8 +15,8 @@ import aiohttp
 import pytest
 import yaml
 
-from twilio_video_operator.dev.playground import ManifestApplier, Playground
 from twilio_video_operator.kube import SIGNINGKEYROTATIONS, VIDEOROOMS, KubeClient
+from twilio_video_playground.playground import ManifestApplier, Playground
 
 pytestmark = pytest.mark.slow
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from real_kube import KUBECTL
-from twilio_video_operator.dev.kube import EmbeddedKubernetes
+from twilio_video_playground.kube import EmbeddedKubernetes
 
 GROUP = "fidelity.openclaw.io"
 GADGETS = "gadgets"

@@ -1,5 +1,5 @@
 """The Twilio emulator and the operator as processes of their own, for the operator run out of cluster
-against the real kube-apiserver: ``python -m twilio_video_operator.emulator`` and ``python -m
+against the real kube-apiserver: ``python -m twilio_video_emulator`` and ``python -m
 twilio_video_operator run``, each on 127.0.0.1, logging to a file, stopped with SIGTERM.
 """
 
@@ -45,7 +45,7 @@ def emulator(log: Path) -> Iterator[dict[str, str]]:
     """A Twilio emulator; yields its credentials (``url``, ``account_sid``, ``auth_token``...)."""
     with log.open("w") as stderr:
         process = subprocess.Popen(
-            [sys.executable, "-m", "twilio_video_operator.emulator", "--port", "0"],
+            [sys.executable, "-m", "twilio_video_emulator", "--port", "0"],
             stdout=subprocess.PIPE,
             stderr=stderr,
             text=True,

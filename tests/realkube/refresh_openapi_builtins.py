@@ -1,4 +1,4 @@
-"""Write ``operator/twilio_video_operator/dev/kube/openapi_builtins.json``: the OpenAPI schemas of the
+"""Write the playground's ``twilio_video_playground/kube/openapi_builtins.json``: the OpenAPI schemas of the
 built-in kinds the embedded API serves (and the meta types they use) and the descriptions of the query and
 path parameters, as the real kube-apiserver of ``tests/kube-apiserver`` publishes them.
 
@@ -20,8 +20,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from real_kube import RealKube, locate_binary, running
-from twilio_video_operator.dev.kube.openapi import schema_closure
-from twilio_video_operator.dev.kube.openapi_data import BUILTINS_FILE, builtin_kinds
+from twilio_video_playground.kube.openapi import schema_closure
+from twilio_video_playground.kube.openapi_data import BUILTINS_FILE, builtin_kinds
 
 # Meta types every generated document refers to from its paths.
 META_SCHEMAS = (

@@ -8,7 +8,7 @@ import json
 from refresh_openapi_builtins import collect
 
 from real_kube import RealKube
-from twilio_video_operator.dev.kube.openapi_data import BUILTINS_FILE
+from twilio_video_playground.kube.openapi_data import BUILTINS_FILE
 
 
 def test_the_builtin_schemas_are_the_real_servers(real_kube: RealKube) -> None:

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from real_kube import REPO_ROOT, TierUnavailable, locate_binary, unavailable
-from twilio_video_operator.dev.demo.story import run_demo
-from twilio_video_operator.dev.real_kube import BINARY_ENV
+from twilio_video_playground.demo.story import run_demo
+from twilio_video_playground.real_kube import BINARY_ENV
 
 
 @pytest.fixture(scope="module")

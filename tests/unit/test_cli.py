@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from twilio_video_operator import __version__
+from twilio_video_emulator import serving
+from twilio_video_operator import __version__, tool_commands
 from twilio_video_operator.cli import TOKEN_MODULE, main
 from twilio_video_operator.settings import Settings
 
@@ -138,19 +139,91 @@ def test_token_delegates_to_the_token_service_when_present(monkeypatch: pytest.M
 
 
 def test_emulator_delegates_with_its_options(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    received: list[list[str]] = []
+    """``emulator`` comes from the emulator's distribution (an entry point) and runs its server."""
+    received: list[argparse.Namespace] = []
 
-    def emulator_main(argv: list[str]) -> int:
-        received.append(argv)
+    def run(args: argparse.Namespace) -> int:
+        received.append(args)
         return 0
 
-    fake: Any = types.ModuleType("twilio_video_operator.emulator.__main__")
-    fake.main = emulator_main
-    monkeypatch.setitem(sys.modules, "twilio_video_operator.emulator.__main__", fake)
+    monkeypatch.setattr(serving, "run", run)
     state = tmp_path / "state.json"
     assert main(["emulator", "--port", "8099", "--state", str(state)]) == 0
     assert main(["emulator"]) == 0
-    assert received == [
-        ["--host", "127.0.0.1", "--port", "8099", "--state", str(state)],
-        ["--host", "127.0.0.1", "--port", "0"],
+    assert [(a.host, a.port, a.state) for a in received] == [
+        ("127.0.0.1", 8099, str(state)),
+        ("127.0.0.1", 0, None),
     ]
+
+
+class FakeEntryPoint:
+    def __init__(self, name: str, load: Any) -> None:
+        self.name, self.value, self._load = name, f"fake:{name}", load
+
+    def load(self) -> Any:
+        return self._load()
+
+
+def use_entry_points(monkeypatch: pytest.MonkeyPatch, *found: FakeEntryPoint) -> None:
+    monkeypatch.setattr(tool_commands, "entry_points", lambda group: list(found))
+
+
+def test_a_missing_tool_says_which_distribution_provides_it(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    use_entry_points(monkeypatch)
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    assert "(not installed)" in capsys.readouterr().out
+    assert main(["dev", "--apply", "examples"]) == 2
+    err = capsys.readouterr().err
+    assert "twilio-video-playground" in err and "is not installed" in err and "make install" in err
+    assert main(["emulator"]) == 2
+    assert "twilio-video-emulator" in capsys.readouterr().err
+
+
+def test_a_tool_that_fails_to_load_does_not_break_the_operator(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], bare_environment: pytest.MonkeyPatch
+) -> None:
+    def broken() -> Any:
+        raise ImportError("no module named kmock")
+
+    use_entry_points(monkeypatch, FakeEntryPoint("dev", broken), FakeEntryPoint("odd", lambda: object()))
+    assert main(["dev"]) == 2
+    assert "failed to load (ImportError: no module named kmock)" in capsys.readouterr().err
+    assert main(["run"]) == 2  # the operator's own commands still work (here: a setting is missing)
+
+
+def test_a_tool_cannot_replace_a_built_in_command(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], bare_environment: pytest.MonkeyPatch
+) -> None:
+    class Hijack:
+        help = description = "not the operator"
+
+        def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+            pass
+
+        def run(self, args: argparse.Namespace) -> int:
+            raise AssertionError("a plugin ran instead of the operator")
+
+    use_entry_points(monkeypatch, FakeEntryPoint("run", Hijack), FakeEntryPoint("extra", Hijack))
+    assert main(["run"]) == 2
+    with pytest.raises(AssertionError, match="a plugin ran"):
+        main(["extra"])
+
+
+@pytest.mark.parametrize(
+    ("script", "option"),
+    [
+        ("twilio-video-emulator", "--state"),
+        ("twilio-video-playground", "--replicas"),
+        ("twilio-video-demo", ""),
+    ],
+)
+def test_each_tool_has_its_own_console_script(script: str, option: str) -> None:
+    result = subprocess.run(
+        [str(SCRIPT.with_name(script)), "--help"], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"usage: {script}")
+    assert option in result.stdout

@@ -15,9 +15,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel, Field
 
+from crd_validation import manifest_problems, to_jsonschema
 from twilio_video_operator import crdgen
-from twilio_video_operator.crdgen import build_crds, manifest_problems, stale_crd_files, update_reference
-from twilio_video_operator.models.schema_validation import to_jsonschema
+from twilio_video_operator.crdgen import build_crds, stale_crd_files, update_reference
 from twilio_video_operator.models.structural import SchemaConversionError, model_schema
 
 ROOT = Path(__file__).resolve().parents[2]

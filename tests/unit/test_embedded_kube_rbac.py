@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from twilio_video_operator.dev.kube.rbac import authorize, rule_allows, subject_matches
+from twilio_video_playground.kube.rbac import authorize, rule_allows, subject_matches
 
 TOKEN = {"verb": "create", "group": "video.openclaw.io", "resource": "videorooms", "subresource": "token"}
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from twilio_video_operator.emulator.media import MediaFile, MediaSpec, build_media
+from twilio_video_emulator.media import MediaFile, MediaSpec, build_media
 
 CREATED = datetime(2025, 3, 4, 5, 6, 7, tzinfo=UTC)
 TRACK_COMBINATIONS = [(True, False), (False, True), (True, True)]

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from twilio_video_operator.crdgen import manifest_problems
+from crd_validation import manifest_problems
 from twilio_video_operator.models import kind_info
 from twilio_video_operator.models.duration import parse_duration
 

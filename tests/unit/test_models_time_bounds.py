@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 from test_models_cel_rules import composition, room, rotation, rule_failures
 
-from twilio_video_operator.crdgen import build_crds, manifest_problems
+from crd_validation import manifest_problems
+from twilio_video_operator.crdgen import build_crds
 from twilio_video_operator.models import kind_info
 from twilio_video_operator.models.duration import MAX_DURATION, DurationLimit, parse_duration
 from twilio_video_operator.models.timestamps import shifted

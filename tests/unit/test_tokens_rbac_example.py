@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 import yaml
 
-from twilio_video_operator.dev.kube.rbac import authorize
-from twilio_video_operator.dev.kube.reviews import review_access
+from twilio_video_playground.kube.rbac import authorize
+from twilio_video_playground.kube.reviews import review_access
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "rbac" / "token-role.yaml"
 APP = "system:serviceaccount:default:video-app"

@@ -7,21 +7,27 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from twilio_video_operator.gateway import TwilioGateway
+from twilio_video_operator.kube import KubeClient
 from twilio_video_operator.kube.notification_objects import KubeNotificationPorts
 from twilio_video_operator.logs import register_secret
 from twilio_video_operator.reconcilers.notification_executor import MailApi, MessagingApi, Notifier, Target
 from twilio_video_operator.reconcilers.shared_services import shared_services
+from twilio_video_operator.settings import Settings
+from twilio_video_operator.webhooks.hub import WebhookHub
 from twilio_video_operator.webhooks.message_events import message_callback_url
 
-if TYPE_CHECKING:
-    from twilio_video_operator.context import OperatorContext
 
-
-def build_notifier(context: OperatorContext, clock: Callable[[], datetime]) -> Notifier:
+def build_notifier(
+    kube: KubeClient,
+    gateway: TwilioGateway,
+    settings: Settings,
+    hub: WebhookHub,
+    clock: Callable[[], datetime],
+) -> Notifier:
     """A notifier over the operator's Kubernetes client and gateway."""
-    gateway, settings = context.gateway, context.settings
     public = settings.PUBLIC_BASE_URL
 
     def twilio_for(creds: Any) -> MessagingApi:
@@ -34,12 +40,12 @@ def build_notifier(context: OperatorContext, clock: Callable[[], datetime]) -> N
         return message_callback_url(public, target.kind, target.namespace, target.name, target.uid, reference)
 
     return Notifier(
-        KubeNotificationPorts(context.kube),
+        KubeNotificationPorts(kube),
         twilio_for,
         sendgrid_for,
         clock=clock,
         services=shared_services(settings.TWILIO_ACCOUNT_SID, settings.tenant_twilio_services),
         callback_url=callback_url,
-        verifiable=context.hub.accounts.verifiable,
+        verifiable=hub.accounts.verifiable,
         on_secret=register_secret,
     )

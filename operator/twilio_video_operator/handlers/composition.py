@@ -61,7 +61,7 @@ def register_handlers(
             timing=timing,
             progress=context.progress,
             tick_seconds=tick_seconds,
-            notifier=build_notifier(context, clock),
+            notifier=build_notifier(context.kube, context.gateway, context.settings, context.hub, clock),
         )
         controller.start()
         memo.compositions = controller

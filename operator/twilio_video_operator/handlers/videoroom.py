@@ -113,7 +113,7 @@ def register_handlers(
             progress=context.progress,
             name_prefixes=operator_settings.TENANT_NAME_PREFIXES,
             indexed_owners=indexed_owners,
-            notifier=build_notifier(context, clock),
+            notifier=build_notifier(context.kube, context.gateway, context.settings, context.hub, clock),
         )
         controller.start()
         channel = hub.channel(CHANNEL)

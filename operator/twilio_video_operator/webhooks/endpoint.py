@@ -16,9 +16,9 @@ from urllib.parse import parse_qsl, urlencode
 from aiohttp import web
 
 from twilio_video_operator import metrics
-from twilio_video_operator.http_server import HUB_KEY, SETTINGS_KEY
 from twilio_video_operator.webhooks.channel import CallbackEvent, Offer, SignedRequest
 from twilio_video_operator.webhooks.handoff import HANDOFF_HEADER
+from twilio_video_operator.webhooks.hub import HUB_KEY, SETTINGS_KEY
 from twilio_video_operator.webhooks.signature import SIGNATURE_HEADER, is_valid_signature, public_url
 
 logger = logging.getLogger(__name__)

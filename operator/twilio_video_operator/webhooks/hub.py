@@ -6,6 +6,8 @@ routes receive it when they are installed, the handlers find it in kopf's ``memo
 
 from __future__ import annotations
 
+from aiohttp import web
+
 from twilio_video_operator.settings import Settings
 from twilio_video_operator.webhooks.accounts import AuthTokens
 from twilio_video_operator.webhooks.channel import CallbackChannel
@@ -31,3 +33,8 @@ class WebhookHub:
     @property
     def channels(self) -> list[CallbackChannel]:
         return list(self._channels.values())
+
+
+SETTINGS_KEY = web.AppKey("settings", Settings)
+"""Where the HTTP server's application keeps the operator's settings (the endpoints read them)."""
+HUB_KEY = web.AppKey("webhook_hub", WebhookHub)

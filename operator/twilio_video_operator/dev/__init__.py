@@ -1,3 +1,0 @@
-"""The local playground: an embedded Kubernetes API and the Twilio emulator on 127.0.0.1, with the
-operator running against both (``twilio-video-operator dev``, ``make demo``). Never imported by the
-operator itself."""

@@ -1,3 +1,0 @@
-from twilio_video_operator.dev.demo.cli import main
-
-raise SystemExit(main())

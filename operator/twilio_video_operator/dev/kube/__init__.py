@@ -1,6 +1,0 @@
-"""An embedded Kubernetes API server for the playground and the tests, built on kmock."""
-
-from twilio_video_operator.dev.kube.reviews import AccessRule
-from twilio_video_operator.dev.kube.server import EmbeddedKubernetes
-
-__all__ = ["AccessRule", "EmbeddedKubernetes"]
