@@ -72,6 +72,22 @@ class OfficialClient:
             )
         )
 
+    async def patch_status(
+        self, plural: str, namespace: str, name: str, status: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """A merge patch of the status subresource."""
+        return dict(
+            await asyncio.to_thread(
+                self.custom.patch_namespaced_custom_object_status,
+                GROUP,
+                VERSION,
+                namespace,
+                plural,
+                name,
+                {"status": dict(status)},
+            )
+        )
+
     async def delete(self, plural: str, namespace: str, name: str) -> None:
         await asyncio.to_thread(
             self.custom.delete_namespaced_custom_object, GROUP, VERSION, namespace, plural, name
@@ -96,6 +112,37 @@ class OfficialClient:
         body = k8s.V1Secret(metadata=k8s.V1ObjectMeta(name=name, labels=dict(labels or {})), data=data)
         created = await asyncio.to_thread(self.core.create_namespaced_secret, namespace, body)
         return dict(self._plain(created))
+
+    async def put_secret(self, namespace: str, name: str, values: Mapping[str, str]) -> None:
+        """Create the Secret with ``values``, or set them in the existing one."""
+        data = {key: base64.b64encode(value.encode()).decode() for key, value in values.items()}
+        try:
+            await asyncio.to_thread(self.core.patch_namespaced_secret, name, namespace, {"data": data})
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+            await self.create_secret(namespace, name, values)
+
+    async def issue_service_account_token(self, namespace: str, account: str, rule: Mapping[str, Any]) -> str:
+        """A ServiceAccount, a Role with ``rule`` and its RoleBinding, and a token the API server issues
+        for the account (TokenRequest)."""
+        rbac = k8s.RbacAuthorizationV1Api(self.api_client)
+        role = f"{account}-token-minter"
+        account_body = k8s.V1ServiceAccount(metadata=k8s.V1ObjectMeta(name=account))
+        await asyncio.to_thread(self.core.create_namespaced_service_account, namespace, account_body)
+        role_body = {"metadata": {"name": role}, "rules": [dict(rule)]}
+        await asyncio.to_thread(rbac.create_namespaced_role, namespace, role_body)
+        binding = {
+            "metadata": {"name": role},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": role},
+            "subjects": [{"kind": "ServiceAccount", "name": account, "namespace": namespace}],
+        }
+        await asyncio.to_thread(rbac.create_namespaced_role_binding, namespace, binding)
+        request = k8s.AuthenticationV1TokenRequest(spec=k8s.V1TokenRequestSpec(audiences=[]))
+        issued = await asyncio.to_thread(
+            self.core.create_namespaced_service_account_token, account, namespace, request
+        )
+        return str(issued.status.token)
 
     async def read_secret(self, namespace: str, name: str) -> dict[str, str] | None:
         """The Secret's data, decoded; ``None`` when there is no such Secret."""

@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import quote
 
 import aiohttp
+from official_client import OfficialClient
 
 from kube_backends import EmbeddedBackend, KubeBackend
 from twilio_video_emulator.server import Emulator, start_emulator
@@ -27,7 +28,7 @@ from twilio_video_operator.crdgen import build_crds
 from twilio_video_operator.gateway import RetryPolicy
 from twilio_video_operator.handlers import base_registry
 from twilio_video_operator.handlers.signingkeyrotation import register_handlers
-from twilio_video_operator.kube import SECRETS, SIGNINGKEYROTATIONS, VIDEOROOMS, KubeClient, Resource
+from twilio_video_operator.kube import SIGNINGKEYROTATIONS, VIDEOROOMS, KubeClient, Resource
 from twilio_video_operator.kube.connection import connection_from_kubeconfig
 from twilio_video_operator.reconcilers.signingkeyrotation_plan import BackoffPolicy
 from twilio_video_operator.runner import run_operator
@@ -71,6 +72,9 @@ class Harness:
     backend: KubeBackend
     emulator: Emulator
     client: KubeClient
+    """The operator's own Kubernetes client (for the few requests the official one has no call for)."""
+    official: OfficialClient
+    """The official ``kubernetes`` client: the tests' independent view of the objects they check."""
     http: aiohttp.ClientSession
     clock: SharedClock
     operator_url: str
@@ -143,10 +147,10 @@ class Harness:
             "metadata": {"name": name, "namespace": NAMESPACE},
             "spec": {"secretName": name, **spec},
         }
-        return await self.client.create(SIGNINGKEYROTATIONS, NAMESPACE, body)
+        return await self.official.create(SIGNINGKEYROTATIONS.plural, NAMESPACE, body)
 
     async def rotation(self, name: str) -> dict[str, Any]:
-        found = await self.client.get(SIGNINGKEYROTATIONS, NAMESPACE, name)
+        found = await self.official.get(SIGNINGKEYROTATIONS.plural, NAMESPACE, name)
         assert found is not None
         return found
 
@@ -171,17 +175,17 @@ class Harness:
         return status
 
     async def annotate(self, name: str, annotations: dict[str, str | None]) -> None:
-        await self.client.patch(
-            SIGNINGKEYROTATIONS, NAMESPACE, name, {"metadata": {"annotations": annotations}}
+        await self.official.patch(
+            SIGNINGKEYROTATIONS.plural, NAMESPACE, name, {"metadata": {"annotations": annotations}}
         )
 
     async def secret(self, name: str) -> dict[str, str]:
-        found = await self.client.get(SECRETS, NAMESPACE, name)
+        found = await self.official.read_secret(NAMESPACE, name)
         assert found is not None
-        return {key: base64.b64decode(value).decode() for key, value in (found.get("data") or {}).items()}
+        return found
 
     async def events(self, name: str) -> list[dict[str, Any]]:
-        items = await self.client.list(EVENTS, NAMESPACE)
+        items = await self.official.events(NAMESPACE)
         return [item for item in items if (item.get("involvedObject") or {}).get("name") == name]
 
     async def event_reasons(self, name: str) -> list[str]:
@@ -229,8 +233,6 @@ class Harness:
         """A ServiceAccount of the namespace, a Role and RoleBinding that let it mint tokens for ``rooms``
         (``*``: any), and a token the API server issues for it (TokenRequest): real objects, so that
         TokenReview and SubjectAccessReview are answered by whichever API server the test runs on."""
-        namespace_path = f"/api/v1/namespaces/{NAMESPACE}"
-        rbac_path = f"/apis/rbac.authorization.k8s.io/v1/namespaces/{NAMESPACE}"
         rule: dict[str, Any] = {
             "apiGroups": ["video.openclaw.io"],
             "resources": ["videorooms/token"],
@@ -238,25 +240,7 @@ class Harness:
         }
         if "*" not in rooms:
             rule["resourceNames"] = list(rooms)
-        role = f"{account}-token-minter"
-        await self.client.request(
-            "POST", f"{namespace_path}/serviceaccounts", body={"metadata": {"name": account}}
-        )
-        await self.client.request(
-            "POST", f"{rbac_path}/roles", body={"metadata": {"name": role}, "rules": [rule]}
-        )
-        binding = {
-            "metadata": {"name": role},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": role},
-            "subjects": [{"kind": "ServiceAccount", "name": account, "namespace": NAMESPACE}],
-        }
-        await self.client.request("POST", f"{rbac_path}/rolebindings", body=binding)
-        issued = await self.client.request(
-            "POST",
-            f"{namespace_path}/serviceaccounts/{account}/token",
-            body={"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": {}},
-        )
-        return str(issued["status"]["token"])
+        return await self.official.issue_service_account_token(NAMESPACE, account, rule)
 
     # --- rooms -----------------------------------------------------------------------------------------
 
@@ -272,15 +256,15 @@ class Harness:
             "metadata": {"name": name, "namespace": NAMESPACE},
             "spec": spec,
         }
-        await self.client.create(VIDEOROOMS, NAMESPACE, body)
+        await self.official.create(VIDEOROOMS.plural, NAMESPACE, body)
         status: dict[str, Any] = {"uniqueName": unique_name, "roomStatus": room_status}
         if open_at_twilio:
             status["sid"] = await self._open_emulator_room(unique_name)
-        await self.client.patch_status(VIDEOROOMS, NAMESPACE, name, status)
+        await self.official.patch_status(VIDEOROOMS.plural, NAMESPACE, name, status)
         return unique_name
 
     async def set_room_status(self, name: str, room_status: str) -> None:
-        await self.client.patch_status(VIDEOROOMS, NAMESPACE, name, {"roomStatus": room_status})
+        await self.official.patch_status(VIDEOROOMS.plural, NAMESPACE, name, {"roomStatus": room_status})
 
     async def _open_emulator_room(self, unique_name: str) -> str:
         creds = self.emulator.credentials
@@ -366,6 +350,7 @@ async def running_operator(
     kubeconfig = backend.kubeconfig
     emulator = await start_emulator(host="127.0.0.1", port=0)
     client = KubeClient(connection_from_kubeconfig(kubeconfig))
+    official = OfficialClient(kubeconfig)
     http = aiohttp.ClientSession()
     harness: Harness | None = None
     try:
@@ -397,6 +382,7 @@ async def running_operator(
             backend=backend,
             emulator=emulator,
             client=client,
+            official=official,
             http=http,
             clock=SharedClock(emulator, http),
             operator_url=url,
@@ -415,5 +401,6 @@ async def running_operator(
             await harness.stop_operator()
         await http.close()
         await client.close()
+        official.close()
         await emulator.stop()
         await backend.stop()

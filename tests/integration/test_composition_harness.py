@@ -26,7 +26,7 @@ from kube_backends import KubeBackend
 from twilio_video_operator.controllers.composition import CompositionController
 from twilio_video_operator.delivery import MIN_PART_SIZE
 from twilio_video_operator.handlers.composition import register_handlers
-from twilio_video_operator.kube import COMPOSITIONS, SECRETS
+from twilio_video_operator.kube import COMPOSITIONS
 from twilio_video_operator.reconcilers.composition_plan import Timing
 from twilio_video_operator.webhooks.composition_events import CHANNEL, composition_callback_url
 
@@ -168,11 +168,11 @@ async def create_composition(
         "metadata": {"name": name, "namespace": namespace, "annotations": dict(annotations or {})},
         "spec": dict(spec),
     }
-    return await bed.kube_client.create(COMPOSITIONS, namespace, body)
+    return await bed.kube_official.create(COMPOSITIONS.plural, namespace, body)
 
 
 async def get_composition(bed: OperatorHarness, namespace: str, name: str) -> dict[str, Any] | None:
-    return await bed.kube_client.get(COMPOSITIONS, namespace, name)
+    return await bed.kube_official.get(COMPOSITIONS.plural, namespace, name)
 
 
 async def wait_deleted(bed: OperatorHarness, namespace: str, *names: str, within: float = WAIT) -> None:
@@ -218,18 +218,7 @@ def reason_of(type: str, reason: str) -> Callable[[dict[str, Any]], bool]:
 
 
 async def put_secret(bed: OperatorHarness, namespace: str, name: str, data: Mapping[str, str]) -> None:
-    body = {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": {"name": name, "namespace": namespace},
-        "stringData": dict(data),
-    }
-    existing = await bed.kube_client.get(SECRETS, namespace, name)
-    if existing is None:
-        await bed.kube_client.create(SECRETS, namespace, body)
-    else:
-        encoded = {key: base64.b64encode(value.encode()).decode() for key, value in data.items()}
-        await bed.kube_client.patch(SECRETS, namespace, name, {"data": encoded})
+    await bed.kube_official.put_secret(namespace, name, data)
 
 
 async def events(bed: OperatorHarness, namespace: str, name: str) -> list[tuple[str, str, str]]:

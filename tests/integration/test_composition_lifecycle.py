@@ -167,12 +167,16 @@ async def test_a_composition_from_before_a_restart_is_fetched_at_once(tmp_path: 
         await create_composition(bed, ns, "c1", {"roomSid": room_sid}, annotations={PAUSED: "true"})
         synced = bed.clock().strftime("%Y-%m-%dT%H:%M:%SZ")
         status = {"sid": made["sid"], "roomSid": room_sid, "compositionStatus": "enqueued"}
-        await bed.kube_client.patch_status(COMPOSITIONS, ns, "c1", {**status, "lastSyncedAt": synced})
+        await bed.kube_official.patch_status(
+            COMPOSITIONS.plural, ns, "c1", {**status, "lastSyncedAt": synced}
+        )
         await bed.advance_clock(5)  # Twilio finishes it; no callback was asked for
         assert (await twilio_composition(bed, made["sid"]))["status"] == "completed"
         fetched = (await bed.twilio_counts()).get("FetchComposition", 0)
 
-        await bed.kube_client.patch(COMPOSITIONS, ns, "c1", {"metadata": {"annotations": {PAUSED: None}}})
+        await bed.kube_official.patch(
+            COMPOSITIONS.plural, ns, "c1", {"metadata": {"annotations": {PAUSED: None}}}
+        )
 
         await wait_composition(bed, ns, "c1", has("compositionStatus", "completed"))
         assert (await bed.twilio_counts()).get("FetchComposition", 0) == fetched + 1
@@ -190,13 +194,13 @@ async def test_a_crash_after_create_does_not_create_a_second_composition(bed: Op
     uid = obj["metadata"]["uid"]
     assert bed.settings is not None
     marker = (bed.clock() - timedelta(seconds=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
-    await bed.kube_client.patch_status(
-        COMPOSITIONS, ns, "c1", {"createPendingAt": marker, "roomSid": room_sid}
+    await bed.kube_official.patch_status(
+        COMPOSITIONS.plural, ns, "c1", {"createPendingAt": marker, "roomSid": room_sid}
     )
     full_spec = (await get_composition(bed, ns, "c1"))["spec"]  # type: ignore[index]
     annotation = json.dumps(full_spec, sort_keys=True, separators=(",", ":"))
-    await bed.kube_client.patch(
-        COMPOSITIONS, ns, "c1", {"metadata": {"annotations": {CREATED_SPEC_ANNOTATION: annotation}}}
+    await bed.kube_official.patch(
+        COMPOSITIONS.plural, ns, "c1", {"metadata": {"annotations": {CREATED_SPEC_ANNOTATION: annotation}}}
     )
     callback = composition_callback_url(bed.settings.PUBLIC_BASE_URL, ns, "c1", uid)
     made = await twilio(
@@ -213,7 +217,9 @@ async def test_a_crash_after_create_does_not_create_a_second_composition(bed: Op
     )
     assert await create_counts(bed) == 1
 
-    await bed.kube_client.patch(COMPOSITIONS, ns, "c1", {"metadata": {"annotations": {PAUSED: None}}})
+    await bed.kube_official.patch(
+        COMPOSITIONS.plural, ns, "c1", {"metadata": {"annotations": {PAUSED: None}}}
+    )
     claimed = await wait_composition(bed, ns, "c1", has("sid"))
 
     assert claimed["status"]["sid"] == made["sid"] and "createPendingAt" not in claimed["status"]
@@ -277,7 +283,7 @@ async def test_a_spec_change_is_refused_and_creates_nothing(bed: OperatorHarness
     room_sid = await recorded_room(bed, ns, complete=False)
     await create_composition(bed, ns, "c1", {"roomSid": room_sid})
     await wait_composition(bed, ns, "c1", has("sid"))
-    await bed.kube_client.patch(COMPOSITIONS, ns, "c1", {"spec": {"format": "webm"}})
+    await bed.kube_official.patch(COMPOSITIONS.plural, ns, "c1", {"spec": {"format": "webm"}})
 
     stalled = await wait_composition(bed, ns, "c1", reason_of("Stalled", "SpecImmutable"))
 
@@ -309,7 +315,7 @@ async def test_deletion_policy_delete_removes_the_twilio_composition(bed: Operat
     dropped = (await wait_composition(bed, ns, "drop", has("sid")))["status"]["sid"]
 
     for name in ("keep", "drop"):
-        await bed.kube_client.delete(COMPOSITIONS, ns, name)
+        await bed.kube_official.delete(COMPOSITIONS.plural, ns, name)
     await wait_deleted(bed, ns, "keep", "drop")
 
     assert (await twilio_composition(bed, dropped))["status"] == "deleted"
