@@ -31,6 +31,7 @@ from twilio_video_operator.delivery import S3Deliverer
 from twilio_video_operator.gateway import AuthError, GatewayError, TwilioApi, TwilioGateway
 from twilio_video_operator.kube.composition_objects import CompositionObjects
 from twilio_video_operator.kube.errors import KUBE_ERRORS, kube_problem
+from twilio_video_operator.kube.shard import matches_patterns
 from twilio_video_operator.models.annotations import PAUSED, RECONCILE_REQUESTED_AT
 from twilio_video_operator.models.composition import (
     CompositionSpec,
@@ -413,7 +414,9 @@ class CompositionController:
         if known is not None:
             return known
         pending: list[tuple[str, str]] = []
-        namespaces: list[str | None] = [*self.watch_namespaces] or [None]
+        # Globs (``team-*``) are not namespaces: list them all and keep the ones the patterns match.
+        globs = any(any(char in pattern for char in "*?[") for pattern in self.watch_namespaces)
+        namespaces: list[str | None] = [None] if globs else [*self.watch_namespaces] or [None]
         for namespace in namespaces:
             try:
                 items = await self.objects.all(namespace)
@@ -423,6 +426,8 @@ class CompositionController:
             for item in items:
                 metadata, status = item.get("metadata") or {}, item.get("status") or {}
                 where = (str(metadata.get("namespace")), str(metadata.get("name")))
+                if globs and not matches_patterns(where[0], self.watch_namespaces):
+                    continue
                 if status.get("sid") == sid:
                     self.by_sid[sid] = where
                     return where
