@@ -28,6 +28,7 @@ from twilio_video_operator.handlers import build_registry
 from twilio_video_operator.handlers.change_detection import ControllerDiffBaseStorage
 from twilio_video_operator.http_server import HttpServer, RouteInstaller
 from twilio_video_operator.kube import KubeApiError
+from twilio_video_operator.kube.composition_objects import CREATED_SPEC_ANNOTATION
 from twilio_video_operator.kube.connection import resolve_connection
 from twilio_video_operator.kube.leader import Leadership, LeaseElector, LeaseTimings, default_identity
 from twilio_video_operator.kube.shard import RESOLVE_INTERVAL, shard_namespaces
@@ -75,6 +76,8 @@ def build_kopf_settings(settings: Settings) -> kopf.OperatorSettings:
         controller_kinds=[(f"{API_GROUP}/{API_VERSION}", "VideoRoom")],
         prefix=KOPF_STORAGE_PREFIX,
         key="last-handled-configuration",
+        # The Composition's record of the spec it was created with is the operator's own write.
+        ignored_fields=[("metadata", "annotations", CREATED_SPEC_ANNOTATION)],
     )
     # Handler logs at WARNING and above also become Kubernetes Events on the object.
     kopf_settings.posting.enabled = True
