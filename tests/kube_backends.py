@@ -83,7 +83,8 @@ class KubeBackend(ABC):
         """Every object of the kind (cluster-scoped kinds: pass no namespaces) in the test bed's namespaces:
         all of them on a fresh embedded API, those of ``namespaces`` on the shared real one. ``cached``
         lets the real server answer from its watch cache (``resourceVersion=0``: cheaper, milliseconds
-        behind), for polling many objects."""
+        behind) and the embedded one hand out its stored objects uncopied (read them, never change them),
+        for polling many objects."""
 
     @property
     def embedded(self) -> EmbeddedKubernetes:
@@ -137,7 +138,10 @@ class EmbeddedBackend(KubeBackend):
         resource_type = self.kube.emulator.registry.find(api_version, plural)
         if resource_type is None:
             return []
-        return self.kube.emulator.store.list_objects(resource_type, None, Selection())
+        store = self.kube.emulator.store
+        if cached:  # read-only, uncopied: never change what is returned
+            return [dict(obj) for obj in store.peek_objects(resource_type, None)]
+        return store.list_objects(resource_type, None, Selection())
 
 
 class RealBackend(KubeBackend):

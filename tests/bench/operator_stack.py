@@ -470,8 +470,8 @@ class Stack:
         off the event loop), for polling many objects."""
         backend = self.kube_backend
         api_version = f"{API_GROUP}/{API_VERSION}"
-        if isinstance(backend, EmbeddedBackend):
-            found = backend.objects(api_version, plural, [namespace])
+        if isinstance(backend, EmbeddedBackend):  # the stored objects, read in place
+            found = backend.objects(api_version, plural, [namespace], cached=True)
         else:
             found = await asyncio.to_thread(backend.objects, api_version, plural, [namespace], cached=True)
         return {

@@ -82,6 +82,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=None,
         help="Kubernetes API of the VideoRoom scale scenarios (default: both if the real one can be had)",
     )
+    parser.add_argument(
+        "--operator-source",
+        type=Path,
+        metavar="DIR",
+        help="run the operator of another checkout (its operator/ folder first on PYTHONPATH), e.g. a git "
+        "worktree of an earlier commit, to compare two versions on the same Kubernetes API and emulator",
+    )
     args = parser.parse_args(argv)
     args.size_list = [int(size) for size in args.sizes.split(",") if size.strip()]
     if args.with_10k and 10_000 not in args.size_list:
@@ -142,6 +149,7 @@ async def main_async(args: argparse.Namespace) -> int:
         max_concurrency=args.max_concurrency,
         baseline_timeout=args.baseline_timeout,
         work_dir=output / "work",
+        operator_source=args.operator_source,
     )
     recorder = Recorder(output)
     flavors: list[Flavor] = ["operator"] if args.no_baseline else ["operator", "naive"]

@@ -38,6 +38,8 @@ class BenchOptions:
     """The Kubernetes API of the VideoRoom scale scenario: ``embedded`` or ``real``."""
     kube_apiserver: Path | None = None
     """The real server's binary (``tests/real_kube.py``), for ``kube="real"``."""
+    operator_source: Path | None = None
+    """Another checkout whose operator runs instead of this one (``--operator-source``)."""
 
     def backend(self, work_dir: Path) -> KubeBackend | None:
         """The scenario's Kubernetes API: None for the stack's own embedded one, else a real server of its
@@ -61,10 +63,14 @@ def handler_available(module: str) -> str | None:
 
 
 def operator_env(options: BenchOptions, **extra: str) -> dict[str, str]:
+    source = {}
+    if options.operator_source is not None:
+        source["PYTHONPATH"] = str((options.operator_source / "operator").resolve())
     return {
         "TWILIO_MAX_CONCURRENCY": str(options.max_concurrency),
         "RESYNC_INTERVAL": options.resync_interval,
         "LOG_LEVEL": "INFO",
+        **source,
         **extra,
     }
 
@@ -72,7 +78,9 @@ def operator_env(options: BenchOptions, **extra: str) -> dict[str, str]:
 def _settings(flavor: Flavor, options: BenchOptions, env: dict[str, str]) -> dict[str, Any]:
     if flavor == "naive":
         return {"poll_interval_seconds": 2.0, "twilio_client": "sync twilio.rest.Client"}
-    return {key: env[key] for key in ("TWILIO_MAX_CONCURRENCY", "RESYNC_INTERVAL") if key in env}
+    return {
+        key: env[key] for key in ("TWILIO_MAX_CONCURRENCY", "RESYNC_INTERVAL", "PYTHONPATH") if key in env
+    }
 
 
 async def scale_rooms(flavor: Flavor, count: int, options: BenchOptions) -> dict[str, Any]:
