@@ -51,7 +51,7 @@ from twilio_video_operator.reconcilers.videoroom_callbacks import (
 )
 from twilio_video_operator.reconcilers.videoroom_conditions import stall_of
 from twilio_video_operator.reconcilers.videoroom_deletion import Ownership, Released, release_room
-from twilio_video_operator.reconcilers.videoroom_desired import Defaults, unique_name_of
+from twilio_video_operator.reconcilers.videoroom_desired import Defaults
 from twilio_video_operator.reconcilers.videoroom_executor import (
     ObjectGone,
     ReconcileRun,
@@ -61,7 +61,7 @@ from twilio_video_operator.reconcilers.videoroom_executor import (
     merge_patch,
 )
 from twilio_video_operator.reconcilers.videoroom_mutes import mute_rules, parse_managed_fields
-from twilio_video_operator.reconcilers.videoroom_ownership import no_create_since
+from twilio_video_operator.reconcilers.videoroom_ownership import name_in_doubt
 
 logger = logging.getLogger(__name__)
 
@@ -494,13 +494,9 @@ class VideoRoomController:
         named = connection.callbacks_verifiable and self._defaults.status_callback is not None
         if key in self._no_doubt or not named:
             return None
-        remembered = self._doubt_names.get(key)
-        if remembered is not None:
-            return remembered
         generation = (body.get("metadata") or {}).get("generation")
-        if spec is None or no_create_since(spec, status, generation, self._clock()):
-            return None
-        return unique_name_of(spec, key[0], key[1])
+        sent = self._doubt_names.get(key)
+        return name_in_doubt(spec, status, generation, self._clock(), key[0], key[1], sent)
 
     # ------------------------------------------------------------------------------------- callbacks
 

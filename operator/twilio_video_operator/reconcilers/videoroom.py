@@ -68,7 +68,12 @@ from twilio_video_operator.reconcilers.videoroom_mutes import (
     mute_digest,
     mute_rules,
 )
-from twilio_video_operator.reconcilers.videoroom_ownership import made_for, no_create_since, room_callback_url
+from twilio_video_operator.reconcilers.videoroom_ownership import (
+    made_for,
+    name_in_doubt,
+    no_create_since,
+    room_callback_url,
+)
 
 #: Twilio error code: an in-progress room already uses this UniqueName.
 CODE_ROOM_EXISTS = 53113
@@ -598,13 +603,12 @@ def doubt_remains(inp: PlanInput, facts: Facts) -> bool:
 
 def _doubt_name(inp: PlanInput) -> str | None:
     """The UniqueName to look up for a create that may be unanswered (rooms that name their owner only)."""
-    spec = inp.spec
-    if not inp.create_in_doubt or not inp.rooms_name_owner or spec is None:
+    if not inp.create_in_doubt or not inp.rooms_name_owner or inp.spec is None:
         return None
-    if inp.doubt_name is None and no_create_since(spec, inp.status, inp.generation, inp.now):
-        return None
-    name = inp.doubt_name or unique_name_of(spec, inp.namespace, inp.name)
-    return name if inp.may_use(name) else None
+    name = name_in_doubt(
+        inp.spec, inp.status, inp.generation, inp.now, inp.namespace, inp.name, inp.doubt_name
+    )
+    return name if name is not None and inp.may_use(name) else None
 
 
 def _finish_scheduled(inp: PlanInput, status: VideoRoomStatus, window: Window) -> Plan:

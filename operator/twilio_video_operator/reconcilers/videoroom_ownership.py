@@ -24,7 +24,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 from twilio_video_operator.gateway.records import RoomInfo
 from twilio_video_operator.models.conditions import ConditionType, Reason, get_condition
 from twilio_video_operator.models.videoroom import VideoRoomSpec, VideoRoomStatus
-from twilio_video_operator.reconcilers.videoroom_desired import window_of
+from twilio_video_operator.reconcilers.videoroom_desired import unique_name_of, window_of
 
 
 def room_callback_url(base: str, namespace: str, name: str, uid: str) -> str:
@@ -66,3 +66,22 @@ def no_create_since(
         if ready.reason == Reason.SCHEDULED and window.before(now):
             return True
     return status.sid is not None and not spec.keep_alive
+
+
+def name_in_doubt(
+    spec: VideoRoomSpec | None,
+    status: VideoRoomStatus,
+    generation: int | None,
+    now: datetime,
+    namespace: str,
+    name: str,
+    sent: str | None,
+) -> str | None:
+    """The UniqueName to look up for a create of the object that may be unanswered: ``sent`` (a CreateRoom
+    this process sent without storing its answer), else the spec's name, unless the stored status shows
+    that no create can have followed it (``None``)."""
+    if sent is not None:
+        return sent
+    if spec is None or no_create_since(spec, status, generation, now):
+        return None
+    return unique_name_of(spec, namespace, name)
