@@ -247,22 +247,22 @@ async def test_reconcile_creates_indexes_and_then_costs_nothing(
     controller: VideoRoomController, objects: FakeObjects, twilio: FakeTwilio
 ) -> None:
     objects.add("r", {})
-    outcome = await controller.reconcile("ns", "r", Trigger.CHANGE)
+    outcome = await controller.reconcile("ns", "r", Trigger.TIMER)
     assert outcome is not None and outcome.status.sid == "RM1"
     assert controller.knows_room("RM1") and twilio.calls == ["create_room"]
-    again = await controller.reconcile("ns", "r", Trigger.CHANGE)
+    again = await controller.reconcile("ns", "r", Trigger.TIMER)
     assert again is not None and twilio.calls == ["create_room"]
-    assert await controller.reconcile("ns", "missing", Trigger.CHANGE) is None
+    assert await controller.reconcile("ns", "missing", Trigger.TIMER) is None
 
 
 async def test_observing_triggers_fetch_the_live_room(
     controller: VideoRoomController, objects: FakeObjects, twilio: FakeTwilio
 ) -> None:
     objects.add("r", {})
-    await controller.reconcile("ns", "r", Trigger.CHANGE)
+    await controller.reconcile("ns", "r", Trigger.TIMER)
     for trigger in (Trigger.RESUME, Trigger.RESYNC, Trigger.REQUEST):
         await controller.reconcile("ns", "r", trigger)
-    for trigger in (Trigger.TIMER, Trigger.CALLBACK, Trigger.CHANGE):
+    for trigger in (Trigger.TIMER, Trigger.CALLBACK):
         await controller.reconcile("ns", "r", trigger)
     assert twilio.calls == ["create_room", "fetch_room", "fetch_room", "fetch_room"]
 
@@ -271,14 +271,14 @@ async def test_objects_being_deleted_are_not_reconciled(
     controller: VideoRoomController, objects: FakeObjects
 ) -> None:
     objects.add("r", {}, deletionTimestamp="2026-03-02T12:00:00Z")
-    assert await controller.reconcile("ns", "r", Trigger.CHANGE) is None
+    assert await controller.reconcile("ns", "r", Trigger.TIMER) is None
 
 
 async def test_missing_secret_stalls_without_twilio_calls(
     controller: VideoRoomController, objects: FakeObjects, twilio: FakeTwilio
 ) -> None:
     objects.add("r", {"credentialsRef": {"name": "tenant"}})
-    outcome = await controller.reconcile("ns", "r", Trigger.CHANGE)
+    outcome = await controller.reconcile("ns", "r", Trigger.TIMER)
     assert outcome is not None and outcome.stalled and twilio.calls == []
     assert "CredentialsNotFound" in str(objects.status("r")["conditions"])
 
@@ -290,7 +290,7 @@ async def test_secret_without_the_needed_keys_names_them_and_no_value(
     objects.secrets[("ns", "tenant")] = SecretData(
         "7", {"TWILIO_ACCOUNT_SID": "AC1", "TWILIO_API_SECRET": "hush"}
     )
-    outcome = await controller.reconcile("ns", "r", Trigger.CHANGE)
+    outcome = await controller.reconcile("ns", "r", Trigger.TIMER)
     assert outcome is not None and outcome.stalled
     text = str(objects.status("r"))
     assert "InvalidCredentials" in text and "TWILIO_API_KEY" in text and "hush" not in text
@@ -307,14 +307,14 @@ async def test_tenant_credentials_are_used_and_read_once_per_version(
     }
     objects.secrets[("ns", "tenant")] = SecretData("7", data)
     objects.add("r", {"credentialsRef": {"name": "tenant"}})
-    await controller.reconcile("ns", "r", Trigger.CHANGE)
+    await controller.reconcile("ns", "r", Trigger.TIMER)
     await controller.reconcile("ns", "r", Trigger.RESYNC)
     assert {c.api_key for c in twilio.credentials} == {"SKtenant"}
     assert len(remembered) == 1 and remembered[0].auth_token is not None
     assert twilio.calls.count("verify_auth_token") == 1  # once per version of the Secret
     assert objects.status("r")["credentialsRevision"] == "tenant@7"
     objects.secrets[("ns", "tenant")] = SecretData("8", {**data, "TWILIO_API_SECRET": "rotated"})
-    await controller.reconcile("ns", "r", Trigger.CHANGE)
+    await controller.reconcile("ns", "r", Trigger.TIMER)
     assert len(remembered) == 2 and objects.status("r")["credentialsRevision"] == "tenant@8"
     assert twilio.calls.count("verify_auth_token") == 2
 
@@ -323,7 +323,7 @@ async def test_invalid_spec_needs_no_credentials(
     controller: VideoRoomController, objects: FakeObjects
 ) -> None:
     objects.add("r", {"maxParticipants": 500})
-    outcome = await controller.reconcile("ns", "r", Trigger.CHANGE)
+    outcome = await controller.reconcile("ns", "r", Trigger.TIMER)
     assert outcome is not None and outcome.stalled
     assert "spec.maxParticipants" in str(objects.status("r")["conditions"])
 
@@ -331,7 +331,7 @@ async def test_invalid_spec_needs_no_credentials(
 async def test_garbage_status_is_ignored(controller: VideoRoomController, objects: FakeObjects) -> None:
     objects.add("r", {})
     objects.rooms[("ns", "r")]["status"] = {"participants": {"connected": -4}}
-    outcome = await controller.reconcile("ns", "r", Trigger.CHANGE)
+    outcome = await controller.reconcile("ns", "r", Trigger.TIMER)
     assert outcome is not None and outcome.status.sid == "RM1"
 
 
@@ -344,16 +344,16 @@ async def test_retry_delay_backs_off_and_honours_retry_after(
     )
     delays = []
     for _ in range(3):
-        outcome = await controller.reconcile("ns", "r", Trigger.CHANGE)
+        outcome = await controller.reconcile("ns", "r", Trigger.TIMER)
         assert outcome is not None and outcome.retry
         delays.append(controller.retry_delay("ns", "r", outcome))
     assert all(delay >= 30.0 for delay in delays)
     twilio.errors["create_room"] = RetryableError("down", operation="CreateRoom", status=503)
-    outcome = await controller.reconcile("ns", "r", Trigger.CHANGE)
+    outcome = await controller.reconcile("ns", "r", Trigger.TIMER)
     assert outcome is not None
     assert 4.0 <= controller.retry_delay("ns", "r", outcome) <= 8.0  # fourth failure: 8s x [0.5, 1]
     twilio.errors.clear()
-    outcome = await controller.reconcile("ns", "r", Trigger.CHANGE)
+    outcome = await controller.reconcile("ns", "r", Trigger.TIMER)
     assert outcome is not None and not outcome.retry
     assert controller.retry_delay("ns", "r", RunReport(status=outcome.status, retry=True)) <= 1.0
 
@@ -364,7 +364,7 @@ async def test_a_crashing_reconcile_is_counted_and_raised(
     objects.add("r", {})
     twilio.errors["create_room"] = ValueError("bug")
     with pytest.raises(ValueError, match="bug"):
-        await controller.reconcile("ns", "r", Trigger.CHANGE)
+        await controller.reconcile("ns", "r", Trigger.TIMER)
 
 
 # ----------------------------------------------------------------------------------------- callbacks
@@ -374,7 +374,7 @@ async def live_room(
     controller: VideoRoomController, objects: FakeObjects, spec: dict[str, Any] | None = None
 ) -> None:
     objects.add("r", spec or {})
-    await controller.reconcile("ns", "r", Trigger.CHANGE)
+    await controller.reconcile("ns", "r", Trigger.TIMER)
 
 
 async def test_callbacks_of_unknown_rooms_or_other_accounts_are_ignored(
@@ -557,12 +557,12 @@ async def test_resync_is_jittered_and_requeues_are_honoured(
     controller: VideoRoomController, objects: FakeObjects, clock: Clock
 ) -> None:
     objects.add("r", {})
-    await controller.reconcile("ns", "r", Trigger.CHANGE)
+    await controller.reconcile("ns", "r", Trigger.TIMER)
     resync = controller.queue.timers.resync_at(("ns", "r"))
     assert resync is not None and T0 + timedelta(minutes=9) <= resync <= T0 + timedelta(minutes=11)
     schedule = {"startTime": "2026-03-02T14:00:00Z", "endTime": "2026-03-02T15:00:00Z"}
     objects.add("later", {"schedule": schedule})
-    await controller.reconcile("ns", "later", Trigger.CHANGE)
+    await controller.reconcile("ns", "later", Trigger.TIMER)
     resyncs = controller.queue.timers.pop_due(T0 + timedelta(minutes=30))
     assert sorted(resyncs) == [(("ns", "later"), True), (("ns", "r"), True)]
     assert controller.queue.timers.next_due() == datetime(2026, 3, 2, 13, 55, tzinfo=UTC)  # startTime - 5m
@@ -574,7 +574,7 @@ async def test_timer_loop_runs_resyncs_and_scheduled_wakeups(
     controller: VideoRoomController, objects: FakeObjects, twilio: FakeTwilio, clock: Clock
 ) -> None:
     objects.add("r", {})
-    await controller.reconcile("ns", "r", Trigger.CHANGE)
+    await controller.reconcile("ns", "r", Trigger.TIMER)
     controller.start()
     try:
         clock.now += timedelta(minutes=12)
@@ -634,16 +634,16 @@ async def test_rooms_get_a_status_callback_only_when_their_callbacks_can_be_veri
 
     with_token = CredentialSet(account_sid=OPERATOR.account_sid, auth_token=SecretStr("token"))
     objects.add("a", {})
-    await controller_with(with_token).reconcile("ns", "a", Trigger.CHANGE)
+    await controller_with(with_token).reconcile("ns", "a", Trigger.TIMER)
     objects.add("b", {})
-    await controller_with(OPERATOR).reconcile("ns", "b", Trigger.CHANGE)  # API key only: no Auth Token
+    await controller_with(OPERATOR).reconcile("ns", "b", Trigger.TIMER)  # API key only: no Auth Token
     data = {"TWILIO_ACCOUNT_SID": "AC" + "1" * 32, "TWILIO_API_KEY": "SK1", "TWILIO_API_SECRET": "s"}
     objects.secrets[("ns", "tenant")] = SecretData("1", data)
     objects.add("c", {"credentialsRef": {"name": "tenant"}})
-    await controller_with(with_token).reconcile("ns", "c", Trigger.CHANGE)
+    await controller_with(with_token).reconcile("ns", "c", Trigger.TIMER)
     objects.secrets[("ns", "tenant2")] = SecretData("1", {**data, "TWILIO_AUTH_TOKEN": "t"})
     objects.add("d", {"credentialsRef": {"name": "tenant2"}})
-    await controller_with(with_token).reconcile("ns", "d", Trigger.CHANGE)
+    await controller_with(with_token).reconcile("ns", "d", Trigger.TIMER)
     named = "https://op/twilio/room-events?namespace=ns&name={0}&uid=uid-{0}"  # the room names its object
     assert sent == [named.format("a"), None, None, named.format("d")]
 
@@ -686,14 +686,14 @@ async def test_a_create_whose_answer_was_lost_is_found_and_completed_when_no_lon
     controller = verifying_controller(objects, twilio, clock)
     objects.add("r", {})
     LosingApi.lose = True
-    outcome = await controller.reconcile("ns", "r", Trigger.CHANGE)
+    outcome = await controller.reconcile("ns", "r", Trigger.TIMER)
     assert outcome is not None and outcome.retry and objects.patches == 1  # the failure, no marker
     assert "createPending" not in objects.status("r") and twilio.rooms["RM1"].in_progress
 
     objects.rooms[("ns", "r")]["spec"] = {"state": "Completed"}
     objects.rooms[("ns", "r")]["metadata"]["generation"] = 2
     twilio.calls.clear()
-    await controller.reconcile("ns", "r", Trigger.CHANGE)
+    await controller.reconcile("ns", "r", Trigger.TIMER)
     assert twilio.calls == ["find_in_progress_room", "complete_room"]
     assert twilio.rooms["RM1"].status == "completed" and objects.status("r")["sid"] == "RM1"
 
@@ -708,9 +708,9 @@ async def test_after_a_restart_deletion_completes_the_room_an_interrupted_create
     objects.add("r", {})
     objects.add("other", {"uniqueName": "ns:shared"})
     LosingApi.lose = True
-    await verifying_controller(objects, twilio, clock).reconcile("ns", "r", Trigger.CHANGE)
+    await verifying_controller(objects, twilio, clock).reconcile("ns", "r", Trigger.TIMER)
     LosingApi.lose = True
-    await verifying_controller(objects, twilio, clock).reconcile("ns", "other", Trigger.CHANGE)
+    await verifying_controller(objects, twilio, clock).reconcile("ns", "other", Trigger.TIMER)
     stranger = "https://op/twilio/room-events?namespace=ns&name=other&uid=uid-of-an-earlier-object"
     twilio.rooms["RM2"] = replace(twilio.rooms["RM2"], status_callback=stranger)  # not this object's
 

@@ -82,14 +82,12 @@ CALLBACK_ENDPOINT = "room-events"
 
 
 class Trigger(StrEnum):
-    CHANGE = "change"
-    """The spec changed, reconciled directly (the operator asks through the work queue: ``TIMER``)."""
     RESUME = "resume"
     """The operator (re)started and found the object."""
     RESYNC = "resync"
     """The drift resync timer."""
     TIMER = "timer"
-    """A timed return: schedule start or end, or a retry."""
+    """From the work queue without observing the room: a spec change, schedule start or end, a retry."""
     REQUEST = "request"
     """An annotation asked for it (reconcile-requested-at, paused removed)."""
     CALLBACK = "callback"
