@@ -15,6 +15,8 @@ The objects below are plain module-level metrics so that any module can import a
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterable
+from typing import Literal, get_args
 
 from prometheus_client import Counter, Gauge, Histogram
 
@@ -287,8 +289,8 @@ WEBHOOKS_RECEIVED = Counter(
 
 WEBHOOKS_REJECTED = Counter(
     "twilio_video_operator_webhooks_rejected_total",
-    "Status callback requests refused, by reason: method, too_large, malformed, signature, unknown_account, "
-    "overloaded.",
+    "Status callback requests refused, by reason: method, too_large, malformed, not_leader (a handed-off "
+    "callback reached a replica that does not lead), unknown_account, signature, overloaded.",
     ["endpoint", "reason"],
 )
 
@@ -391,3 +393,55 @@ WEBHOOKS_HANDED_OFF = Counter(
     "(dropped).",
     ["endpoint", "result"],
 )
+
+
+# --- Series created at 0 when the operator starts ---
+#
+# A counter series born with the value 1 hides that first count from rate() and increase(), which need two
+# samples: the first reconcile error or rejected callback after a restart would go unseen by the alerts.
+# So every counter whose labels take a small fixed set of values is created at 0 before anything counts.
+# Counters keyed by Twilio operation, notification channel or failure reason start with their first count.
+
+WebhookRejection = Literal[
+    "method", "too_large", "malformed", "not_leader", "unknown_account", "signature", "overloaded"
+]
+HandoffResult = Literal["delivered", "refused", "expired"]
+RotationResult = Literal["succeeded", "failed"]
+CompositionCallbackOutcome = Literal["applied", "stale", "unknown", "malformed"]
+LeaderTransition = Literal["acquired", "lost", "released"]
+VerificationResult = Literal["cached", "approved", "refused", "error"]
+
+FIXED_LABEL_VALUES: dict[Counter, tuple[str, ...]] = {
+    WEBHOOKS_REJECTED: get_args(WebhookRejection),
+    WEBHOOKS_HANDED_OFF: get_args(HandoffResult),
+    SIGNING_KEY_ROTATIONS: get_args(RotationResult),
+    COMPOSITION_CALLBACKS: get_args(CompositionCallbackOutcome),
+    LEADER_TRANSITIONS: get_args(LeaderTransition),
+    VERIFICATIONS: get_args(VerificationResult),
+}
+"""The values of the last label of each counter above; a unit test holds every literal the code counts
+with to these sets."""
+
+ENDPOINT_COUNTERS = (WEBHOOKS_RECEIVED, WEBHOOKS_DUPLICATES)
+"""Counters labelled by callback endpoint only."""
+
+
+def create_fixed_series(*, kinds: Iterable[str], results: Iterable[str], endpoints: Iterable[str]) -> None:
+    """Create at 0 every series of the counters with fixed labels: reconciles by ``kinds`` and their
+    ``results``, callbacks by ``endpoints``, and the counters of ``FIXED_LABEL_VALUES``. Idempotent."""
+    results, endpoints = tuple(results), tuple(endpoints)
+    for kind in kinds:
+        RECONCILE_ERRORS.labels(kind)
+        WORKQUEUE_ADDS.labels(kind)
+        for result in results:
+            RECONCILE_TOTAL.labels(kind, result)
+    for endpoint in endpoints:
+        for counter in ENDPOINT_COUNTERS:
+            counter.labels(endpoint)
+        for reason in get_args(WebhookRejection):
+            WEBHOOKS_REJECTED.labels(endpoint, reason)
+        for handoff in get_args(HandoffResult):
+            WEBHOOKS_HANDED_OFF.labels(endpoint, handoff)
+    for counter in (SIGNING_KEY_ROTATIONS, COMPOSITION_CALLBACKS, LEADER_TRANSITIONS, VERIFICATIONS):
+        for value in FIXED_LABEL_VALUES[counter]:
+            counter.labels(value)

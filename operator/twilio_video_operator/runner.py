@@ -33,7 +33,9 @@ from twilio_video_operator.kube.connection import resolve_connection
 from twilio_video_operator.kube.leader import Leadership, LeaseElector, LeaseTimings, default_identity
 from twilio_video_operator.kube.shard import RESOLVE_INTERVAL, shard_namespaces
 from twilio_video_operator.logs import install_redaction, register_secret
+from twilio_video_operator.models.kinds import KINDS
 from twilio_video_operator.reconciler import KopfThread, Reconciler
+from twilio_video_operator.reconcilers.reconcile_tracking import Result
 from twilio_video_operator.settings import Settings
 from twilio_video_operator.tokens.service import token_routes
 from twilio_video_operator.webhooks import composition_events, message_events, room_events
@@ -242,6 +244,9 @@ async def run_operator(
         settings, connection, kubeconfig=kubeconfig, leadership=leadership, **dict(context_options or {})
     )
     context.health.leader = lambda: leadership.leading
+    metrics.create_fixed_series(
+        kinds=(info.kind for info in KINDS), results=(result.value for result in Result), endpoints=CHANNELS
+    )
     if on_context is not None:
         on_context(context)
     loop = asyncio.get_running_loop()

@@ -373,3 +373,49 @@ async def test_a_replica_without_leader_election_reports_that_it_leads(stack: St
     await operator.start()
     samples = await scrape_metrics(operator.http_url)
     assert metric_sum(samples, "twilio_video_operator_leader") == 1.0, sorted(samples)[:5]
+
+
+async def test_a_started_replica_shows_its_fixed_counters_at_zero_before_the_first_count(
+    stack: Stack,
+) -> None:
+    """A counter series born with the value 1 hides that count from rate() and increase(), so the first
+    reconcile error or refused callback after a restart would escape the alerts. A fresh process exposes
+    them at 0 before anything happened, and the first refused callback then reads 1."""
+    operator = stack.new_operator("operator", env={"LEADER_ELECTION": "false"})
+    await operator.start()
+    samples = await scrape_metrics(operator.http_url)
+    rejected = 'twilio_video_operator_webhooks_rejected_total{endpoint="room-events",reason="signature"}'
+    expected = [
+        rejected,
+        'twilio_video_operator_webhooks_received_total{endpoint="composition-events"}',
+        'twilio_video_operator_webhooks_rejected_total{endpoint="message-events",reason="unknown_account"}',
+        'twilio_video_operator_signing_key_rotations_total{result="failed"}',
+        'twilio_video_operator_leader_transitions_total{transition="lost"}',
+        'twilio_video_operator_composition_callbacks_total{outcome="malformed"}',
+        'twilio_video_operator_token_verifications_total{result="refused"}',
+        *(
+            f'twilio_video_operator_{name}{{kind="{kind}"}}'
+            for kind in ("VideoRoom", "Composition", "SigningKeyRotation")
+            for name in ("reconcile_errors_total", "workqueue_adds_total")
+        ),
+        *(
+            f'twilio_video_operator_reconcile_total{{kind="SigningKeyRotation",result="{result}"}}'
+            for result in ("success", "requeue_after", "error", "stalled", "paused")
+        ),
+    ]
+    # Nothing was created and no callback came: the reconcile counters may only have counted resyncs.
+    absent = [name for name in expected if name not in samples]
+    assert not absent, absent
+    assert samples[rejected] == 0.0
+    assert samples['twilio_video_operator_reconcile_errors_total{kind="Composition"}'] == 0.0
+
+    account = stack.credentials["account_sid"]
+    form = {"AccountSid": account, "RoomSid": "RM" + "0" * 32, "StatusCallbackEvent": "room-created"}
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(
+            f"{operator.http_url}/twilio/room-events", data=form, headers={"X-Twilio-Signature": "forged"}
+        ) as answer,
+    ):
+        assert answer.status == 403, await answer.text()
+    assert (await scrape_metrics(operator.http_url))[rejected] == 1.0

@@ -32,7 +32,7 @@ DedupeKey = Callable[[Mapping[str, str]], Hashable]
 
 
 class _Rejected(Exception):
-    def __init__(self, status: int, reason: str, message: str) -> None:
+    def __init__(self, status: int, reason: metrics.WebhookRejection, message: str) -> None:
         super().__init__(message)
         self.status = status
         self.reason = reason
