@@ -328,8 +328,9 @@ SUBSCRIBE_RULES_SET = Counter(
 
 VERIFICATIONS = Counter(
     "twilio_video_operator_token_verifications_total",
-    "Token requests for rooms with access.verification, by result: cached (a check passed within the TTL), "
-    "approved (Twilio Verify approved the code), refused (a 403) or error (Verify could not be asked).",
+    "Token requests for rooms with access.verification, by result: cached (this replica remembers a check "
+    "passed within the TTL), pass (the request's verificationPass shows one), approved (Twilio Verify "
+    "approved the code), refused (a 403) or error (Verify could not be asked).",
     ["result"],
 )
 
@@ -409,7 +410,7 @@ HandoffResult = Literal["delivered", "refused", "expired"]
 RotationResult = Literal["succeeded", "failed"]
 CompositionCallbackOutcome = Literal["applied", "stale", "unknown", "malformed"]
 LeaderTransition = Literal["acquired", "lost", "released"]
-VerificationResult = Literal["cached", "approved", "refused", "error"]
+VerificationResult = Literal["cached", "pass", "approved", "refused", "error"]
 
 FIXED_LABEL_VALUES: dict[Counter, tuple[str, ...]] = {
     WEBHOOKS_REJECTED: get_args(WebhookRejection),

@@ -126,6 +126,15 @@ class Harness:
         if waiter not in done:
             raise RuntimeError("the operator did not start in time")
 
+    async def restart_operator(self) -> None:
+        """Stop the operator and start a new one at the same address: what the first remembered is gone,
+        as on another replica or after a restart."""
+        await self.stop_operator()
+        self._stop = asyncio.Event()
+        if self.socket.fileno() == -1:  # the stopped server closed it
+            self.socket = _free_socket(int(self.operator_url.rsplit(":", 1)[1]))
+        await self.start_operator()
+
     async def stop_operator(self) -> None:
         operator, self._operator = self._operator, None
         if operator is None:
@@ -325,9 +334,10 @@ def _basic_auth(user: str, password: str) -> dict[str, str]:
     return {"Authorization": f"Basic {encoded}"}
 
 
-def _free_socket() -> socket.socket:
+def _free_socket(port: int = 0) -> socket.socket:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", port))
     sock.setblocking(False)
     return sock
 

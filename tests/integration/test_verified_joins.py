@@ -118,3 +118,38 @@ async def test_too_many_wrong_codes_end_the_verification_with_one_check_each(
     assert await h.twilio_requests(CHECK) == 6  # Verify's 429 (60202) is final: not retried
     status, body = await ask(h, verificationCode=code)
     assert (status, body["error"]) == (403, "VerificationNotFound")
+
+
+async def test_the_pass_of_a_check_is_taken_after_a_restart_without_a_new_code(
+    h: Harness, twilio: Client
+) -> None:
+    """A new operator process (as another replica would) remembers nothing of the first's check, yet takes
+    the pass its answer carried: no code, no VerificationCheck; a request without the pass needs a code."""
+    service = (await twilio.verify.v2.services.create_async(friendly_name="Paid webinar")).sid
+    await h.create_room("paid", access={"verification": {"serviceSid": service, "ttl": "10m"}})
+    _, code = await send_code(h, twilio, service)
+    status, body = await ask(h, verificationCode=code)
+    assert status == 200, body
+    verification_pass, until = body["verificationPass"], body["verificationPassExpiresAt"]
+    assert len(verification_pass) <= 128 and PHONE not in verification_pass
+    status, again = await ask(h)  # the same replica remembers; it hands out the same pass
+    assert status == 200 and again["verificationPass"] == verification_pass, again
+
+    await h.restart_operator()
+    status, body = await ask(h)
+    assert (status, body["error"]) == (403, "VerificationRequired")
+    status, body = await ask(h, verificationPass="vp1.1.forged")
+    assert (status, body["error"]) == (403, "VerificationRequired")
+    # Another identity cannot use it.
+    status, body = await ask(h, identity="+15551230002", verificationPass=verification_pass)
+    assert (status, body["error"]) == (403, "VerificationRequired")
+    status, body = await ask(h, verificationPass=verification_pass)
+    assert status == 200 and body["identity"] == PHONE, body
+    assert body["verificationPassExpiresAt"] == until  # a pass never extends the check
+    assert await h.twilio_requests(CHECK) == 1
+
+    # Past the TTL the pass is refused and the identity verifies again.
+    await h.clock.advance(601)
+    status, body = await ask(h, verificationPass=verification_pass)
+    assert (status, body["error"]) == (403, "VerificationRequired")
+    assert await h.twilio_requests(CHECK) == 1

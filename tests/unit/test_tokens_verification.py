@@ -12,10 +12,17 @@ from twilio_video_operator.gateway.errors import RetryableError, TerminalError, 
 from twilio_video_operator.gateway.verify import VerificationCheckInfo
 from twilio_video_operator.models.videoroom import AccessVerification
 from twilio_video_operator.tokens.errors import TokenRequestError
-from twilio_video_operator.tokens.verification import VerificationGate, parse_verification, same_address
+from twilio_video_operator.tokens.verification import (
+    VerificationGate,
+    parse_pass,
+    parse_verification,
+    same_address,
+)
+from twilio_video_operator.tokens.verification_pass import PassSigner, PassSubject
 
 RULE = AccessVerification.model_validate({"serviceSid": "VA" + "a" * 32, "ttl": "10m"})
-KEY = ("ns", "paid", "+15550001")
+KEY = PassSubject("ns", "paid", "uid-1", "+15550001", RULE.service_sid)
+SIGNER = PassSigner("the operator's api secret")
 VE = "VE" + "b" * 32
 
 
@@ -40,17 +47,17 @@ def check(status: str = "approved", to: str = "+15550001") -> VerificationCheckI
 
 
 async def refusal(
-    gate: VerificationGate, code: str | None = "123456", sid: str | None = None
+    gate: VerificationGate, code: str | None = "123456", sid: str | None = None, presented: str | None = None
 ) -> tuple[int, str]:
     with pytest.raises(TokenRequestError) as caught:
-        await gate.require(RULE, KEY, code, sid)
+        await gate.require(RULE, KEY, code, sid, presented)
     return caught.value.status, caught.value.reason
 
 
 async def test_one_check_per_ttl_even_for_concurrent_requests() -> None:
     now = [1000.0]
     verify = FakeVerify(check())
-    gate = VerificationGate(verify, lambda: now[0])
+    gate = VerificationGate(verify, lambda: now[0], SIGNER)
     await asyncio.gather(*(gate.require(RULE, KEY, "123456", None) for _ in range(5)))
     assert verify.calls == [(RULE.service_sid, "123456", "+15550001", None)]
     await gate.require(RULE, KEY, None, None)
@@ -83,14 +90,14 @@ async def test_every_failure_has_its_answer_and_nothing_is_cached(
     answer: Any, expected: tuple[int, str]
 ) -> None:
     verify = FakeVerify(answer)
-    gate = VerificationGate(verify, lambda: 0.0)
+    gate = VerificationGate(verify, lambda: 0.0, SIGNER)
     assert await refusal(gate) == expected
     assert await refusal(gate, code=None) == (403, "VerificationRequired")
 
 
 async def test_a_verification_sid_checks_by_sid_and_must_name_the_identity() -> None:
     verify = FakeVerify(check())
-    gate = VerificationGate(verify, lambda: 0.0)
+    gate = VerificationGate(verify, lambda: 0.0, SIGNER)
     await gate.require(RULE, KEY, "123456", VE)
     assert verify.calls == [(RULE.service_sid, "123456", None, VE)]
 
@@ -111,3 +118,61 @@ def test_request_fields_are_checked() -> None:
         assert caught.value.status == 400
     assert same_address("Ann@Example.com", "ann@example.com") and not same_address("+1555", "+1556")
     assert not same_address("+1555", None)
+
+
+async def test_the_pass_of_a_check_lets_another_replica_mint_until_the_check_expires() -> None:
+    now = [1000.0]
+    verify = FakeVerify(check())
+    first = VerificationGate(verify, lambda: now[0], SIGNER)
+    passed = await first.require(RULE, KEY, "123456", None)
+    assert passed.expires_at == 1600
+    # Another replica (another gate, the same operator secret) has no memory of it but takes the pass.
+    other = VerificationGate(FakeVerify(check()), lambda: now[0], PassSigner("the operator's api secret"))
+    assert await refusal(other, code=None) == (403, "VerificationRequired")
+    shown = await other.require(RULE, KEY, None, None, passed.pass_token)
+    assert shown.expires_at == passed.expires_at  # a pass never extends the check
+    assert len(verify.calls) == 1
+    now[0] += 601
+    assert await refusal(other, code=None, presented=passed.pass_token) == (403, "VerificationRequired")
+
+
+@pytest.mark.parametrize(
+    "other",
+    [
+        PassSubject("ns", "paid", "uid-1", "+15550002", RULE.service_sid),  # another identity
+        PassSubject("ns", "free", "uid-1", "+15550001", RULE.service_sid),  # another room
+        PassSubject("ns", "paid", "uid-2", "+15550001", RULE.service_sid),  # the room recreated
+        PassSubject("team", "paid", "uid-1", "+15550001", RULE.service_sid),  # another namespace
+        PassSubject("ns", "paid", "uid-1", "+15550001", "VA" + "c" * 32),  # another Verify Service
+    ],
+)
+def test_a_pass_is_good_for_its_subject_only(other: PassSubject) -> None:
+    token = SIGNER.issue(KEY, 2000)
+    assert SIGNER.expiry(token, KEY, 1000) == 2000
+    assert SIGNER.expiry(token, other, 1000) is None
+
+
+def test_forged_altered_or_foreign_passes_are_refused() -> None:
+    token = SIGNER.issue(KEY, 2000)
+    version, stamp, mac = token.split(".")
+    for forged in (
+        f"{version}.{int(stamp) + 3600}.{mac}",  # a later expiry under the same MAC
+        f"{version}.{stamp}.{mac[:-1]}{'A' if mac[-1] != 'A' else 'B'}",
+        f"vp2.{stamp}.{mac}",
+        f"{version}.-{stamp}.{mac}",
+        f"{version}.{stamp}",
+        "",
+        "vp1.2000.é",
+        PassSigner("another operator's secret").issue(KEY, 2000),
+    ):
+        assert SIGNER.expiry(forged, KEY, 1000) is None, forged
+    assert SIGNER.expiry(token, KEY, 2000) is None  # expired at its stamp
+
+
+def test_the_pass_field_is_checked() -> None:
+    assert parse_pass(None) is None
+    assert parse_pass("vp1.1.x") == "vp1.1.x"
+    for value in ("", "x" * 129, 5, "é"):
+        with pytest.raises(TokenRequestError) as caught:
+            parse_pass(value)
+        assert caught.value.status == 400

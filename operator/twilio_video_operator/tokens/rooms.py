@@ -63,6 +63,8 @@ class RoomTokenContext:
 
     namespace: str
     name: str
+    uid: str
+    """The VideoRoom object's UID: a room deleted and created again under its name has another."""
     unique_name: str
     room_status: str | None
     spec: VideoRoomSpec
@@ -147,6 +149,7 @@ class RoomDirectory:
         return RoomTokenContext(
             namespace=namespace,
             name=name,
+            uid=str((room.get("metadata") or {}).get("uid") or ""),
             unique_name=unique_name,
             room_status=str(room_status) if room_status is not None else None,
             spec=spec,

@@ -72,8 +72,11 @@ from twilio_video_operator.tokens.rooms import OperatorKey, RoomDirectory, RoomT
 from twilio_video_operator.tokens.verification import (
     VerificationChecker,
     VerificationGate,
+    VerifiedJoin,
+    parse_pass,
     parse_verification,
 )
+from twilio_video_operator.tokens.verification_pass import PassSigner, PassSubject, pass_secret
 from twilio_video_operator.tokens.verify_client import OperatorVerify
 
 logger = logging.getLogger(__name__)
@@ -151,7 +154,9 @@ class TokenService:
     ) -> None:
         self.settings = settings
         self._verify = OperatorVerify(settings)  # connects on first use only
-        self.verification = VerificationGate(verification_check or self._verify, clock)
+        self.verification = VerificationGate(
+            verification_check or self._verify, clock, PassSigner(pass_secret(settings))
+        )
         self._kube = kube
         self.clock = clock
         self.limits = limits or RateLimits()
@@ -215,7 +220,7 @@ class TokenService:
             if not bearer:
                 raise unauthorized("send a Kubernetes ServiceAccount token as Authorization: Bearer <token>")
             caller = await self.authorizer.authenticate(bearer)
-        namespace, room, identity, requested_ttl, code, verification_sid = _parse(raw)
+        namespace, room, identity, requested_ttl, code, verification_sid, presented_pass = _parse(raw)
         self._limit(self.by_caller, caller.username, "from this caller")
         await self.authorizer.authorize(caller, namespace, room)
 
@@ -223,14 +228,20 @@ class TokenService:
             self._limit(self.by_room, (namespace, room), "for this room")
             self._limit(self.by_identity, (namespace, room, identity), "for this identity")
 
+        verified: list[VerifiedJoin] = []
+
         async def verify(context: RoomTokenContext) -> None:
             access = context.spec.access
             assert access is not None and access.verification is not None
             service, services = access.verification.service_sid, self.services
             if not services.allows(namespace, "verify", service, self.settings.TWILIO_ACCOUNT_SID):
                 raise forbidden("VerifyServiceNotAllowed", services.refusal(namespace, "verify", service))
-            key = (namespace, room, identity)
-            await self.verification.require(access.verification, key, code, verification_sid)
+            subject = PassSubject(namespace, room, context.uid, identity, service)
+            verified.append(
+                await self.verification.require(
+                    access.verification, subject, code, verification_sid, presented_pass
+                )
+            )
 
         token, context = await self.issuer.issue(
             namespace, room, identity, requested_ttl, before_signing=limit_room, verify=verify
@@ -252,6 +263,9 @@ class TokenService:
             "expiresAt": rfc3339(token.expires_at),
             "connectOptions": connect_options(context.client_profile),
         }
+        for join in verified:
+            body["verificationPass"] = join.pass_token
+            body["verificationPassExpiresAt"] = rfc3339(join.expires_at)
         return web.json_response(body, headers={"Cache-Control": "no-store"})
 
 
@@ -273,7 +287,7 @@ def _bearer(request: web.Request) -> str:
     return credential.strip() if scheme.lower() == "bearer" else ""
 
 
-def _parse(raw: bytes) -> tuple[str, str, str, int | None, str | None, str | None]:
+def _parse(raw: bytes) -> tuple[str, str, str, int | None, str | None, str | None, str | None]:
     try:
         body = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
@@ -288,7 +302,8 @@ def _parse(raw: bytes) -> tuple[str, str, str, int | None, str | None, str | Non
     identity = validate_identity(body["identity"])
     ttl = validate_ttl(body.get("ttlSeconds"))
     code, sid = parse_verification(body.get("verificationCode"), body.get("verificationSid"))
-    return body["namespace"], body["room"], identity, ttl, code, sid
+    presented_pass = parse_pass(body.get("verificationPass"))
+    return body["namespace"], body["room"], identity, ttl, code, sid, presented_pass
 
 
 def _error_response(error: TokenRequestError) -> web.Response:

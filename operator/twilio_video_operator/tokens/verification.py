@@ -4,12 +4,14 @@ The identity is the Verify ``To`` (the phone number or email address the code we
 for such a room carries ``verificationCode`` (and, optionally, ``verificationSid``, the VE SID of the
 verification); the service asks Verify's VerificationCheck once, and a success lets that identity get
 tokens for that room for the room's ``verification.ttl`` without a new code. Concurrent requests for the
-same identity and room wait for one check instead of each spending one of Verify's five attempts.
+same identity and room wait for one check instead of each spending one of Verify's five attempts. The
+answer carries a ``verificationPass`` that shows the success to every replica until the same end
+(:mod:`.verification_pass`): a request sending it back needs no code wherever it lands.
 
 ====  ================================  ============================================================
 code  error                             when
 ====  ================================  ============================================================
-403   VerificationRequired              no success cached and no ``verificationCode`` sent
+403   VerificationRequired              no success known, no valid pass, no ``verificationCode`` sent
 403   VerificationFailed                Verify says the code is wrong
 403   VerificationNotFound              no pending verification (never started, expired, used)
 403   VerificationAttemptsExceeded      too many wrong codes for this verification (Verify 60202)
@@ -23,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Hashable
+from dataclasses import dataclass
 from typing import Protocol
 
 from twilio_video_operator import metrics
@@ -32,6 +35,7 @@ from twilio_video_operator.models.duration import parse_duration
 from twilio_video_operator.models.videoroom import AccessVerification
 from twilio_video_operator.tokens.cache import TtlCache
 from twilio_video_operator.tokens.errors import TokenRequestError, bad_request, forbidden, unavailable
+from twilio_video_operator.tokens.verification_pass import MAX_PASS_LENGTH, PassSigner, PassSubject
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +74,18 @@ def parse_verification(code: object, sid: object) -> tuple[str | None, str | Non
     return code, sid
 
 
+def parse_pass(value: object) -> str | None:
+    """The request's ``verificationPass`` (400 when it cannot be one; a well-formed but wrong pass is
+    judged later, like an absent one)."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not 1 <= len(value) <= MAX_PASS_LENGTH or not value.isascii():
+        raise bad_request(
+            f"verificationPass must be the pass of an earlier answer ({MAX_PASS_LENGTH} characters at most)"
+        )
+    return value
+
+
 def same_address(identity: str, to: str | None) -> bool:
     """Whether Verify's ``to`` is the identity (email addresses compare without case, as Verify stores
     them in lower case)."""
@@ -78,47 +94,87 @@ def same_address(identity: str, to: str | None) -> bool:
     return to == identity or ("@" in identity and to.lower() == identity.lower())
 
 
+@dataclass(frozen=True)
+class VerifiedJoin:
+    """A passed check: until when (Unix seconds), and the pass that shows it to any replica."""
+
+    expires_at: int
+    pass_token: str
+
+
 class VerificationGate:
-    """Remembers successful checks per (namespace, room, identity) and asks Verify when there is none."""
+    """Remembers successful checks per subject (identity, room object, Verify Service), accepts the passes
+    of earlier checks (:mod:`.verification_pass`), and asks Verify when there is neither."""
 
     def __init__(
-        self, check: VerificationChecker, clock: Callable[[], float], max_entries: int = 10_000
+        self,
+        check: VerificationChecker,
+        clock: Callable[[], float],
+        signer: PassSigner,
+        max_entries: int = 10_000,
     ) -> None:
         self._check = check
-        self._passed: TtlCache[bool] = TtlCache(clock, max_entries)
+        self._clock = clock
+        self._signer = signer
+        self._passed: TtlCache[int] = TtlCache(clock, max_entries)
         self._locks: dict[Hashable, asyncio.Lock] = {}
 
     async def require(
         self,
         rule: AccessVerification,
-        key: tuple[str, str, str],
+        subject: PassSubject,
         code: str | None,
         verification_sid: str | None,
-    ) -> None:
-        """Return when ``key``'s identity passed a check within ``rule.ttl``; else raise the refusal."""
-        if self._passed.get(key)[0]:
-            metrics.VERIFICATIONS.labels("cached").inc()
-            return
+        presented_pass: str | None = None,
+    ) -> VerifiedJoin:
+        """Return the passed check of ``subject`` within ``rule.ttl``; else raise the refusal."""
+        if (known := self._known(subject, presented_pass)) is not None:
+            return known
         if code is None:
-            raise forbidden(
-                "VerificationRequired",
-                "this room needs a Twilio Verify check: send the verificationCode the identity received",
+            problem = (
+                "the verificationPass is not valid for this identity and room, or expired"
+                if presented_pass is not None
+                else "this room needs a Twilio Verify check"
             )
-        lock = self._locks.setdefault(key, asyncio.Lock())
+            raise forbidden(
+                "VerificationRequired", f"{problem}: send the verificationCode the identity received"
+            )
+        lock = self._locks.setdefault(subject, asyncio.Lock())
         try:
             async with lock:
-                if self._passed.get(key)[0]:  # a concurrent request for the same identity just passed
-                    metrics.VERIFICATIONS.labels("cached").inc()
-                    return
-                await self._ask(rule, key, code, verification_sid)
+                # A concurrent request for the same identity may just have passed.
+                if (known := self._known(subject, None)) is not None:
+                    return known
+                expires_at = await self._ask(rule, subject, code, verification_sid)
         finally:
-            if not lock.locked() and self._locks.get(key) is lock:
-                del self._locks[key]
+            if not lock.locked() and self._locks.get(subject) is lock:
+                del self._locks[subject]
+        metrics.VERIFICATIONS.labels("approved").inc()
+        return self._remember(subject, expires_at)
+
+    def _known(self, subject: PassSubject, presented_pass: str | None) -> VerifiedJoin | None:
+        """A success this replica remembers, else one the presented pass shows."""
+        found, expires_at = self._passed.get(subject)
+        if found and expires_at is not None:
+            metrics.VERIFICATIONS.labels("cached").inc()
+            return VerifiedJoin(expires_at, self._signer.issue(subject, expires_at))
+        if presented_pass is None:
+            return None
+        expires_at = self._signer.expiry(presented_pass, subject, self._clock())
+        if expires_at is None:
+            return None
+        metrics.VERIFICATIONS.labels("pass").inc()
+        return self._remember(subject, expires_at)
+
+    def _remember(self, subject: PassSubject, expires_at: int) -> VerifiedJoin:
+        self._passed.put(subject, expires_at, expires_at - self._clock())
+        return VerifiedJoin(expires_at, self._signer.issue(subject, expires_at))
 
     async def _ask(
-        self, rule: AccessVerification, key: tuple[str, str, str], code: str, verification_sid: str | None
-    ) -> None:
-        identity = key[2]
+        self, rule: AccessVerification, subject: PassSubject, code: str, verification_sid: str | None
+    ) -> int:
+        """Ask Verify; the Unix time the success lasts until, or the refusal."""
+        identity = subject.identity
         to = None if verification_sid is not None else identity
         try:
             result = await self._check(rule.service_sid, code, to=to, verification_sid=verification_sid)
@@ -141,8 +197,7 @@ class VerificationGate:
             )
         if not result.approved:
             raise self._refused("VerificationFailed", "the verification code is not valid")
-        self._passed.put(key, True, parse_duration(rule.ttl).total_seconds())
-        metrics.VERIFICATIONS.labels("approved").inc()
+        return int(self._clock() + parse_duration(rule.ttl).total_seconds())
 
     @staticmethod
     def _refused(reason: str, message: str) -> TokenRequestError:
