@@ -90,8 +90,6 @@ class Trigger(StrEnum):
     """From the work queue without observing the room: a spec change, schedule start or end, a retry."""
     REQUEST = "request"
     """An annotation asked for it (reconcile-requested-at, paused removed)."""
-    CALLBACK = "callback"
-    """A room status callback (room ended)."""
 
 
 OBSERVING_TRIGGERS = frozenset({Trigger.RESUME, Trigger.RESYNC, Trigger.REQUEST})
