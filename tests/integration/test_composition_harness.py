@@ -19,7 +19,7 @@ from urllib.parse import urlencode
 
 import kopf
 import pytest
-from operator_harness import OperatorHarness, condition
+from operator_harness import OperatorHarness, condition, eventually
 from twilio.request_validator import RequestValidator
 
 from kube_backends import KubeBackend
@@ -223,6 +223,20 @@ async def put_secret(bed: OperatorHarness, namespace: str, name: str, data: Mapp
 
 async def events(bed: OperatorHarness, namespace: str, name: str) -> list[tuple[str, str, str]]:
     return [(e["type"], e["reason"], e["message"]) for e in await bed.events(namespace, name)]
+
+
+async def event_posted(
+    bed: OperatorHarness, namespace: str, name: str, kind: str, reason: str
+) -> list[tuple[str, str, str]]:
+    """The object's Events once one of ``kind`` and ``reason`` is among them: an Event may follow the
+    status write a test waited for (a claim, a callback's news)."""
+
+    async def posted() -> list[tuple[str, str, str]] | None:
+        found = await events(bed, namespace, name)
+        return found if any((k, r) == (kind, reason) for k, r, _ in found) else None
+
+    result: list[tuple[str, str, str]] = await eventually(posted, WAIT)
+    return result
 
 
 async def drained(bed: OperatorHarness) -> None:

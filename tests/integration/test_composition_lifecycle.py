@@ -23,6 +23,7 @@ from test_composition_harness import (
     create_composition,
     create_counts,
     drained,
+    event_posted,
     events,
     get_composition,
     has,
@@ -223,7 +224,7 @@ async def test_a_crash_after_create_does_not_create_a_second_composition(bed: Op
     claimed = await wait_composition(bed, ns, "c1", has("sid"))
 
     assert claimed["status"]["sid"] == made["sid"] and "createPendingAt" not in claimed["status"]
-    assert ("Normal", "Claimed") in [(kind, reason) for kind, reason, _ in await events(bed, ns, "c1")]
+    await event_posted(bed, ns, "c1", "Normal", "Claimed")
     await complete_room(bed, room_sid)
     await bed.advance_clock(5)
     await wait_composition(bed, ns, "c1", has("compositionStatus", "completed"))
@@ -246,9 +247,7 @@ async def test_failed_at_twilio_shows_twilios_error(bed: OperatorHarness) -> Non
     assert (
         "Media processing blew up (53626)" in ready["message"] and "CompositionProcessing" in ready["message"]
     )
-    assert ("Warning", "CompositionFailed") in [
-        (kind, reason) for kind, reason, _ in await events(bed, ns, "c1")
-    ]
+    await event_posted(bed, ns, "c1", "Warning", "CompositionFailed")
 
 
 async def test_stuck_processing_is_stalled_with_an_event_and_a_metric(bed: OperatorHarness) -> None:
@@ -267,9 +266,7 @@ async def test_stuck_processing_is_stalled_with_an_event_and_a_metric(bed: Opera
     assert condition(stalled, "Stalled")["status"] == "True"
     assert condition(stalled, "Ready")["reason"] == "ProcessingTimeout"
     assert "still processing after 30s" in condition(stalled, "Stalled")["message"]
-    assert ("Warning", "ProcessingTimeout") in [
-        (kind, reason) for kind, reason, _ in await events(bed, ns, "c1")
-    ]
+    await event_posted(bed, ns, "c1", "Warning", "ProcessingTimeout")
     # The gauge is exported just after the status write, on the operator's own thread: wait for it.
     for _ in range(200):
         if (REGISTRY.get_sample_value("twilio_video_operator_composition_stalled") or 0) >= 1:

@@ -63,9 +63,12 @@ async def test_a_pending_notification_of_a_removed_recipient_is_cancelled_not_se
     assert (found["sms"]["state"], found["sms"]["reason"]) == ("Cancelled", "RecipientRemoved")
     assert found["whatsapp"]["state"] == "Sent"
     assert await messages_to(bed, SMS) == [] and len(await messages_to(bed, WHATSAPP)) == 1
-    cancelled = [
-        e["message"] for e in await bed.events(ns, "webinar") if e["reason"] == "NotificationCancelled"
-    ]
+
+    async def cancellations() -> list[str]:  # the Event follows the status patch that settled the records
+        events = await bed.events(ns, "webinar")
+        return [e["message"] for e in events if e["reason"] == "NotificationCancelled"]
+
+    cancelled = await eventually(cancellations, 15)
     assert cancelled == [
         "Cancelled the reminder notification to 1 recipient(s) (sms): RecipientRemoved, the recipient was "
         "removed from the spec; it was not found sent and will not be."

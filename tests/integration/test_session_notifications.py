@@ -140,11 +140,12 @@ async def test_the_recording_link_goes_out_once_the_composition_is_delivered(
     assert record["deliveryErrorCode"] == 30003
     sms_record = sent["sms"]
     assert await records(bed, "compositions", ns, "webinar-recording")  # still readable
-    warnings = [
-        e["message"]
-        for e in await bed.events(ns, "webinar-recording")
-        if e["reason"] == "NotificationUndelivered"
-    ]
+
+    async def undelivered_warnings() -> list[str]:  # the Warning follows the status patch
+        events = await bed.events(ns, "webinar-recording")
+        return [e["message"] for e in events if e["reason"] == "NotificationUndelivered"]
+
+    warnings = await eventually(undelivered_warnings, 15)
     assert warnings == [
         "The recordingAvailable whatsapp message to recipient 1 was undelivered (Twilio error 30003)."
     ]
