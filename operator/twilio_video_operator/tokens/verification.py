@@ -146,11 +146,11 @@ class VerificationGate:
                 if (known := self._known(subject, None)) is not None:
                     return known
                 expires_at = await self._ask(rule, subject, code, verification_sid)
+                metrics.VERIFICATIONS.labels("approved").inc()
+                return self._remember(subject, expires_at)  # before the lock lets a waiting request in
         finally:
             if not lock.locked() and self._locks.get(subject) is lock:
                 del self._locks[subject]
-        metrics.VERIFICATIONS.labels("approved").inc()
-        return self._remember(subject, expires_at)
 
     def _known(self, subject: PassSubject, presented_pass: str | None) -> VerifiedJoin | None:
         """A success this replica remembers, else one the presented pass shows."""
