@@ -10,20 +10,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from settings_environment import clear_settings
 
 from twilio_video_emulator import serving
 from twilio_video_operator import __version__, tool_commands
 from twilio_video_operator.cli import TOKEN_MODULE, main
-from twilio_video_operator.settings import Settings
 
 SCRIPT = Path(sys.executable).parent / "twilio-video-operator"
 
 
 @pytest.fixture
 def bare_environment(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
-    for name in Settings.model_fields:
-        monkeypatch.delenv(name, raising=False)
-    return monkeypatch
+    return clear_settings(monkeypatch)
 
 
 def test_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:

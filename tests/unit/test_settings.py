@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from settings_environment import minimal_settings
 
-from twilio_video_operator.settings import Settings, SettingsError, load_settings
+from twilio_video_operator.settings import SettingsError, load_settings
 
 ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
 API_KEY = "SK" + "fedcba9876543210" * 2
@@ -14,13 +15,7 @@ API_KEY = "SK" + "fedcba9876543210" * 2
 
 @pytest.fixture(autouse=True)
 def environment(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
-    """A clean environment with the minimal valid settings."""
-    for name in Settings.model_fields:
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("TWILIO_ACCOUNT_SID", ACCOUNT_SID)
-    monkeypatch.setenv("TWILIO_AUTH_TOKEN", "auth-token-value")
-    monkeypatch.setenv("PUBLIC_BASE_URL", "https://video.example.com/")
-    return monkeypatch
+    return minimal_settings(monkeypatch, ACCOUNT_SID, "https://video.example.com/")
 
 
 def error_line() -> str:

@@ -4,10 +4,11 @@ account: the setting as the environment gives it, and the policy built from it (
 from __future__ import annotations
 
 import pytest
+from settings_environment import minimal_settings
 
 from twilio_video_operator.models.notifications import Notifications
 from twilio_video_operator.reconcilers.shared_services import refused_senders, shared_services
-from twilio_video_operator.settings import Settings, SettingsError, load_settings
+from twilio_video_operator.settings import SettingsError, load_settings
 
 OPERATOR = "AC" + "0" * 32
 TENANT = "AC" + "7" * 32
@@ -18,12 +19,7 @@ VA = "VA" + "d" * 32
 
 @pytest.fixture(autouse=True)
 def environment(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
-    for name in Settings.model_fields:
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("TWILIO_ACCOUNT_SID", OPERATOR)
-    monkeypatch.setenv("TWILIO_AUTH_TOKEN", "auth-token-value")
-    monkeypatch.setenv("PUBLIC_BASE_URL", "https://video.example.com")
-    return monkeypatch
+    return minimal_settings(monkeypatch, OPERATOR)
 
 
 def test_nothing_is_granted_on_the_shared_account_unless_configured() -> None:
