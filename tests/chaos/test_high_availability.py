@@ -6,7 +6,9 @@ balancer (the stand-in for a Service that sends traffic only to ready replicas).
 - a rolling restart (SIGTERM, wait, start, one replica at a time) under a steady token load: no token
   request fails (anything but 2xx and 429 is a failure), and the lead is handed over promptly;
 - callbacks that land on the follower take effect (status within 2 s), and a blocked identity that joins
-  while the leader is gone is still disconnected.
+  while the leader is gone is still disconnected;
+- a Verify check passed on one replica lets the other mint with the answer's verificationPass, with no
+  second check.
 
 ``CHAOS_LEVEL=full`` uses the operator's default timings (lease 15 s, renew 10 s, retry 2 s), 1,000 rooms
 and 200 token requests/s; the reduced level uses shorter timings, 40 rooms and 40 requests/s. The scenarios
@@ -22,7 +24,7 @@ import contextlib
 import json
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,8 +35,10 @@ from measure import metric_sum, scrape_metrics
 from operator_stack import OperatorProcess, Stack, count_requests
 from twilio.jwt.access_token import AccessToken
 from twilio.jwt.access_token.grants import VideoGrant
+from twilio.rest import Client
 
 from kube_backends import RealBackend
+from twilio_video_operator.gateway.base_url import AsyncBaseUrlHttpClient
 from twilio_video_operator.kube import VIDEOROOMS
 from twilio_video_playground.balancer import Balancer
 from twilio_video_playground.kube import AccessRule
@@ -53,6 +57,7 @@ RETRY_PERIOD = float(TIMINGS.get("LEADER_ELECTION_RETRY_PERIOD", 2))
 #: per-identity limits leave most requests to be minted: the test is about failures, not throttling.
 CALLERS = [f"system:serviceaccount:{NAMESPACE}:app-{index}" for index in range(3)]
 ROOMS = [f"lobby-{index}" for index in range(5)]
+PHONE = "+15551230001"
 
 
 @dataclass
@@ -92,13 +97,15 @@ class Pair:
 
 
 @contextlib.asynccontextmanager
-async def replica_pair(stack: Stack, *, public_replica: int | None = None) -> AsyncIterator[Pair]:
+async def replica_pair(
+    stack: Stack, *, public_replica: int | None = None, env: Mapping[str, str] | None = None
+) -> AsyncIterator[Pair]:
     """Two operator processes (the first one leads) sharing a PUBLIC_BASE_URL: the balancer's, or the URL of
     replica ``public_replica`` (so that every callback of the emulator lands on that one)."""
     urls: list[str] = []
     balancer = Balancer(lambda: urls)
     public = await balancer.start()
-    shared = {"SHUTDOWN_DRAIN_SECONDS": "1", "LOG_LEVEL": "DEBUG", **TIMINGS}
+    shared = {"SHUTDOWN_DRAIN_SECONDS": "1", "LOG_LEVEL": "DEBUG", **TIMINGS, **(env or {})}
     replicas = [stack.new_operator(env=shared, name=f"replica{index}") for index in range(2)]
     urls.extend(replica.http_url for replica in replicas)
     if public_replica is not None:
@@ -364,6 +371,48 @@ async def test_callbacks_on_the_follower_take_effect_and_a_blocked_joiner_is_dis
         f"\nHA callbacks [{stack.kube_backend.name}]: a callback on the follower took effect in {took:.2f}s; "
         f"mallory, who joined while nobody led, was disconnected {removed:.1f}s after the leader was killed"
     )
+
+
+@pytest.mark.both_backends
+async def test_a_verified_join_on_one_replica_is_honoured_by_the_other(stack: Stack) -> None:
+    """A Verify code checked by one replica cannot be checked again, so the other replica takes the
+    verificationPass of the first one's answer instead: no code, no second VerificationCheck."""
+    bearer = (await enable_callers(stack))[0]
+    creds = stack.credentials
+    http = AsyncBaseUrlHttpClient(creds["url"])
+    twilio = Client(creds["api_key"], creds["api_secret"], creds["account_sid"], http_client=http)
+    try:
+        service = (await twilio.verify.v2.services.create_async(friendly_name="Paid webinar")).sid
+        started = await twilio.verify.v2.services(service).verifications.create_async(to=PHONE, channel="sms")
+    finally:
+        await http.close()
+    _, sent = await stack.control.call("GET", f"verify/codes?verificationSid={started.sid}")
+    code = sent["codes"][0]["code"]
+    grant = json.dumps({NAMESPACE: {"verifyServices": [service]}})
+    async with replica_pair(stack, env={"TENANT_TWILIO_SERVICES": grant}) as pair:
+        await create_rooms(stack, ["paid"], access={"verification": {"serviceSid": service, "ttl": "10m"}})
+        assert await wait_objects(stack, "videorooms", ["paid"], room_in_progress, within=30) == {}
+
+        async def ask(replica: OperatorProcess, **more: str) -> tuple[int, dict[str, Any]]:
+            body = {"namespace": NAMESPACE, "room": "paid", "identity": PHONE, **more}
+            headers = {"Authorization": f"Bearer {bearer}"}
+            async with pair.session.post(f"{replica.http_url}/v1/token", json=body, headers=headers) as r:
+                answer: dict[str, Any] = await r.json()
+                return r.status, answer
+
+        first, second = pair.replicas
+        status, answer = await ask(first, verificationCode=code)
+        assert status == 200, answer
+        verification_pass = answer["verificationPass"]
+        status, refused = await ask(second)
+        assert (status, refused["error"]) == (403, "VerificationRequired")
+        status, refused = await ask(second, verificationCode=code)  # a code is good once, at Verify
+        assert (status, refused["error"]) == (403, "VerificationNotFound")
+        status, taken = await ask(second, verificationPass=verification_pass)
+        assert status == 200 and taken["identity"] == PHONE, taken
+        assert taken["verificationPassExpiresAt"] == answer["verificationPassExpiresAt"]
+    checks = count_requests(await stack.control.requests()).get("CreateVerificationCheck", 0)
+    assert checks == 2  # the first replica's, and the refused second code; none for the pass
 
 
 async def test_a_replica_without_leader_election_reports_that_it_leads(stack: Stack) -> None:
