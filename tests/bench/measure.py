@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import aiohttp
-from operator_stack import Key, OperatorProcess, Stack, count_requests
+from operator_stack import Key, KubeSnapshot, OperatorProcess, Stack, count_requests
 from procstat import ProcessSample, mib
 from workloads import Workload, room_completed
 
@@ -122,11 +122,19 @@ async def wait_converged(
 
 
 async def measure_convergence(
-    stack: Stack, operator: OperatorProcess, workload: Workload, *, within: float
+    stack: Stack,
+    operator: OperatorProcess,
+    workload: Workload,
+    *,
+    within: float,
+    kube_since: KubeSnapshot | None = None,
 ) -> dict[str, Any]:
-    """Apply ``workload`` at once; time until all are done; Twilio and Kubernetes calls; RSS and CPU."""
+    """Apply ``workload`` at once; time until all are done; Twilio and Kubernetes calls; RSS and CPU.
+
+    Kubernetes requests count from ``kube_since`` (taken before the operator started, its start-up lists and
+    watches count too, however far they got before the workload was applied), else from now."""
     await stack.control.reset_requests()
-    snapshot = stack.kube_snapshot()
+    snapshot = kube_since if kube_since is not None else stack.kube_snapshot()
     before = operator.sample()
     started = time.monotonic()
     apply_errors = await apply_workload(stack, workload)
