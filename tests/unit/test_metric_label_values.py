@@ -79,18 +79,29 @@ def test_the_rejection_reasons_are_the_declared_ones() -> None:
     assert rejection_reasons() == set(get_args(metrics.WebhookRejection))
 
 
-def test_creating_the_fixed_series_twice_shows_each_once_at_zero_or_more() -> None:
-    for _ in range(2):
-        metrics.create_fixed_series(kinds=("Kind",), results=("success", "error"), endpoints=("ep",))
-    value = REGISTRY.get_sample_value
-    assert value("twilio_video_operator_reconcile_total", {"kind": "Kind", "result": "error"}) == 0.0
-    assert value("twilio_video_operator_reconcile_errors_total", {"kind": "Kind"}) == 0.0
-    assert (
-        value("twilio_video_operator_webhooks_rejected_total", {"endpoint": "ep", "reason": "overloaded"})
-        == 0.0
-    )
-    assert (
-        value("twilio_video_operator_webhooks_handed_off_total", {"endpoint": "ep", "result": "expired"})
-        == 0.0
-    )
-    assert value("twilio_video_operator_signing_key_rotations_total", {"result": "succeeded"}) is not None
+def test_creating_the_fixed_series_twice_shows_each_once_at_zero() -> None:
+    # A kind and an endpoint of their own, so the series start at 0 whatever ran before in this process;
+    # removed afterwards, so nothing else sees them.
+    kind, endpoint, results = "TestOnlyKind", "test-only-endpoint", ("success", "error")
+    try:
+        for _ in range(2):
+            metrics.create_fixed_series(kinds=(kind,), results=results, endpoints=(endpoint,))
+        value = REGISTRY.get_sample_value
+        assert value("twilio_video_operator_reconcile_total", {"kind": kind, "result": "error"}) == 0.0
+        assert value("twilio_video_operator_reconcile_errors_total", {"kind": kind}) == 0.0
+        rejected = {"endpoint": endpoint, "reason": "overloaded"}
+        assert value("twilio_video_operator_webhooks_rejected_total", rejected) == 0.0
+        handed_off = {"endpoint": endpoint, "result": "expired"}
+        assert value("twilio_video_operator_webhooks_handed_off_total", handed_off) == 0.0
+        assert value("twilio_video_operator_signing_key_rotations_total", {"result": "succeeded"}) is not None
+    finally:
+        for counter in (metrics.RECONCILE_ERRORS, metrics.WORKQUEUE_ADDS):
+            counter.remove(kind)
+        for result in results:
+            metrics.RECONCILE_TOTAL.remove(kind, result)
+        for counter in metrics.ENDPOINT_COUNTERS:
+            counter.remove(endpoint)
+        for reason in get_args(metrics.WebhookRejection):
+            metrics.WEBHOOKS_REJECTED.remove(endpoint, reason)
+        for handoff in get_args(metrics.HandoffResult):
+            metrics.WEBHOOKS_HANDED_OFF.remove(endpoint, handoff)
