@@ -264,8 +264,8 @@ class Access(SpecModel):
         default=None,
         description=(
             "Require a Twilio Verify check: POST /v1/token must carry the identity's verificationCode "
-            "(and optionally the verificationSid) until a check succeeded; then, for ttl, the verificationPass "
-            "of the answer stands for it on every replica."
+            "(and optionally the verificationSid) until a check succeeded; then, for ttl, the "
+            "verificationPass of the answer stands for it on every replica."
         ),
     )
 
