@@ -31,7 +31,7 @@ from twilio_video_operator.delivery import S3Deliverer
 from twilio_video_operator.gateway import AuthError, GatewayError, TwilioApi, TwilioGateway
 from twilio_video_operator.kube.composition_objects import CompositionObjects
 from twilio_video_operator.kube.errors import KUBE_ERRORS, kube_problem
-from twilio_video_operator.kube.shard import matches_patterns
+from twilio_video_operator.kube.shard import matches_patterns, namespaces_to_list
 from twilio_video_operator.models.annotations import PAUSED, RECONCILE_REQUESTED_AT
 from twilio_video_operator.models.composition import (
     CompositionSpec,
@@ -414,10 +414,7 @@ class CompositionController:
         if known is not None:
             return known
         pending: list[tuple[str, str]] = []
-        # Globs (``team-*``) are not namespaces: list them all and keep the ones the patterns match.
-        globs = any(any(char in pattern for char in "*?[") for pattern in self.watch_namespaces)
-        namespaces: list[str | None] = [None] if globs else [*self.watch_namespaces] or [None]
-        for namespace in namespaces:
+        for namespace in namespaces_to_list(self.watch_namespaces):
             try:
                 items = await self.objects.all(namespace)
             except KUBE_ERRORS as exc:
@@ -426,7 +423,7 @@ class CompositionController:
             for item in items:
                 metadata, status = item.get("metadata") or {}, item.get("status") or {}
                 where = (str(metadata.get("namespace")), str(metadata.get("name")))
-                if globs and not matches_patterns(where[0], self.watch_namespaces):
+                if not matches_patterns(where[0], self.watch_namespaces):
                     continue
                 if status.get("sid") == sid:
                     self.by_sid[sid] = where

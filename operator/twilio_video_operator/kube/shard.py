@@ -24,6 +24,15 @@ def matches_patterns(namespace: str, patterns: Sequence[str]) -> bool:
     return not patterns or any(fnmatch.fnmatchcase(namespace, pattern) for pattern in patterns)
 
 
+def namespaces_to_list(patterns: Sequence[str]) -> list[str | None]:
+    """What to list to see every namespace ``patterns`` match: each named namespace, or all of them
+    (``None``) when there is no pattern or a pattern is a glob; filter the items with
+    :func:`matches_patterns`."""
+    if not patterns or any(any(char in pattern for char in "*?[") for pattern in patterns):
+        return [None]
+    return list(patterns)
+
+
 async def shard_namespaces(kube: KubeClient, selector: str, patterns: Sequence[str] = ()) -> list[str]:
     """The namespaces labelled to match ``selector`` that also match ``patterns``, sorted."""
     found = await kube.list(NAMESPACES, label_selector=selector)
