@@ -423,6 +423,9 @@ FIXED_LABEL_VALUES: dict[Counter, tuple[str, ...]] = {
 """The values of the last label of each counter above; a unit test holds every literal the code counts
 with to these sets."""
 
+ENDPOINT_KEYED = (WEBHOOKS_REJECTED, WEBHOOKS_HANDED_OFF)
+"""Counters of ``FIXED_LABEL_VALUES`` whose first label is the callback endpoint."""
+
 ENDPOINT_COUNTERS = (WEBHOOKS_RECEIVED, WEBHOOKS_DUPLICATES)
 """Counters labelled by callback endpoint only."""
 
@@ -436,13 +439,11 @@ def create_fixed_series(*, kinds: Iterable[str], results: Iterable[str], endpoin
         WORKQUEUE_ADDS.labels(kind)
         for result in results:
             RECONCILE_TOTAL.labels(kind, result)
+    for counter, values in FIXED_LABEL_VALUES.items():
+        prefixes = [(endpoint,) for endpoint in endpoints] if counter in ENDPOINT_KEYED else [()]
+        for prefix in prefixes:
+            for value in values:
+                counter.labels(*prefix, value)
     for endpoint in endpoints:
         for counter in ENDPOINT_COUNTERS:
             counter.labels(endpoint)
-        for reason in get_args(WebhookRejection):
-            WEBHOOKS_REJECTED.labels(endpoint, reason)
-        for handoff in get_args(HandoffResult):
-            WEBHOOKS_HANDED_OFF.labels(endpoint, handoff)
-    for counter in (SIGNING_KEY_ROTATIONS, COMPOSITION_CALLBACKS, LEADER_TRANSITIONS, VERIFICATIONS):
-        for value in FIXED_LABEL_VALUES[counter]:
-            counter.labels(value)
